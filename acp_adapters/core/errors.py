@@ -1,0 +1,74 @@
+"""ACP errors as exceptions, and their HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Error, ErrorCode
+
+__all__ = ["ACPError", "ConflictError", "NotFoundError", "PayloadTooLargeError", "ValidationFailed"]
+
+
+class ACPError(Exception):
+    """An error with an ACP ``{code, message, data}`` body.
+
+    Raised by an agent, it fails the run with this error. Raised in the HTTP layer, it becomes the
+    answer, with ``status``.
+    """
+
+    status: int = 500
+
+    def __init__(
+        self,
+        error: Error | str,
+        message: str | None = None,
+        *,
+        data: dict[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        if isinstance(error, Error):
+            self.error = error
+        else:
+            self.error = Error(code=ErrorCode(error), message=message or error, data=data)
+        if status is not None:
+            self.status = status
+        elif self.error.code is ErrorCode.INVALID_INPUT:
+            self.status = 422
+        elif self.error.code is ErrorCode.NOT_FOUND:
+            self.status = 404
+        super().__init__(self.error.message)
+
+
+class NotFoundError(ACPError):
+    """404 not_found."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Error(code=ErrorCode.NOT_FOUND, message=message), status=404)
+
+
+class ValidationFailed(ACPError):
+    """422 invalid_input, with ``data`` naming the failing fields."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(Error(code=ErrorCode.INVALID_INPUT, message=message, data=data), status=422)
+
+
+class ConflictError(ACPError):
+    """409 invalid_input: the request does not fit the run's current state."""
+
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(Error(code=ErrorCode.INVALID_INPUT, message=message, data=data), status=409)
+
+
+class PayloadTooLargeError(ACPError):
+    """413 invalid_input: the body is over the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            Error(
+                code=ErrorCode.INVALID_INPUT,
+                message=f"request body is larger than {limit} bytes",
+                data={"max_body_size": limit},
+            ),
+            status=413,
+        )

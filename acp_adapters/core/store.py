@@ -1,0 +1,141 @@
+"""The store interface: where runs, their events, sessions and resources live.
+
+Rules this module keeps:
+
+* A store holds data, never behaviour: the run engine decides, the store records and wakes.
+* Events are appended, one record each, and read by index: nothing rewrites a run's whole log.
+* Every status change that two parties may race on goes through :meth:`Store.update_run` with the
+  statuses it expects, so that exactly one of them wins (on one process or on many).
+* A shared backend (Redis, a database) implements the same methods; ``shared = True`` tells the
+  engine that other processes read and signal the same runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, NamedTuple
+
+from .models import Run, RunStatus
+
+__all__ = ["EventRecord", "RunRecord", "SessionRecord", "Signal", "Store", "StoreUnavailable"]
+
+
+class StoreUnavailable(Exception):
+    """The store's backend cannot be reached; the HTTP layer answers 503 with an ACP error."""
+
+
+class EventRecord(NamedTuple):
+    """One event of a run's log: its type and its JSON, serialised once when it was emitted."""
+
+    type: str
+    data: bytes
+
+
+@dataclass
+class RunRecord:
+    """A run's snapshot and who owns it (the identity the host's auth gave, or ``None``)."""
+
+    run: Run
+    owner: str | None = None
+
+
+@dataclass
+class SessionRecord:
+    """A session as this server knows it: history and state as resource URLs."""
+
+    id: uuid.UUID
+    history: list[str] = field(default_factory=list)
+    state: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A message to the worker executing a run: cancel it, or resume it with a JSON payload."""
+
+    kind: Literal["cancel", "resume"]
+    payload: bytes = b""
+
+
+class Store(ABC):
+    """Where the engine keeps runs, events, sessions and resources. All methods are coroutines."""
+
+    #: True when other processes share this store (the engine then listens for their signals).
+    shared: ClassVar[bool] = False
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections; called once, lazily, on the engine's event loop."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called when the engine stops."""
+
+    # runs -----------------------------------------------------------------------------------------
+    @abstractmethod
+    async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
+        """Store a new run together with its first event (``run.created``)."""
+
+    @abstractmethod
+    async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
+        """The run's latest snapshot, or ``None`` if it does not exist (or has expired)."""
+
+    @abstractmethod
+    async def update_run(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus] | None = None,
+    ) -> RunRecord | None:
+        """Set fields of the run's snapshot (``Run`` attribute names) atomically.
+
+        With ``expect``, only if the run's status is one of them. Returns the updated record, or
+        ``None`` when the run is missing or its status did not match.
+        """
+
+    # events ---------------------------------------------------------------------------------------
+    @abstractmethod
+    async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
+        """Append events to the run's log, in order, and wake the run's readers."""
+
+    @abstractmethod
+    async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
+        """The run's events from index ``start`` on.
+
+        If there are none yet, wait up to ``timeout`` seconds for one; ``[]`` when none came.
+        """
+
+    # signals --------------------------------------------------------------------------------------
+    @abstractmethod
+    async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
+        """Deliver a signal to whichever worker executes the run."""
+
+    @abstractmethod
+    async def receive_signal(self, run_id: uuid.UUID) -> Signal:
+        """Wait for the next signal to the run (only its executing worker calls this)."""
+
+    # sessions -------------------------------------------------------------------------------------
+    @abstractmethod
+    async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
+        """The session, or ``None`` if this server has not seen it."""
+
+    @abstractmethod
+    async def put_session(self, record: SessionRecord) -> None:
+        """Create or replace a session (a client forwarded its descriptor)."""
+
+    @abstractmethod
+    async def extend_session(
+        self, session_id: uuid.UUID, history: Sequence[str], *, state: str | None = None, owner: str | None = None
+    ) -> SessionRecord:
+        """Append history URLs (and set the state URL, if given) atomically; create the session if new."""
+
+    # resources ------------------------------------------------------------------------------------
+    @abstractmethod
+    async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
+        """Keep a resource (a history message, a state blob) that this server serves."""
+
+    @abstractmethod
+    async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
+        """The resource's bytes, or ``None``."""
