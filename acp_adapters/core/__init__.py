@@ -1,0 +1,1 @@
+"""The framework-neutral core of acp-adapters. It imports no web framework."""

@@ -1,0 +1,110 @@
+"""The context an agent gets: its run, its session, a way to yield from nested code, a cancel flag."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio.from_thread
+
+from .models import Message
+
+if TYPE_CHECKING:
+    from .sessions import ResourceLoader
+
+__all__ = ["Context", "SessionContext"]
+
+logger = logging.getLogger("acp_adapters")
+
+
+class SessionContext:
+    """The run's session: its id, its history (resource URLs) and its state.
+
+    The history is the one the run started with; the run's own input and output are added to the
+    session when it finishes.
+    """
+
+    def __init__(
+        self,
+        session_id: uuid.UUID,
+        history: list[str],
+        state: str | None,
+        loader: ResourceLoader,
+        owner: str | None,
+    ) -> None:
+        self.id = session_id
+        self.history = history
+        self.state = state
+        self._loader = loader
+        self._owner = owner
+
+    async def load_history(self) -> AsyncIterator[Message]:
+        """The history's messages, oldest first. A message that cannot be loaded (an origin the host
+        does not trust, a server that is down) is skipped with a warning."""
+        for url in self.history:
+            try:
+                data = await self._loader.load(url)
+                yield Message.model_validate_json(data)
+            except Exception as exc:
+                logger.warning("session %s: skipped history message %s: %s", self.id, url, exc)
+
+    def load_history_sync(self) -> list[Message]:
+        """:meth:`load_history` for sync agents (called from their worker thread)."""
+
+        async def collect() -> list[Message]:
+            return [message async for message in self.load_history()]
+
+        return anyio.from_thread.run(collect)
+
+    async def load_state(self) -> bytes | None:
+        """The session's state, as the last run stored it, or ``None``."""
+        if self.state is None:
+            return None
+        return await self._loader.load(self.state)
+
+    async def store_state(self, data: bytes) -> str:
+        """Store new state for the session; returns its URL."""
+        self.state = await self._loader.store(data, owner=self._owner)
+        return self.state
+
+
+class Context:
+    """What an agent is given besides its input.
+
+    ``yield_async`` (async agents) and ``yield_sync`` (sync agents, from their thread) yield a value
+    from nested code exactly as the agent's own ``yield`` would, and return what the run sends back
+    (the resume of an await request). ``cancelled`` turns true when a client cancels the run: a plain
+    function should check it (or wait on ``cancel_event``) and return early.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: uuid.UUID,
+        agent_name: str,
+        session: SessionContext,
+        owner: str | None,
+        sink: Callable[[Any], Awaitable[Any]],
+    ) -> None:
+        self.run_id = run_id
+        self.agent_name = agent_name
+        self.session = session
+        self.owner = owner
+        self.cancel_event = threading.Event()
+        self._sink = sink
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled."""
+        return self.cancel_event.is_set()
+
+    async def yield_async(self, value: Any) -> Any:
+        """Yield ``value`` from an async agent's nested code; returns the resume value, if any."""
+        return await self._sink(value)
+
+    def yield_sync(self, value: Any) -> Any:
+        """Yield ``value`` from a sync agent's thread; returns the resume value, if any."""
+        return anyio.from_thread.run(self._sink, value)
