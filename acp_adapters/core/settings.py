@@ -33,6 +33,8 @@ class Settings:
     #: Time limit and size cap when loading a history message from a trusted origin.
     history_fetch_timeout: float = 5.0
     history_max_size: int = 4 * 1024 * 1024
+    #: With a shared store: how long a run outlives its worker's last sign of life before it is failed.
+    lease_ttl: float = 10.0
     #: Origins allowed by CORS; empty (the default) sends no CORS headers at all.
     cors_origins: tuple[str, ...] = ()
 

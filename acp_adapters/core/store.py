@@ -131,6 +131,21 @@ class Store(ABC):
     ) -> SessionRecord:
         """Append history URLs (and set the state URL, if given) atomically; create the session if new."""
 
+    # liveness (shared stores) -------------------------------------------------------------------
+    async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:  # noqa: B027
+        """Mark the runs this process executes as alive for ``ttl`` more seconds.
+
+        The engine calls this every ``ttl / 3`` seconds when ``shared`` is true. A single-process
+        store needs no leases: its runs end with the process.
+        """
+
+    async def find_lost_runs(self) -> list[uuid.UUID]:
+        """Runs that are not finished but whose lease has lapsed (their worker died).
+
+        The engine marks each failed (``update_run`` with ``expect`` decides which worker does it).
+        """
+        return []
+
     # resources ------------------------------------------------------------------------------------
     @abstractmethod
     async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
