@@ -7,10 +7,12 @@ and the benchmark.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from acp_adapters import ACPError, AgentRegistry, Context, Settings
+from acp_adapters.core.store import Store
 from acp_adapters.models import (
     Artifact,
     CitationMetadata,
@@ -23,7 +25,7 @@ from acp_adapters.models import (
     TrajectoryMetadata,
 )
 
-__all__ = ["DEMO_SETTINGS", "demo_registry"]
+__all__ = ["DEMO_SETTINGS", "demo_registry", "store_from_env"]
 
 #: A 1x1 transparent PNG, base64.
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
@@ -123,9 +125,13 @@ def demo_registry() -> AgentRegistry:
     async def artifact_producer(input: list[Message], context: Context) -> AsyncIterator[MessagePart]:
         """Yields a text part and three artifacts."""
         yield MessagePart(content="Processing with artifacts")
-        yield Artifact(name="text-result.txt", content_type="text/plain", content="This is a text artifact result")
         yield Artifact(
-            name="data.json", content_type="application/json", content='{"results": [1, 2, 3], "status": "complete"}'
+            name="text-result.txt", content_type="text/plain", content="This is a text artifact result"
+        )
+        yield Artifact(
+            name="data.json",
+            content_type="application/json",
+            content='{"results": [1, 2, 3], "status": "complete"}',
         )
         yield Artifact(name="image.png", content_type="image/png", content=PNG_1X1, content_encoding="base64")
 
@@ -153,3 +159,14 @@ def demo_registry() -> AgentRegistry:
         )
 
     return agents
+
+
+def store_from_env() -> Store | None:
+    """The store named by the ``ACP_STORE`` environment variable (``redis://...``), or ``None`` for the
+    in-memory default. The examples read it; the library never reads the environment itself."""
+    url = os.environ.get("ACP_STORE", "")
+    if not url or url.startswith("memory"):
+        return None
+    from acp_adapters.stores import store_from_url
+
+    return store_from_url(url, settings=DEMO_SETTINGS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
@@ -87,7 +87,7 @@ class Context:
         agent_name: str,
         session: SessionContext,
         owner: str | None,
-        sink: Callable[[Any], Awaitable[Any]],
+        sink: Callable[[Any], Coroutine[Any, Any, Any]],
     ) -> None:
         self.run_id = run_id
         self.agent_name = agent_name

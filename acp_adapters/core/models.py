@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyUrl,
@@ -159,7 +159,9 @@ class Message(BaseModel):
     def text(self) -> str:
         """The ``text/plain`` parts' contents joined."""
         return "".join(
-            part.content for part in self.parts if part.content is not None and part.content_type == "text/plain"
+            part.content
+            for part in self.parts
+            if part.content is not None and part.content_type == "text/plain"
         )
 
     def __str__(self) -> str:
@@ -347,19 +349,19 @@ class ErrorEvent(BaseModel):
 
 
 Event = Annotated[
-    Union[
-        MessageCreatedEvent,
-        MessagePartEvent,
-        MessageCompletedEvent,
-        GenericEvent,
-        RunCreatedEvent,
-        RunInProgressEvent,
-        RunAwaitingEvent,
-        RunCompletedEvent,
-        RunFailedEvent,
-        RunCancelledEvent,
-        ErrorEvent,
-    ],
+    (
+        MessageCreatedEvent
+        | MessagePartEvent
+        | MessageCompletedEvent
+        | GenericEvent
+        | RunCreatedEvent
+        | RunInProgressEvent
+        | RunAwaitingEvent
+        | RunCompletedEvent
+        | RunFailedEvent
+        | RunCancelledEvent
+        | ErrorEvent
+    ),
     Field(discriminator="type"),
 ]
 

@@ -107,6 +107,10 @@ class Store(ABC):
         If there are none yet, wait up to ``timeout`` seconds for one; ``[]`` when none came.
         """
 
+    async def count_events(self, run_id: uuid.UUID) -> int:
+        """How many events the run's log holds (the index the next event will get)."""
+        return len(await self.read_events(run_id, 0))
+
     # signals --------------------------------------------------------------------------------------
     @abstractmethod
     async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
@@ -127,7 +131,12 @@ class Store(ABC):
 
     @abstractmethod
     async def extend_session(
-        self, session_id: uuid.UUID, history: Sequence[str], *, state: str | None = None, owner: str | None = None
+        self,
+        session_id: uuid.UUID,
+        history: Sequence[str],
+        *,
+        state: str | None = None,
+        owner: str | None = None,
     ) -> SessionRecord:
         """Append history URLs (and set the state URL, if given) atomically; create the session if new."""
 

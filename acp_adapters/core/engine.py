@@ -1,0 +1,285 @@
+"""The run engine: creates runs, resumes and cancels them, follows their events, keeps sessions.
+
+Rules this module keeps:
+
+* Runs are not requests: a run is a task on the engine's loop; a request only creates, signals or
+  follows it. A reader going away ends its reading, never the run.
+* Every reader follows the run's event log from an index, so none misses an event, however fast the
+  agent is.
+* Cancel and resume reach a run executed in this process directly; with a shared store they may come
+  from any process, through the store's signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .agents import AgentRegistry
+from .context import SessionContext
+from .errors import ConflictError, NotFoundError, ValidationFailed
+from .execution import RunExecution, encode_event
+from .models import (
+    Error,
+    ErrorCode,
+    Message,
+    Run,
+    RunCreatedEvent,
+    RunCreateRequest,
+    RunFailedEvent,
+    RunResumeRequest,
+    RunStatus,
+    utc_now,
+)
+from .sessions import ResourceLoader
+from .settings import Settings
+from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["STOP_EVENTS", "RunEngine"]
+
+logger = logging.getLogger("acp_adapters")
+
+#: After these events a reader stops: the run ended, or it waits for a client.
+STOP_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled", "run.awaiting"})
+_CANCELLABLE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
+
+
+class RunEngine:
+    """Owns the runs executing in this process. Lives on one event loop, started lazily."""
+
+    def __init__(self, registry: AgentRegistry, store: Store, settings: Settings) -> None:
+        self.registry = registry
+        self.store = store
+        self.settings = settings
+        self.limiter: anyio.CapacityLimiter | None = None
+        self._executions: dict[uuid.UUID, RunExecution] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._starting: asyncio.Future[None] | None = None
+
+    # lifecycle ------------------------------------------------------------------------------------
+    async def ensure_started(self) -> None:
+        """Start on the running loop if not yet started there (first request, or after a fork)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._starting is not None:
+            if not self._starting.done():
+                await asyncio.shield(self._starting)
+            return
+        self._loop = loop
+        self._starting = loop.create_future()
+        self._executions.clear()
+        self._tasks.clear()
+        try:
+            self.limiter = anyio.CapacityLimiter(self.settings.sync_agent_threads)
+            if self.settings.trusted_origins:
+                import httpx
+
+                self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            await self.store.start()
+            if self.store.shared:
+                self._spawn(self._keep_leases())
+            self._starting.set_result(None)
+        except BaseException as exc:
+            self._starting.set_exception(exc)
+            self._starting.exception()  # mark retrieved; the next request retries
+            self._loop = None
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the runs executing here and release the store."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        await self.store.close()
+        self._loop = None
+        self._starting = None
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        assert self._loop is not None
+        task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # runs -----------------------------------------------------------------------------------------
+    async def create(self, request: RunCreateRequest, *, owner: str | None, base_url: str) -> Run:
+        """Create a run and start it; returns the run as created."""
+        agent = self.registry.get(request.agent_name)
+        if agent is None:
+            raise NotFoundError(f"agent {request.agent_name} not found")
+        session = await self._open_session(request, owner)
+        run = Run(agent_name=agent.name, session_id=session.id)
+        first = encode_event(RunCreatedEvent(run=run))
+        await self.store.create_run(RunRecord(run=run, owner=owner), first)
+        if self.store.shared:
+            await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
+
+        loader = ResourceLoader(self.store, self.settings, base_url, self._http)
+        input = request.input
+
+        async def record_session(output: list[Message]) -> None:
+            urls = [
+                await loader.store(m.model_dump_json(exclude_none=True).encode(), owner=owner) for m in input
+            ]
+            urls += [
+                await loader.store(m.model_dump_json(exclude_none=True).encode(), owner=owner) for m in output
+            ]
+            await self.store.extend_session(session.id, urls, owner=owner)
+
+        session_context = SessionContext(session.id, list(session.history), session.state, loader, owner)
+        execution = RunExecution(self, agent, run, input, session_context, owner, on_completed=record_session)
+        self._executions[run.run_id] = execution
+        execution.task = self._spawn(self._execute(execution))
+        return run
+
+    async def _execute(self, execution: RunExecution) -> None:
+        run_id = execution.run.run_id
+        listener = self._spawn(self._listen(execution)) if self.store.shared else None
+        try:
+            await execution.execute()
+        finally:
+            if listener is not None:
+                listener.cancel()
+            self._executions.pop(run_id, None)
+
+    async def _listen(self, execution: RunExecution) -> None:
+        """Pass signals from other processes to a run executing here."""
+        while True:
+            signal = await self.store.receive_signal(execution.run.run_id)
+            if signal.kind == "cancel":
+                execution.cancel()
+            else:
+                execution.deliver_resume(signal.payload)
+
+    async def _open_session(self, request: RunCreateRequest, owner: str | None) -> SessionRecord:
+        descriptor = request.session
+        if descriptor is not None and request.session_id is not None and descriptor.id != request.session_id:
+            raise ValidationFailed(
+                "session_id and session.id disagree", {"fields": ["session_id", "session.id"]}
+            )
+        session_id = descriptor.id if descriptor is not None else request.session_id
+        if session_id is None:
+            return SessionRecord(id=uuid.uuid4(), owner=owner)
+        known = await self.store.get_session(session_id)
+        if known is not None and known.owner is not None and known.owner != owner:
+            raise NotFoundError(f"session {session_id} not found")
+        if descriptor is None:
+            return known or SessionRecord(id=session_id, owner=owner)
+        record = SessionRecord(
+            id=session_id,
+            history=[str(url) for url in descriptor.history],
+            state=str(descriptor.state) if descriptor.state is not None else None,
+            owner=owner,
+        )
+        await self.store.put_session(record)
+        return record
+
+    async def get(self, run_id: uuid.UUID, owner: str | None) -> RunRecord:
+        """The run, if it exists and ``owner`` may see it; else :class:`NotFoundError`."""
+        record = await self.store.get_run(run_id)
+        if record is None or (record.owner is not None and record.owner != owner):
+            raise NotFoundError(f"run {run_id} not found")
+        return record
+
+    async def resume(self, run_id: uuid.UUID, request: RunResumeRequest, owner: str | None) -> int:
+        """Resume an awaiting run; returns the index of the first event after the await."""
+        await self.get(run_id, owner)
+        start = await self.store.count_events(run_id)
+        changes = {"status": RunStatus.IN_PROGRESS, "await_request": None}
+        if await self.store.update_run(run_id, changes, expect={RunStatus.AWAITING}) is None:
+            record = await self.get(run_id, owner)
+            raise ConflictError(
+                f"run {run_id} is {record.run.status.value}, not awaiting: it cannot be resumed",
+                {"status": record.run.status.value},
+            )
+        payload = request.await_resume.model_dump_json().encode()
+        execution = self._executions.get(run_id)
+        if execution is not None:
+            execution.deliver_resume(payload)
+        else:
+            await self.store.send_signal(run_id, Signal("resume", payload))
+        return start
+
+    async def cancel(self, run_id: uuid.UUID, owner: str | None) -> RunRecord:
+        """Ask a run to stop; returns it as ``cancelling`` (or already ``cancelled``)."""
+        await self.get(run_id, owner)
+        record = await self.store.update_run(run_id, {"status": RunStatus.CANCELLING}, expect=_CANCELLABLE)
+        if record is None:
+            record = await self.get(run_id, owner)
+            if record.run.status in (RunStatus.CANCELLING, RunStatus.CANCELLED):
+                return record
+            raise ConflictError(
+                f"run {run_id} is {record.run.status.value}: it cannot be cancelled",
+                {"status": record.run.status.value},
+            )
+        execution = self._executions.get(run_id)
+        if execution is not None:
+            execution.cancel()
+        else:
+            await self.store.send_signal(run_id, Signal("cancel"))
+        return record
+
+    async def follow(self, run_id: uuid.UUID, start: int = 0) -> AsyncIterator[tuple[int, list[EventRecord]]]:
+        """Batches of the run's events from ``start`` on, until a stop event (see :data:`STOP_EVENTS`).
+
+        Yields ``(index of the batch's first event, events)``; an empty batch means
+        ``heartbeat_interval`` seconds passed without an event.
+        """
+        index = start
+        while True:
+            events = await self.store.read_events(run_id, index, self.settings.heartbeat_interval)
+            if not events:
+                if await self.store.get_run(run_id) is None:
+                    return
+                yield index, []
+                continue
+            for position, event in enumerate(events):
+                if event.type in STOP_EVENTS:
+                    yield index, events[: position + 1]
+                    return
+            yield index, events
+            index += len(events)
+
+    async def wait(self, run_id: uuid.UUID, start: int = 0) -> None:
+        """Wait until the run awaits or ends."""
+        async for _ in self.follow(run_id, start):
+            pass
+
+    # liveness -------------------------------------------------------------------------------------
+    async def _keep_leases(self) -> None:
+        interval = max(self.settings.lease_ttl / 3, 0.05)
+        while True:
+            try:
+                await self.store.renew_leases(list(self._executions), self.settings.lease_ttl)
+                for run_id in await self.store.find_lost_runs():
+                    if run_id not in self._executions:
+                        await self._fail_lost(run_id)
+            except Exception:
+                logger.warning("could not renew run leases", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def _fail_lost(self, run_id: uuid.UUID) -> None:
+        error = Error(code=ErrorCode.SERVER_ERROR, message="the worker running this run was lost")
+        changes = {
+            "status": RunStatus.FAILED,
+            "error": error,
+            "finished_at": utc_now(),
+            "await_request": None,
+        }
+        record = await self.store.update_run(run_id, changes, expect={*_CANCELLABLE, RunStatus.CANCELLING})
+        if record is not None:
+            await self.store.append_events(run_id, [encode_event(RunFailedEvent(run=record.run))])

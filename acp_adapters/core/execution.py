@@ -1,0 +1,346 @@
+"""One run's execution: calling the agent, turning what it yields into events, await and cancel.
+
+Rules this module keeps:
+
+* The agent's items are handled in the agent's own task (no queue between them): an item becomes
+  events that are serialised once and appended to the store's log.
+* Sync agents run in the engine's bounded thread pool; they hand items to the event loop with
+  ``anyio.from_thread``. A cancelled run makes their next hand-over raise, so a sync generator stops
+  at its next yield and its thread is freed.
+* Status changes go through ``Store.update_run`` with the statuses they expect: a run a client
+  cancels meanwhile ends ``cancelled``, whatever the agent was doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from pydantic import BaseModel
+
+from .agents import AgentDefinition
+from .context import Context, SessionContext
+from .errors import ACPError
+from .models import (
+    Error,
+    ErrorCode,
+    GenericEvent,
+    Message,
+    MessageAwaitRequest,
+    MessageAwaitResume,
+    MessagePart,
+    Run,
+    RunAwaitingEvent,
+    RunCancelledEvent,
+    RunCompletedEvent,
+    RunFailedEvent,
+    RunInProgressEvent,
+    RunStatus,
+    utc_now,
+)
+from .store import EventRecord, Store
+
+if TYPE_CHECKING:
+    from .engine import RunEngine
+
+__all__ = ["RunCancelled", "RunExecution", "encode_event"]
+
+logger = logging.getLogger("acp_adapters")
+
+_ACTIVE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
+#: How many events a busy agent may emit before the loop gets a turn (so streams flow while it runs).
+_EVENTS_PER_TURN = 64
+
+
+class RunCancelled(Exception):
+    """Raised where a cancelled run's agent hands over its next item."""
+
+
+def encode_event(event: BaseModel) -> EventRecord:
+    """Serialise an event once, as it will be sent (``None`` fields left out, as the spec wants)."""
+    data = event.__pydantic_serializer__.to_json(event, exclude_none=True)
+    return EventRecord(getattr(event, "type"), data)  # noqa: B009 - every event model has a type
+
+
+def _part_event(part: MessagePart) -> EventRecord:
+    return EventRecord(
+        "message.part",
+        b'{"type":"message.part","part":'
+        + part.__pydantic_serializer__.to_json(part, exclude_none=True)
+        + b"}",
+    )
+
+
+def _message_event(kind: str, message: Message) -> EventRecord:
+    body = message.__pydantic_serializer__.to_json(message, exclude_none=True)
+    return EventRecord(kind, b'{"type":"' + kind.encode() + b'","message":' + body + b"}")
+
+
+class RunExecution:
+    """Executes one run of one agent on the engine's event loop."""
+
+    def __init__(
+        self,
+        engine: RunEngine,
+        agent: AgentDefinition,
+        run: Run,
+        input: list[Message],
+        session: SessionContext,
+        owner: str | None,
+        on_completed: Callable[[list[Message]], Awaitable[None]],
+    ) -> None:
+        self.engine = engine
+        self.store: Store = engine.store
+        self.agent = agent
+        self.run = run
+        self.input = input
+        self.context = Context(
+            run_id=run.run_id, agent_name=agent.name, session=session, owner=owner, sink=self.sink
+        )
+        self._on_completed = on_completed
+        self._role = f"agent/{agent.name}"
+        self._open: Message | None = None
+        self._emitted = 0
+        self.cancel_scope = anyio.CancelScope()
+        self.resume: asyncio.Future[bytes] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # commands from the engine (same loop) ---------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop the agent: the run ends ``cancelled`` once the agent has let go."""
+        self.context.cancel_event.set()
+        self.cancel_scope.cancel()
+        if self.resume is not None and not self.resume.done():
+            self.resume.set_exception(RunCancelled())
+
+    def deliver_resume(self, payload: bytes) -> None:
+        """Hand a resume to the awaiting agent."""
+        if self.resume is not None and not self.resume.done():
+            self.resume.set_result(payload)
+
+    # the run --------------------------------------------------------------------------------------
+    async def execute(self) -> None:
+        run_id = self.run.run_id
+        try:
+            if await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}) is None:
+                await self._finish_cancelled()
+                return
+            await self._emit(encode_event(RunInProgressEvent(run=self.run)))
+            with self.cancel_scope:
+                await self._call_agent()
+            if self.cancel_scope.cancelled_caught or self.context.cancelled:
+                await self._finish_cancelled()
+                return
+            await self._close_message()
+            await self._finish_completed()
+        except RunCancelled:
+            await self._finish_cancelled()
+        except ACPError as exc:
+            await self._finish_failed(exc.error)
+        except Exception:
+            logger.exception("run %s of agent %s failed", run_id, self.agent.name)
+            await self._finish_failed(
+                Error(code=ErrorCode.SERVER_ERROR, message="the agent failed with an unexpected error")
+            )
+
+    async def _call_agent(self) -> None:
+        func, kind = self.agent.func, self.agent.kind
+        args: tuple[Any, ...] = (self.input, self.context) if self.agent.takes_context else (self.input,)
+        if kind == "async_generator":
+            await self._drive_async_generator(func(*args))
+        elif kind == "coroutine":
+            await self.sink(await func(*args))
+        elif kind == "sync_generator":
+            await anyio.to_thread.run_sync(
+                self._drive_sync_generator, func, args, limiter=self.engine.limiter
+            )
+        else:
+            result = await anyio.to_thread.run_sync(lambda: func(*args), limiter=self.engine.limiter)
+            if not self.context.cancelled:
+                await self.sink(result)
+
+    async def _drive_async_generator(self, gen: AsyncGenerator[Any, Any]) -> None:
+        value: Any = None
+        try:
+            while True:
+                try:
+                    item = await gen.asend(value)
+                except StopAsyncIteration:
+                    return
+                value = await self.sink(item)
+        finally:
+            await gen.aclose()
+
+    def _drive_sync_generator(
+        self, func: Callable[..., Generator[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
+        gen = func(*args)
+        value: Any = None
+        try:
+            while not self.context.cancelled:
+                try:
+                    item = gen.send(value)
+                except StopIteration:
+                    return
+                value = anyio.from_thread.run(self.sink, item)
+        finally:
+            gen.close()
+
+    # what the agent yields ------------------------------------------------------------------------
+    async def sink(self, item: Any) -> Any:
+        """Handle one item the agent yielded or returned; returns what to send back into the agent."""
+        if self.context.cancelled:
+            raise RunCancelled()
+        if isinstance(item, str):
+            await self._add_part(MessagePart(content=item))
+        elif isinstance(item, MessagePart):
+            await self._add_part(item)
+        elif isinstance(item, Message):
+            await self._add_message(item)
+        elif isinstance(item, MessageAwaitRequest):
+            return await self._await(item)
+        elif isinstance(item, Error):
+            raise ACPError(item)
+        elif item is None:
+            await self._close_message()
+        elif isinstance(item, (list, tuple)):
+            for element in item:
+                await self.sink(element)
+        elif isinstance(item, BaseModel):
+            await self._emit(_generic(item.model_dump(mode="json")))
+        elif isinstance(item, dict):
+            await self._emit(_generic(item))
+        else:
+            raise TypeError(
+                f"agent {self.agent.name} yielded a {type(item).__name__}, which ACP cannot carry"
+            )
+        return None
+
+    async def _add_part(self, part: MessagePart) -> None:
+        if self._open is None:
+            self._open = Message(role=self._role, parts=[part], created_at=utc_now())
+            self.run.output.append(self._open)
+            await self._emit(_message_event("message.created", self._open))
+        else:
+            self._open.parts.append(part)
+        await self._emit(_part_event(part))
+
+    async def _close_message(self) -> None:
+        message, self._open = self._open, None
+        if message is not None:
+            message.completed_at = utc_now()
+            await self._emit(_message_event("message.completed", message))
+            await self.store.update_run(self.run.run_id, {"output": self.run.output})
+
+    async def _add_message(self, message: Message) -> None:
+        await self._close_message()
+        now = utc_now()
+        message = message.model_copy(
+            update={"role": self._role, "created_at": message.created_at or now, "completed_at": now}
+        )
+        self.run.output.append(message)
+        events = [_message_event("message.created", message)]
+        events.extend(_part_event(part) for part in message.parts)
+        events.append(_message_event("message.completed", message))
+        await self._emit(*events)
+        await self.store.update_run(self.run.run_id, {"output": self.run.output})
+
+    async def _emit(self, *events: EventRecord) -> None:
+        await self.store.append_events(self.run.run_id, events)
+        self._emitted += len(events)
+        if self._emitted >= _EVENTS_PER_TURN:
+            self._emitted = 0
+            await asyncio.sleep(0)
+
+    # await ----------------------------------------------------------------------------------------
+    async def _await(self, request: MessageAwaitRequest) -> MessageAwaitResume:
+        await self._close_message()
+        self.resume = asyncio.get_running_loop().create_future()
+        changes = {"status": RunStatus.AWAITING, "await_request": request}
+        if await self._transition(changes, {RunStatus.IN_PROGRESS}) is None:
+            raise RunCancelled()
+        await self._emit(encode_event(RunAwaitingEvent(run=self.run)))
+        timeout = self.engine.settings.await_timeout
+        try:
+            payload = await asyncio.wait_for(asyncio.shield(self.resume), timeout)
+        except asyncio.TimeoutError:
+            # Claim the await as a resume would, so that a resume racing the timeout gets a 409.
+            if await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.AWAITING}) is not None:
+                raise ACPError(
+                    Error(
+                        code=ErrorCode.SERVER_ERROR,
+                        message=f"the run awaited input for more than {timeout:g} s",
+                        data={"reason": "await_timeout"},
+                    )
+                ) from None
+            payload = await self.resume  # a resume won the race: it is on its way
+        finally:
+            self.resume = None
+        # The resume request already set in-progress and cleared the await request.
+        self.run.status = RunStatus.IN_PROGRESS
+        self.run.await_request = None
+        await self._emit(encode_event(RunInProgressEvent(run=self.run)))
+        return MessageAwaitResume.model_validate_json(payload)
+
+    # endings --------------------------------------------------------------------------------------
+    async def _transition(
+        self, changes: dict[str, Any], expect: frozenset[RunStatus] | set[RunStatus], *, peek: bool = False
+    ) -> Run | None:
+        """Apply ``changes`` if the run's status is in ``expect``; keep our copy in step.
+
+        With ``peek`` the store only checks (``changes`` are applied by the caller's next step).
+        """
+        if peek:
+            record = await self.store.update_run(self.run.run_id, {}, expect=expect)
+        else:
+            record = await self.store.update_run(self.run.run_id, changes, expect=expect)
+        if record is None:
+            return None
+        if not peek:
+            for name, value in changes.items():
+                setattr(self.run, name, value)
+        return self.run
+
+    async def _finish(
+        self, status: RunStatus, event_type: type[BaseModel], error: Error | None = None
+    ) -> bool:
+        changes: dict[str, Any] = {
+            "status": status,
+            "finished_at": utc_now(),
+            "output": self.run.output,
+            "await_request": None,
+            "error": error,
+        }
+        expect = {RunStatus.CANCELLING, *_ACTIVE} if status is RunStatus.CANCELLED else set(_ACTIVE)
+        if await self._transition(changes, expect) is None:
+            return False
+        await self._emit(encode_event(event_type(run=self.run)))
+        return True
+
+    async def _finish_completed(self) -> None:
+        if await self._transition({}, {RunStatus.IN_PROGRESS}, peek=True) is None:
+            await self._finish_cancelled()
+            return
+        try:
+            await self._on_completed(self.run.output)
+        except Exception:
+            logger.exception("run %s: could not record the session history", self.run.run_id)
+        if not await self._finish(RunStatus.COMPLETED, RunCompletedEvent):
+            await self._finish_cancelled()
+
+    async def _finish_failed(self, error: Error) -> None:
+        if not await self._finish(RunStatus.FAILED, RunFailedEvent, error):
+            await self._finish_cancelled()
+
+    async def _finish_cancelled(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._finish(RunStatus.CANCELLED, RunCancelledEvent)
+
+
+def _generic(data: dict[str, Any]) -> EventRecord:
+    return encode_event(GenericEvent(generic=data))

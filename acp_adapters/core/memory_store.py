@@ -1,0 +1,193 @@
+"""The in-memory store: the default, for one process.
+
+Rules this module keeps:
+
+* Appending an event is O(1) and wakes only that run's readers.
+* A finished run is kept for ``retention`` seconds, and at most ``max_finished_runs`` of them; a run
+  that is still going is never evicted.
+* Everything happens on the engine's event loop; nothing here is thread-safe, nothing needs to be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from .models import RunStatus
+from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
+
+__all__ = ["MemoryStore"]
+
+
+class _RunSlot:
+    __slots__ = ("events", "record", "signals", "waiters")
+
+    def __init__(self, record: RunRecord, first_event: EventRecord) -> None:
+        self.record = record
+        self.events: list[EventRecord] = [first_event]
+        self.waiters: list[asyncio.Future[None]] = []
+        self.signals: asyncio.Queue[Signal] | None = None
+
+    def wake(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class MemoryStore(Store):
+    """Keeps everything in this process's memory.
+
+    With several worker processes each has its own store, so a request must reach the worker that
+    holds its run: use a shared store (Redis, the Django database) there.
+    """
+
+    def __init__(self, *, retention: float = 3600.0, max_finished_runs: int = 10_000) -> None:
+        self.retention = retention
+        self.max_finished_runs = max_finished_runs
+        self._runs: dict[uuid.UUID, _RunSlot] = {}
+        self._finished: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self._sessions: dict[uuid.UUID, SessionRecord] = {}
+        self._resources: dict[uuid.UUID, tuple[bytes, float]] = {}
+        self._session_seen: dict[uuid.UUID, float] = {}
+
+    # runs -----------------------------------------------------------------------------------------
+    async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
+        self._runs[record.run.run_id] = _RunSlot(record, first_event)
+
+    async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
+        slot = self._runs.get(run_id)
+        return slot.record if slot else None
+
+    async def update_run(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus] | None = None,
+    ) -> RunRecord | None:
+        slot = self._runs.get(run_id)
+        if slot is None:
+            return None
+        run = slot.record.run
+        if expect is not None and run.status not in expect:
+            return None
+        for name, value in changes.items():
+            setattr(run, name, value)
+        if run.status.is_terminal and run_id not in self._finished:
+            self._finished[run_id] = time.monotonic()
+            self._evict()
+        return slot.record
+
+    def _evict(self) -> None:
+        horizon = time.monotonic() - self.retention
+        while self._finished:
+            run_id, finished = next(iter(self._finished.items()))
+            if finished > horizon and len(self._finished) <= self.max_finished_runs:
+                break
+            del self._finished[run_id]
+            slot = self._runs.pop(run_id, None)
+            if slot is not None:
+                slot.wake()
+        while self._resources:
+            resource_id = next(iter(self._resources))
+            if self._resources[resource_id][1] > horizon:
+                break
+            del self._resources[resource_id]
+        while self._session_seen:
+            session_id = next(iter(self._session_seen))
+            if self._session_seen[session_id] > horizon:
+                break
+            del self._session_seen[session_id]
+            self._sessions.pop(session_id, None)
+
+    # events ---------------------------------------------------------------------------------------
+    async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
+        slot = self._runs.get(run_id)
+        if slot is None:
+            return
+        slot.events.extend(events)
+        if slot.waiters:
+            slot.wake()
+
+    async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
+        slot = self._runs.get(run_id)
+        if slot is None:
+            return []
+        if len(slot.events) <= start and timeout > 0:
+            waiter = asyncio.get_running_loop().create_future()
+            slot.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except asyncio.TimeoutError:
+                return []
+            finally:
+                if waiter in slot.waiters:
+                    slot.waiters.remove(waiter)
+        return slot.events[start:]
+
+    async def count_events(self, run_id: uuid.UUID) -> int:
+        slot = self._runs.get(run_id)
+        return len(slot.events) if slot else 0
+
+    # signals --------------------------------------------------------------------------------------
+    def _signals(self, run_id: uuid.UUID) -> asyncio.Queue[Signal] | None:
+        slot = self._runs.get(run_id)
+        if slot is None:
+            return None
+        if slot.signals is None:
+            slot.signals = asyncio.Queue()
+        return slot.signals
+
+    async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
+        queue = self._signals(run_id)
+        if queue is not None:
+            queue.put_nowait(signal)
+
+    async def receive_signal(self, run_id: uuid.UUID) -> Signal:
+        queue = self._signals(run_id)
+        if queue is None:
+            await asyncio.Event().wait()  # the run is gone: nothing will ever come
+        assert queue is not None
+        return await queue.get()
+
+    # sessions -------------------------------------------------------------------------------------
+    async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
+        return self._sessions.get(session_id)
+
+    async def put_session(self, record: SessionRecord) -> None:
+        self._sessions[record.id] = record
+        self._touch_session(record.id)
+
+    async def extend_session(
+        self,
+        session_id: uuid.UUID,
+        history: Sequence[str],
+        *,
+        state: str | None = None,
+        owner: str | None = None,
+    ) -> SessionRecord:
+        record = self._sessions.get(session_id)
+        if record is None:
+            record = self._sessions[session_id] = SessionRecord(id=session_id, owner=owner)
+        record.history.extend(history)
+        if state is not None:
+            record.state = state
+        self._touch_session(session_id)
+        return record
+
+    def _touch_session(self, session_id: uuid.UUID) -> None:
+        self._session_seen.pop(session_id, None)
+        self._session_seen[session_id] = time.monotonic()
+
+    # resources ------------------------------------------------------------------------------------
+    async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
+        self._resources[resource_id] = (data, time.monotonic())
+
+    async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
+        entry = self._resources.get(resource_id)
+        return entry[0] if entry else None
