@@ -1,0 +1,70 @@
+"""Engine unit tests drive the neutral service directly: no framework, no sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from acp_adapters import ACPService, AgentRegistry, Settings
+from acp_adapters.core.http import Request, Response, StreamResponse
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Call:
+    """A tiny client for an ACPService."""
+
+    def __init__(self, service: ACPService) -> None:
+        self.service = service
+
+    async def __call__(
+        self, method: str, path: str, body: Any = None, *, owner: str | None = None, query: str = ""
+    ) -> Response | StreamResponse:
+        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
+        request = Request(method, path, "http://test/acp", query, {}, data, owner)
+        return await self.service.handle(request)
+
+    async def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        response = await self(method, path, body, **kw)
+        assert isinstance(response, Response)
+        return response.status, json.loads(response.body)
+
+    async def run(self, agent: str, text: str = "hi", mode: str = "sync", **kw: Any) -> tuple[int, Any]:
+        return await self.json("POST", "/runs", run_body(agent, text, mode), **kw)
+
+    async def stream(self, agent: str, text: str = "hi") -> list[dict[str, Any]]:
+        response = await self("POST", "/runs", run_body(agent, text, "stream"))
+        assert isinstance(response, StreamResponse)
+        return parse_sse(b"".join([chunk async for chunk in response.body]))
+
+
+def run_body(agent: str, text: str = "hi", mode: str = "sync") -> dict[str, Any]:
+    return {"agent_name": agent, "mode": mode, "input": [{"role": "user", "parts": [{"content": text}]}]}
+
+
+def resume_body(text: str, mode: str = "sync") -> dict[str, Any]:
+    return {"await_resume": {"message": {"role": "user", "parts": [{"content": text}]}}, "mode": mode}
+
+
+def parse_sse(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in data.decode().splitlines() if line.startswith("data: ")]
+
+
+@pytest.fixture
+async def make_call() -> AsyncIterator[Callable[..., Call]]:
+    services: list[ACPService] = []
+
+    def make(registry: AgentRegistry, **settings: Any) -> Call:
+        service = ACPService(registry, settings=Settings(**settings))
+        services.append(service)
+        return Call(service)
+
+    yield make
+    for service in services:
+        await service.aclose()

@@ -1,0 +1,134 @@
+"""The neutral HTTP layer: errors, owners, retention, sessions and the store being down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from acp_adapters import ACPService, AgentRegistry, Context, Settings
+from acp_adapters.core.http import Request, Response
+from acp_adapters.core.memory_store import MemoryStore
+from acp_adapters.core.sessions import origin_is_trusted
+from acp_adapters.core.store import StoreUnavailable
+from acp_adapters.models import Message
+
+from .conftest import Call, run_body
+
+pytestmark = pytest.mark.anyio
+
+
+def echo_registry() -> AgentRegistry:
+    agents = AgentRegistry()
+
+    @agents.agent()
+    async def echo(input: list[Message], context: Context) -> AsyncIterator[Message]:
+        async for message in context.session.load_history():
+            yield message
+        for message in input:
+            yield message
+
+    return agents
+
+
+async def test_runs_and_sessions_are_visible_to_their_owner_only(make_call: Any) -> None:
+    call = make_call(echo_registry())
+    session = str(uuid.uuid4())
+    body = {**run_body("echo"), "session_id": session}
+    status, run = await call.json("POST", "/runs", body, owner="alice")
+    assert status == 200
+    for path in (f"/runs/{run['run_id']}", f"/runs/{run['run_id']}/events", f"/sessions/{session}"):
+        assert (await call.json("GET", path, owner="bob"))[0] == 404
+        assert (await call.json("GET", path, owner="alice"))[0] == 200
+    assert (await call.json("POST", "/runs", body, owner="bob"))[0] == 404
+
+
+async def test_finished_runs_are_evicted_beyond_the_bound(make_call: Any) -> None:
+    call = make_call(echo_registry(), max_finished_runs=3)
+    ids = [(await call.run("echo"))[1]["run_id"] for _ in range(5)]
+    found = [(await call.json("GET", f"/runs/{run_id}"))[0] for run_id in ids]
+    assert found == [404, 404, 200, 200, 200]
+
+
+async def test_untrusted_history_urls_are_never_fetched(make_call: Any) -> None:
+    call = make_call(echo_registry())
+    session = {"id": str(uuid.uuid4()), "history": ["http://169.254.169.254/latest/meta-data"]}
+    status, run = await call.json("POST", "/runs", {**run_body("echo", "mine"), "session": session})
+    assert status == 200 and [m["parts"][0]["content"] for m in run["output"]] == ["mine"]
+
+
+def test_trusted_origin_patterns() -> None:
+    trusted = ("http://127.0.0.1:*", "https://peer.example:8443")
+    assert origin_is_trusted("http://127.0.0.1:9000/acp/resources/x", trusted)
+    assert origin_is_trusted("https://peer.example:8443/r", trusted)
+    assert not origin_is_trusted("https://peer.example/r", trusted)
+    assert not origin_is_trusted("http://127.0.0.1.evil.example:9000/", trusted)
+    assert not origin_is_trusted("file:///etc/passwd", trusted)
+    assert not origin_is_trusted("http://10.0.0.1/", ())
+
+
+class DownStore(MemoryStore):
+    async def get_run(self, run_id: uuid.UUID) -> Any:
+        raise StoreUnavailable("connection refused")
+
+
+class BrokenStore(MemoryStore):
+    async def get_session(self, session_id: uuid.UUID) -> Any:
+        raise RuntimeError("/secret/path line 3")
+
+
+async def test_store_outage_is_a_503_and_bugs_a_500_without_internals() -> None:
+    down = Call(ACPService(echo_registry(), store=DownStore()))
+    status, error = await down.json("GET", f"/runs/{uuid.uuid4()}")
+    assert status == 503 and error == {"code": "server_error", "message": "the store is unreachable"}
+    broken = Call(ACPService(echo_registry(), store=BrokenStore()))
+    status, error = await broken.json("GET", f"/sessions/{uuid.uuid4()}")
+    assert status == 500 and "secret" not in str(error) and error["code"] == "server_error"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("POST", "/runs", b"{", 422, None),
+        ("POST", "/runs", b"[]", 422, "body"),
+        ("POST", "/runs", b'{"agent_name": "echo", "input": []}', 422, "input"),
+        (
+            "POST",
+            "/runs",
+            b'{"agent_name": "echo", "input": [{"role": "robot", "parts": []}]}',
+            422,
+            "input.0.role",
+        ),
+        ("POST", "/runs", b'{"agent_name": "nope", "input": [{"parts": [{"content": "x"}]}]}', 404, None),
+        ("GET", "/runs/not-a-uuid", b"", 422, "run_id"),
+        ("GET", "/agents?limit=0", b"", 422, "limit"),
+        ("GET", "/agents?offset=-1", b"", 422, "offset"),
+        ("GET", "/agents?limit=x", b"", 422, "limit"),
+        ("DELETE", "/runs", b"", 405, None),
+        ("GET", "/nowhere", b"", 404, None),
+    ],
+)
+async def test_bad_requests_get_acp_errors(
+    make_call: Any, method: str, path: str, body: bytes, status: int, field: str | None
+) -> None:
+    call = make_call(echo_registry())
+    path, _, query = path.partition("?")
+    response = await call(method, path, body, query=query)
+    assert isinstance(response, Response)
+    import json
+
+    error = json.loads(response.body)
+    assert response.status == status and error["code"] in ("invalid_input", "not_found")
+    if field is not None:
+        fields = error["data"]["fields"]
+        names = [f["field"] if isinstance(f, dict) else f for f in fields]
+        assert any(name.startswith(field) for name in names), names
+
+
+async def test_body_over_the_limit_is_a_413() -> None:
+    service = ACPService(echo_registry(), settings=Settings(max_body_size=100))
+    request = Request("POST", "/runs", "http://t/acp", body=b"x" * 101)
+    response = await service.handle(request)
+    assert isinstance(response, Response) and response.status == 413
