@@ -1,0 +1,233 @@
+"""The bridge between synchronous (WSGI) servers and the async core: one event loop per process.
+
+Rules this module keeps:
+
+* One long-lived event loop per process, in a daemon thread (anyio's blocking portal), shared by
+  every :class:`SyncBridge` of the process. It starts on first use, not at import: under a pre-fork
+  server (gunicorn) that is in the worker. A process forked after it started gets its own loop on
+  its first request. At exit the services are closed and the loop stops, in bounded time.
+* A request thread hands its request to the loop and waits for the answer. Runs are tasks on the
+  loop, so an async-mode run goes on after its response.
+* A stream is pumped by one task into a bounded memory stream, which the WSGI iterable reads in
+  batches (the core's async iterator is never stepped from several tasks). Closing the iterable
+  (the client went away) cancels the pump and closes the core's stream: that ends the
+  subscription, never the run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .core.http import Headers, Request, Response, StreamResponse
+from .core.service import ACPService
+
+__all__ = ["SyncBridge", "SyncStreamBody", "SyncStreamResponse"]
+
+logger = logging.getLogger("acp_adapters")
+
+#: Chunks a stream may hold between the pump and a slow reader before the pump waits.
+STREAM_BUFFER = 64
+#: Most bytes one read of a stream returns (chunks that are ready are joined into one write).
+BATCH_BYTES = 64 * 1024
+#: How long closing waits for the pump to finish, and exit for the services and loop to stop.
+CLOSE_TIMEOUT = 5.0
+
+
+class _ProcessLoop:
+    """The process's event loop thread, started lazily and re-created after a fork."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._manager: AbstractContextManager[BlockingPortal] | None = None
+        self._pid = 0
+        self.bridges: weakref.WeakSet[SyncBridge] = weakref.WeakSet()
+
+    def portal(self) -> BlockingPortal:
+        """The running portal of this process, started if need be."""
+        portal = self._portal
+        if portal is not None and self._pid == os.getpid():
+            return portal
+        with self._lock:
+            if self._portal is None or self._pid != os.getpid():
+                manager = start_blocking_portal(name="acp-adapters-loop")
+                self._portal = manager.__enter__()
+                self._manager = manager
+                self._pid = os.getpid()
+            return self._portal
+
+    def running_portal(self) -> BlockingPortal | None:
+        """The portal if it runs in this process, without starting one."""
+        return self._portal if self._pid == os.getpid() else None
+
+    def forget_after_fork(self) -> None:
+        # The loop's thread does not exist in a forked child and the lock may have been held by a
+        # thread that does not exist either: start afresh.
+        self._lock = threading.Lock()
+        self._portal = None
+        self._manager = None
+        self._pid = 0
+
+    def shutdown(self) -> None:
+        """Close every bridge's service and stop the loop (at exit), waiting at most a few seconds."""
+        with self._lock:
+            portal, manager = self.running_portal(), self._manager
+            self._portal, self._manager, self._pid = None, None, 0
+        if portal is None or manager is None:
+            return
+        bridges = list(self.bridges)
+
+        def stop() -> None:
+            for bridge in bridges:
+                bridge.close_on(portal)
+            with contextlib.suppress(RuntimeError):
+                portal.call(portal.stop, True)
+            manager.__exit__(None, None, None)
+
+        # Bounded: an agent blocked in a thread must not keep the process from exiting.
+        stopper = threading.Thread(target=stop, name="acp-adapters-shutdown", daemon=True)
+        stopper.start()
+        stopper.join(CLOSE_TIMEOUT)
+
+
+_LOOP = _ProcessLoop()
+atexit.register(_LOOP.shutdown)
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_LOOP.forget_after_fork)
+
+
+class SyncBridge:
+    """Serves an :class:`ACPService` to synchronous code, from any thread.
+
+    The service runs on the process's event loop (see the module docstring); :meth:`handle` blocks
+    the calling thread until the answer is ready (for a stream: until its headers are).
+    """
+
+    def __init__(self, service: ACPService) -> None:
+        self.service = service
+        self._started_in: int | None = None
+        _LOOP.bridges.add(self)
+
+    def handle(self, request: Request) -> Response | SyncStreamResponse:
+        """Answer ``request``; a stream comes back as a :class:`SyncStreamResponse` to iterate."""
+        portal = _LOOP.portal()
+        self._started_in = os.getpid()
+        response = portal.call(self.service.handle, request)
+        if isinstance(response, StreamResponse):
+            body = SyncStreamBody(portal, response.body)
+            return SyncStreamResponse(status=response.status, headers=response.headers, body=body)
+        return response
+
+    def close(self) -> None:
+        """Close the service (its runs stop). The process's loop keeps running for other bridges."""
+        portal = _LOOP.running_portal()
+        if portal is not None:
+            self.close_on(portal)
+
+    def close_on(self, portal: BlockingPortal) -> None:
+        """Close the service on ``portal`` if it was started there (in this process)."""
+        if self._started_in != os.getpid():
+            return
+        self._started_in = None
+        try:
+            portal.start_task_soon(self.service.aclose).result(CLOSE_TIMEOUT)
+        except Exception:
+            logger.exception("closing the ACP service failed")
+
+
+@dataclass
+class SyncStreamResponse:
+    """A streamed answer for a sync server: write ``status`` and ``headers``, then iterate ``body``
+    and close it when done or when the client goes away."""
+
+    status: int
+    headers: Headers
+    body: SyncStreamBody
+
+
+class SyncStreamBody(Iterator[bytes]):
+    """The chunks of an event stream, read from the event loop by a blocking iterator.
+
+    ``close()`` (a WSGI server calls it when the client goes away or the stream ends) cancels the
+    pump task and closes the core's stream: the subscription ends, the reading thread is free, and
+    the run goes on.
+    """
+
+    def __init__(self, portal: BlockingPortal, source: AsyncIterator[bytes]) -> None:
+        self._portal = portal
+        send, self._receive = anyio.create_memory_object_stream[bytes](STREAM_BUFFER)
+        self._pump = portal.start_task_soon(_pump, source, send)
+        self._closed = False
+
+    def __iter__(self) -> SyncStreamBody:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._closed:
+            raise StopIteration
+        try:
+            return self._portal.call(_receive_batch, self._receive)
+        except (anyio.EndOfStream, anyio.ClosedResourceError, RuntimeError):
+            # RuntimeError: the loop has stopped (the process is exiting).
+            self.close()
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """End the subscription and free the pump task. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pump.cancel()
+        with contextlib.suppress(RuntimeError):
+            self._portal.call(self._receive.close)
+        concurrent.futures.wait([self._pump], timeout=CLOSE_TIMEOUT)
+
+    def __del__(self) -> None:
+        # A WSGI server must call close(); if one does not, at least stop the pump. Cancelling the
+        # future is thread-safe and never blocks (this may run on the loop's own thread).
+        if not getattr(self, "_closed", True):
+            self._pump.cancel()
+
+
+async def _pump(source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes]) -> None:
+    # The first statement is the try: a pump cancelled before it ran still closes the source.
+    try:
+        async with send:
+            async for chunk in source:
+                await send.send(chunk)
+    except anyio.BrokenResourceError:
+        pass  # the reader closed its end
+    except Exception:
+        logger.exception("an event stream failed")
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
+
+
+async def _receive_batch(receive: MemoryObjectReceiveStream[bytes]) -> bytes:
+    """Wait for one chunk, then take those already waiting (one thread hop for many events)."""
+    chunks = [await receive.receive()]
+    size = len(chunks[0])
+    while size < BATCH_BYTES:
+        try:
+            chunk = receive.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

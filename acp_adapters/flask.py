@@ -1,0 +1,195 @@
+"""The Flask extension: the ACP API as a blueprint of the host app.
+
+>>> acp = ACP(app, agents)              # the one-line form         # doctest: +SKIP
+>>> acp = ACP(registry=agents)          # or the app-factory form   # doctest: +SKIP
+>>> acp.init_app(app)                                               # doctest: +SKIP
+
+The API is a blueprint under ``ACP_URL_PREFIX`` (``/acp`` by default), so the app's ``before_request``
+hooks, auth decorators and error handlers apply to it as to any other route. Settings come from
+``app.config`` (``ACP_MAX_BODY_SIZE``, ``ACP_AWAIT_TIMEOUT``, ``ACP_RUN_RETENTION``...: ``ACP_`` and the
+upper-case name of a :class:`~acp_adapters.core.settings.Settings` field). The core runs on the
+process's event loop through :mod:`acp_adapters.bridge`; sync agents run inside the app context.
+``flask acp agents`` lists the agents.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import click
+from flask import Blueprint, Flask, current_app, request
+from flask import Response as FlaskResponse
+
+from .bridge import SyncBridge, SyncStreamResponse
+from .core.agents import AgentDefinition, AgentRegistry
+from .core.service import ACPService
+from .core.settings import Settings
+from .core.store import Store
+from .wsgi import read_body, request_from_environ, warn_if_store_not_shared
+
+__all__ = ["ACP", "ACPState", "settings_from_config"]
+
+#: Every method goes to the core, which answers 405 (as ACP JSON) where the API has none.
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+_SETTING_KEYS = {f"ACP_{f.name.upper()}": f.name for f in fields(Settings)}
+_OWN_KEYS = {"ACP_URL_PREFIX"}
+
+
+@dataclass
+class ACPState:
+    """What the extension keeps per app, in ``app.extensions["acp"]``."""
+
+    service: ACPService
+    bridge: SyncBridge
+    url_prefix: str
+    owner: Callable[[], str | None] | None
+
+
+class ACP:
+    """Serves a registry of agents over ACP from a Flask app.
+
+    ``url_prefix`` (default: ``app.config["ACP_URL_PREFIX"]``, else ``/acp``) is where the API is
+    mounted. ``settings`` are the base settings; ``ACP_*`` keys of ``app.config`` override them.
+    ``owner`` is called inside the request (after the app's ``before_request`` hooks) and returns the
+    caller's identity, e.g. ``owner=lambda: g.user_id``; runs and sessions are scoped to it.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        registry: AgentRegistry | None = None,
+        *,
+        url_prefix: str | None = None,
+        store: Store | None = None,
+        settings: Settings | None = None,
+        owner: Callable[[], str | None] | None = None,
+    ) -> None:
+        if registry is None:
+            raise TypeError(
+                "ACP() needs the registry of agents to serve: ACP(app, registry) or ACP(registry=...)"
+            )
+        self.registry = registry
+        self.url_prefix = url_prefix
+        self.store = store
+        self.settings = settings
+        self.owner = owner
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the ACP blueprint, its CLI commands and its state on ``app``."""
+        prefix = self.url_prefix if self.url_prefix is not None else app.config.get("ACP_URL_PREFIX", "/acp")
+        prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        settings = settings_from_config(app.config, self.settings)
+        service = ACPService(_in_app_context(self.registry, app), store=self.store, settings=settings)
+        state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
+        app.extensions["acp"] = state
+        app.register_blueprint(_blueprint(state), url_prefix=prefix)
+        warn_if_store_not_shared(self.store)
+
+    @staticmethod
+    def state(app: Flask | None = None) -> ACPState:
+        """The extension's state on ``app`` (default: the current app)."""
+        state: ACPState = (app or current_app).extensions["acp"]
+        return state
+
+
+def settings_from_config(config: dict[str, Any], base: Settings | None = None) -> Settings:
+    """``base`` (or the defaults) with the ``ACP_*`` keys of ``config`` applied.
+
+    Raises ``ValueError`` naming an unknown ``ACP_*`` key or a bad value, at start-up.
+    """
+    given = {key: value for key, value in config.items() if key.startswith("ACP_") and key not in _OWN_KEYS}
+    unknown = sorted(set(given) - set(_SETTING_KEYS))
+    if unknown:
+        known = ", ".join(sorted(_OWN_KEYS | set(_SETTING_KEYS)))
+        raise ValueError(f"unknown ACP config key(s) {', '.join(unknown)}; known keys: {known}")
+    values = {_SETTING_KEYS[key]: value for key, value in given.items()}
+    checked = Settings.from_mapping(values)
+    return replace(base or Settings(), **{name: getattr(checked, name) for name in values})
+
+
+def _blueprint(state: ACPState) -> Blueprint:
+    blueprint = Blueprint("acp", __name__, cli_group="acp")
+
+    def serve(path: str = "") -> FlaskResponse:
+        limit = state.service.settings.max_body_size
+        length = request.content_length
+        # A body of known, acceptable size goes through Flask (which keeps it if a hook read it
+        # already); any other is read from the stream, never beyond the limit.
+        body = request.get_data() if length is not None and length <= limit else read_body_of_stream(limit)
+        owner = state.owner() if state.owner is not None else None
+        neutral = request_from_environ(
+            request.environ, max_body_size=limit, mount=state.url_prefix, body=body, owner=owner
+        )
+        response = state.bridge.handle(neutral)
+        if isinstance(response, SyncStreamResponse):
+            return FlaskResponse(
+                response.body, status=response.status, headers=response.headers, direct_passthrough=True
+            )
+        return FlaskResponse(response.body, status=response.status, headers=response.headers)
+
+    options: dict[str, Any] = {
+        "methods": _METHODS,
+        "strict_slashes": False,
+        "provide_automatic_options": False,
+    }
+    blueprint.add_url_rule("", "api", serve, **options)
+    blueprint.add_url_rule("/<path:path>", "api", serve, **options)
+
+    @blueprint.cli.command("agents")
+    def agents() -> None:
+        """List the agents served over ACP."""
+        for agent in state.service.registry:
+            summary = agent.manifest.description.strip().splitlines()
+            click.echo(f"{agent.name:<24} {summary[0] if summary else ''}".rstrip())
+
+    return blueprint
+
+
+def read_body_of_stream(limit: int) -> bytes:
+    """Up to ``limit + 1`` bytes of the current request's body stream (chunked or too large)."""
+    return read_body({"wsgi.input": request.stream, "wsgi.input_terminated": True}, limit)
+
+
+def _in_app_context(registry: AgentRegistry, app: Flask) -> AgentRegistry:
+    """A registry whose sync agents run inside ``app``'s app context (``current_app``, ``g``)."""
+    wrapped = AgentRegistry()
+    for agent in registry:
+        manifest = agent.manifest
+        wrapped.add(
+            _with_app_context(agent, app),
+            name=manifest.name,
+            description=manifest.description,
+            input_content_types=manifest.input_content_types,
+            output_content_types=manifest.output_content_types,
+            metadata=manifest.metadata,
+        )
+    return wrapped
+
+
+def _with_app_context(agent: AgentDefinition, app: Flask) -> Callable[..., Any]:
+    # The wrappers keep the agent's kind (a generator stays a generator function) and, through
+    # functools.wraps, its signature, which tells the registry whether it takes a context.
+    func = agent.func
+    if agent.kind == "sync_generator":
+
+        @functools.wraps(func)
+        def generator(*args: Any) -> Generator[Any, Any, Any]:
+            # The engine drives a sync generator from one thread, start to end.
+            with app.app_context():
+                return (yield from func(*args))
+
+        return generator
+    if agent.kind == "function":
+
+        @functools.wraps(func)
+        def function(*args: Any) -> Any:
+            with app.app_context():
+                return func(*args)
+
+        return function
+    return func  # async agents run on the event loop, outside any request

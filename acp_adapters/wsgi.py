@@ -1,0 +1,242 @@
+"""The ACP API as a WSGI app, and a WSGI middleware serving it under a prefix.
+
+:class:`ACPWSGIApp` mounts anywhere a WSGI app mounts (Werkzeug's ``DispatcherMiddleware``, Bottle's
+``mount``, Pyramid's ``wsgiapp``, a ``SCRIPT_NAME`` set by the server): the path it serves is
+``PATH_INFO``, the mount point is ``SCRIPT_NAME``. :class:`ACPWSGIMiddleware` wraps a host's WSGI app
+and serves the ACP paths under a prefix itself. Both run the core on the process's event loop
+through :mod:`acp_adapters.bridge`.
+"""
+
+from __future__ import annotations
+
+import http
+import importlib
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .bridge import SyncBridge, SyncStreamResponse
+from .core.agents import AgentRegistry
+from .core.http import Request, Response
+from .core.service import ACPService
+from .core.settings import Settings
+from .core.store import Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = [
+    "ACPWSGIApp",
+    "ACPWSGIMiddleware",
+    "read_body",
+    "request_from_environ",
+    "server_worker_count",
+    "start_response_for",
+    "warn_if_store_not_shared",
+]
+
+logger = logging.getLogger("acp_adapters")
+
+_READ_SIZE = 64 * 1024
+
+
+def _wsgi_text(value: str) -> str:
+    # PEP 3333 hands paths over as bytes decoded as latin-1; URLs are UTF-8.
+    return value.encode("latin-1").decode("utf-8", "replace")
+
+
+def mount_url(environ: WSGIEnvironment, mount: str = "") -> str:
+    """The absolute URL of ``SCRIPT_NAME`` + ``mount``, without a trailing slash (PEP 3333's recipe)."""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = environ.get("SERVER_NAME", "localhost")
+        port = str(environ.get("SERVER_PORT", ""))
+        if port and port != {"https": "443", "http": "80"}.get(scheme):
+            host = f"{host}:{port}"
+    path = quote((environ.get("SCRIPT_NAME", "") + mount).encode("latin-1"))
+    return f"{scheme}://{host}{path}".rstrip("/")
+
+
+def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
+    """The request body, but never more than ``limit + 1`` bytes (enough for the core to answer 413)."""
+    stream = environ.get("wsgi.input")
+    try:
+        remaining: int | None = max(int(environ.get("CONTENT_LENGTH") or ""), 0)
+    except ValueError:
+        remaining = None
+    if remaining is None:
+        # No length: a chunked body, readable to its end only when the server says so (PEP 3333).
+        remaining = limit + 1 if environ.get("wsgi.input_terminated") else 0
+    remaining = min(remaining, limit + 1)
+    chunks: list[bytes] = []
+    while remaining > 0 and stream is not None:
+        chunk = stream.read(min(remaining, _READ_SIZE))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def request_from_environ(
+    environ: WSGIEnvironment,
+    *,
+    max_body_size: int,
+    mount: str = "",
+    body: bytes | None = None,
+    owner: str | None = None,
+) -> Request:
+    """The neutral request for ``environ``.
+
+    The ACP API is mounted at ``SCRIPT_NAME`` + ``mount`` (``mount`` is the part of ``PATH_INFO``
+    that belongs to the mount, for frameworks that route inside one WSGI app). ``body`` replaces
+    reading ``wsgi.input`` when the framework has read it already.
+    """
+    path = _wsgi_text(environ.get("PATH_INFO", ""))[len(mount) :] or "/"
+    headers = {
+        key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return Request(
+        method=environ.get("REQUEST_METHOD", "GET").upper(),
+        path=path,
+        base_url=mount_url(environ, mount),
+        query=environ.get("QUERY_STRING", ""),
+        headers=headers,
+        body=read_body(environ, max_body_size) if body is None else body,
+        owner=owner,
+    )
+
+
+def start_response_for(
+    response: Response | SyncStreamResponse, start_response: StartResponse
+) -> Iterable[bytes]:
+    """Start the WSGI response and return its iterable (a stream's iterable has ``close()``)."""
+    try:
+        reason = http.HTTPStatus(response.status).phrase
+    except ValueError:
+        reason = ""
+    start_response(f"{response.status} {reason}".rstrip(), list(response.headers))
+    return response.body if isinstance(response, SyncStreamResponse) else [response.body]
+
+
+class ACPWSGIApp:
+    """The ACP API as a WSGI app, to mount under any prefix.
+
+    ``owner`` maps the WSGI environ to the caller's identity as the host's auth established it
+    (for instance ``lambda environ: environ.get("REMOTE_USER")``); runs and sessions are scoped to it.
+    """
+
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        *,
+        store: Store | None = None,
+        settings: Settings | None = None,
+        owner: Callable[[WSGIEnvironment], str | None] | None = None,
+    ) -> None:
+        self.service = ACPService(registry, store=store, settings=settings)
+        self.bridge = SyncBridge(self.service)
+        self.owner = owner
+        warn_if_store_not_shared(store)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        owner = self.owner(environ) if self.owner is not None else None
+        request = request_from_environ(
+            environ, max_body_size=self.service.settings.max_body_size, owner=owner
+        )
+        return start_response_for(self.bridge.handle(request), start_response)
+
+    def close(self) -> None:
+        """Stop the service (it also stops by itself at process exit)."""
+        self.bridge.close()
+
+
+class ACPWSGIMiddleware:
+    """Serves the ACP API under ``prefix`` and passes every other path to ``app``.
+
+    >>> app.wsgi_app = ACPWSGIMiddleware(app.wsgi_app, agents, prefix="/acp")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        registry: AgentRegistry,
+        *,
+        prefix: str = "/acp",
+        store: Store | None = None,
+        settings: Settings | None = None,
+        owner: Callable[[WSGIEnvironment], str | None] | None = None,
+    ) -> None:
+        self.app = app
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.acp = ACPWSGIApp(registry, store=store, settings=settings, owner=owner)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path != self.prefix and not path.startswith(self.prefix + "/"):
+            return self.app(environ, start_response)
+        mounted = {
+            **environ,
+            "SCRIPT_NAME": environ.get("SCRIPT_NAME", "") + self.prefix,
+            "PATH_INFO": path[len(self.prefix) :],
+        }
+        return self.acp(mounted, start_response)
+
+    def close(self) -> None:
+        """Stop the ACP service."""
+        self.acp.close()
+
+
+def server_worker_count(environ: Mapping[str, str] = os.environ, argv: list[str] | None = None) -> int | None:
+    """How many worker processes the server runs, as far as it tells; ``None`` when it does not.
+
+    Read, in order: uWSGI's own count; gunicorn's ``-w``/``--workers`` (command line, then
+    ``GUNICORN_CMD_ARGS``, parsed with gunicorn's parser) when gunicorn runs the app;
+    ``WEB_CONCURRENCY``, the variable gunicorn, uvicorn and PaaS hosts use for it. A count set only
+    in a gunicorn config file is not seen.
+    """
+    uwsgi = sys.modules.get("uwsgi")  # importable only inside uWSGI
+    if uwsgi is not None and isinstance(getattr(uwsgi, "numproc", None), int):
+        return int(uwsgi.numproc)
+    if environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+        try:
+            gunicorn_config: Any = importlib.import_module("gunicorn.config")  # (untyped)
+        except ImportError:
+            pass
+        else:
+            parser = gunicorn_config.Config().parser()
+            for args in (
+                sys.argv[1:] if argv is None else argv,
+                shlex.split(environ.get("GUNICORN_CMD_ARGS", "")),
+            ):
+                workers = getattr(parser.parse_known_args(args)[0], "workers", None)
+                if isinstance(workers, int):
+                    return workers
+    try:
+        return int(environ["WEB_CONCURRENCY"])
+    except (KeyError, ValueError):
+        return None
+
+
+def warn_if_store_not_shared(store: Store | None, environ: Mapping[str, str] = os.environ) -> bool:
+    """Log a warning when several worker processes would each keep their own runs (an in-memory
+    store under a multi-process server). Returns whether it warned."""
+    workers = server_worker_count(environ)
+    if (store is not None and store.shared) or workers is None or workers <= 1:
+        return False
+    logger.warning(
+        "acp-adapters: the server runs %d worker processes but the ACP store is in memory: each worker "
+        "sees only its own runs and sessions, so requests about a run that land on another worker get 404. "
+        "Use a shared store (acp_adapters.stores.redis.RedisStore, or the Django database store) or a single "
+        "worker process with threads (gunicorn -w 1 -k gthread --threads 32).",
+        workers,
+    )
+    return True

@@ -1,0 +1,1 @@
+"""A Flask app serving the demo agents over ACP (see ``example_flask.app``)."""
