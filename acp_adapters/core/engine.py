@@ -254,10 +254,13 @@ class RunEngine:
             yield index, events
             index += len(events)
 
-    async def wait(self, run_id: uuid.UUID, start: int = 0) -> None:
-        """Wait until the run awaits or ends."""
-        async for _ in self.follow(run_id, start):
-            pass
+    async def wait(self, run_id: uuid.UUID, start: int = 0) -> EventRecord | None:
+        """Wait until the run awaits or ends; returns the event that says so (``None``: it vanished)."""
+        last: EventRecord | None = None
+        async for _, events in self.follow(run_id, start):
+            if events:
+                last = events[-1]
+        return last if last is not None and last.type in STOP_EVENTS else None
 
     # liveness -------------------------------------------------------------------------------------
     async def _keep_leases(self) -> None:

@@ -301,7 +301,7 @@ class RunExecution:
             record = await self.store.update_run(self.run.run_id, changes, expect=expect)
         if record is None:
             return None
-        if not peek:
+        if not peek and record.run is not self.run:  # the in-memory store shares our object
             for name, value in changes.items():
                 setattr(self.run, name, value)
         return self.run

@@ -75,6 +75,8 @@ def utc_now() -> datetime:
 
 
 def _format_utc(value: datetime) -> str:
+    if value.tzinfo is timezone.utc:  # what utc_now() makes: the fast path
+        return value.isoformat()[:-6] + "Z"
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value.isoformat() + "Z"

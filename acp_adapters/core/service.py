@@ -34,7 +34,7 @@ from .models import (
     RunResumeRequest,
 )
 from .settings import Settings
-from .sse import error_frame, event_frames
+from .sse import error_frame, event_frames, run_of_event
 from .store import Store, StoreUnavailable
 
 __all__ = ["ACPService"]
@@ -144,9 +144,7 @@ class ACPService:
             return _json(202, run, headers)
         if body.mode is RunMode.STREAM:
             return StreamResponse(200, _STREAM + headers, self._stream(run.run_id, 0))
-        await self.engine.wait(run.run_id)
-        record = await self.engine.get(run.run_id, request.owner)
-        return _json(200, record.run, headers)
+        return await self._answer_when_settled(request, run.run_id, 0, headers)
 
     async def _get_run(self, request: Request, run_id: str) -> Response:
         record = await self.engine.get(_uuid(run_id, "run_id"), request.owner)
@@ -162,9 +160,9 @@ class ACPService:
         if body.mode is RunMode.STREAM:
             return StreamResponse(200, _STREAM + headers, self._stream(rid, start))
         if body.mode is RunMode.SYNC:
-            await self.engine.wait(rid, start)
+            return await self._answer_when_settled(request, rid, start, headers)
         record = await self.engine.get(rid, request.owner)
-        return _json(200 if body.mode is RunMode.SYNC else 202, record.run, headers)
+        return _json(202, record.run, headers)
 
     async def _cancel_run(self, request: Request, run_id: str) -> Response:
         record = await self.engine.cancel(_uuid(run_id, "run_id"), request.owner)
@@ -192,6 +190,16 @@ class ACPService:
         if data is None:
             raise NotFoundError(f"resource {resource_id} not found")
         return Response(200, list(_JSON), data)
+
+    async def _answer_when_settled(
+        self, request: Request, run_id: uuid.UUID, start: int, headers: Headers
+    ) -> Response:
+        """200 with the run once it awaits or ends: the run as its last event carries it."""
+        last = await self.engine.wait(run_id, start)
+        if last is not None:
+            return Response(200, _JSON + headers, run_of_event(last))
+        record = await self.engine.get(run_id, request.owner)
+        return _json(200, record.run, headers)
 
     # streams --------------------------------------------------------------------------------------
     async def _stream(self, run_id: uuid.UUID, start: int) -> AsyncIterator[bytes]:
