@@ -1,0 +1,1 @@
+"""The side-by-side benchmark harness (run it with ``python -m bench``; see docs/performance.md)."""

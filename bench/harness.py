@@ -1,0 +1,316 @@
+"""The run of a benchmark: start the deployments, run the scenarios interleaved, stop everything.
+
+Scenarios (ids as ``--scenarios`` takes them):
+
+* ``sync-1``, ``sync-16``: sync ``echo`` runs from 1 and 16 keep-alive clients;
+* ``async``: async ``echo`` runs created then polled until completed, 16 clients;
+* ``stream``: one stream of ``chunks`` per N (1,000, 5,000, 20,000 by default);
+* ``memory``: on a fresh server, RSS before and after 10,000 sync runs, and the throughput over
+  the first and the last 500 of them.
+
+Every measurement of a scenario is taken on each deployment in turn (A B C A B C ...), so that a
+slow drift of the machine spreads over all of them. The load generator is a separate process
+(:mod:`bench.loadgen`) pinned to the last core; the servers are pinned to the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import acpsdk_venv
+from bench.deployments import DEPLOYMENTS, Deployment, by_name
+from bench.servers import REPO, Server, ServerPool, StartError, service_missing, unavailable_reason
+
+__all__ = ["SCENARIOS", "Options", "Results", "run"]
+
+SCENARIOS = ("sync-1", "sync-16", "async", "stream", "memory")
+_CONCURRENCY = {"sync-1": 1, "sync-16": 16, "async": 16}
+
+
+@dataclass
+class Options:
+    """What to run and how long (the CLI's flags; ``quick()`` is the smoke run)."""
+
+    deployments: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = SCENARIOS
+    reps: int = 5
+    duration: float = 3.0
+    stream_ns: tuple[int, ...] = (1_000, 5_000, 20_000)
+    stream_timeout: float = 60.0
+    memory_runs: int = 10_000
+    memory_window: int = 500
+    memory_timeout: float = 300.0
+    request_timeout: float = 30.0
+    pin: bool = True
+    log_dir: Path = REPO / "bench" / "results" / "logs"
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> Options:
+        """A smoke run: one repetition of everything, small and short."""
+        values: dict[str, Any] = {
+            "reps": 1,
+            "duration": 1.0,
+            "stream_ns": (200, 1_000, 2_000),
+            "stream_timeout": 20.0,
+            "memory_runs": 1_000,
+            "memory_window": 100,
+            "memory_timeout": 30.0,
+        }
+        return cls(**{**values, **overrides})
+
+
+@dataclass
+class Results:
+    """Everything measured, as the report and the JSON file take it."""
+
+    options: dict[str, Any]
+    machine: dict[str, Any]
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    def note(self, deployment: Deployment, status: str, note: str = "") -> None:
+        self.deployments[deployment.name] = {
+            "label": deployment.label,
+            "kind": deployment.kind,
+            "server": deployment.server_label,
+            "app": deployment.app,
+            "floor": deployment.floor,
+            "status": status,
+            "note": note,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1, default=str)
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _cpus(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """Cores for the servers and for the load generator (``None``: no pinning)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not pin or len(cores) < 2:
+        return None, None
+    return {cores[0]}, {cores[-1]}
+
+
+def _selection(names: tuple[str, ...]) -> list[Deployment]:
+    """The deployments asked for (the default ones when none is named), floors they refer to last."""
+    chosen = (
+        [by_name(n) for n in names] if names else [d for d in DEPLOYMENTS if d.default and d.kind != "floor"]
+    )
+    for deployment in list(chosen):
+        if deployment.floor and by_name(deployment.floor) not in chosen:
+            chosen.append(by_name(deployment.floor))
+    return chosen
+
+
+def _machine() -> dict[str, Any]:
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "-"
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": {
+            d: version(d)
+            for d in ("uvicorn", "gunicorn", "starlette", "flask", "django", "pydantic", "uvloop")
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _loadgen(job: dict[str, Any], budget: float) -> dict[str, Any]:
+    """Run one job in a load generator process of its own; its result."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.loadgen"],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=budget,
+        )
+    except subprocess.TimeoutExpired:
+        return {"failures": 1, "errors": [f"load generator overran its {budget:.0f} s budget"], "ok": 0}
+    if done.returncode != 0:
+        return {"failures": 1, "errors": [f"load generator crashed: {done.stderr.strip()[-300:]}"], "ok": 0}
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+class _Run:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.server_cpus, self.client_cpus = _cpus(options.pin)
+        self.results = Results(options=_jsonable(options), machine=_machine())
+        self.results.machine["pinning"] = (
+            f"servers on core {sorted(self.server_cpus)}, load generator on core {sorted(self.client_cpus)}"
+            if self.server_cpus and self.client_cpus
+            else "none"
+        )
+        self.python: dict[str, str] = {}
+
+    def job(self, server: Server, **fields: Any) -> dict[str, Any]:
+        return {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "mount": server.deployment.mount,
+            "timeout": self.options.request_timeout,
+            "cpus": sorted(self.client_cpus) if self.client_cpus else None,
+            **fields,
+        }
+
+    def record(self, scenario: str, server: Server, rep: int, result: dict[str, Any], **extra: Any) -> None:
+        entry = {"scenario": scenario, "deployment": server.deployment.name, "rep": rep, **extra, **result}
+        self.results.measurements.append(entry)
+        figure = f"{result.get('rate', 0):,.0f}/s" if "elapsed" in result else ""
+        failed = f", {result['failures']} FAILED: {result['errors'][:1]}" if result.get("failures") else ""
+        _log(f"{scenario} {extra or ''} rep {rep + 1} {server.deployment.name}: {figure}{failed}")
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def available(self, deployments: list[Deployment]) -> list[Deployment]:
+        ready = []
+        for deployment in deployments:
+            reason = next(filter(None, (service_missing(s) for s in deployment.services)), None)
+            if reason is None and deployment.kind == "acp-sdk":
+                try:
+                    self.python[deployment.name] = str(acpsdk_venv.ensure_venv())
+                    self.results.machine["acp-sdk venv"] = acpsdk_venv.versions()
+                except (OSError, subprocess.SubprocessError) as exc:
+                    reason = f"could not make the acp-sdk virtualenv ({exc})"
+            python = self.python.setdefault(deployment.name, sys.executable)
+            reason = reason or unavailable_reason(deployment, python)
+            if reason:
+                _log(f"skipping {deployment.name}: {reason}")
+                self.results.note(deployment, "skipped", reason)
+            else:
+                ready.append(deployment)
+        # A floor is only worth running beside something measured against it.
+        wanted = {d.floor for d in ready} | {n for n in self.options.deployments}
+        return [d for d in ready if d.kind != "floor" or d.name in wanted]
+
+    def start(self, pool: ServerPool, deployment: Deployment) -> Server | None:
+        try:
+            server = pool.start(deployment, self.python[deployment.name])
+        except StartError as exc:
+            _log(f"{deployment.name} did not start: {exc}")
+            self.results.note(deployment, "failed to start", str(exc)[:300])
+            return None
+        self.results.note(deployment, "measured")
+        return server
+
+    def warm_up(self, server: Server) -> None:
+        """A few runs and a short stream, so that lazy imports and first-use costs do not count."""
+        self._loadgen(self.job(server, kind="sync", concurrency=4, duration=1.0, max_runs=200))
+        self._loadgen(self.job(server, kind="stream", n=100))
+        if server.deployment.kind == "floor":  # its answers are precomputed: before the clock starts
+            for n in self.options.stream_ns:
+                self._loadgen(self.job(server, kind="stream", n=n))
+
+    def _loadgen(self, job: dict[str, Any]) -> dict[str, Any]:
+        budget = float(job.get("duration", 0)) + 2 * self.options.request_timeout + 30.0
+        if job["kind"] == "stream":
+            budget = self.options.stream_timeout + 30.0
+        return _loadgen(job, budget)
+
+    # -- scenarios -----------------------------------------------------------------------------------
+
+    def load(self, scenario: str, servers: list[Server]) -> None:
+        kind = "async" if scenario == "async" else "sync"
+        for rep in range(self.options.reps):
+            for server in servers:
+                if server.deployment.runs(scenario):
+                    job = self.job(
+                        server,
+                        kind=kind,
+                        concurrency=_CONCURRENCY[scenario],
+                        duration=self.options.duration,
+                        max_runs=1_000_000,
+                    )
+                    self.record(scenario, server, rep, self._loadgen(job))
+
+    def stream(self, servers: list[Server]) -> None:
+        gave_up: dict[str, int] = {}  # deployment -> the N at which a stream timed out
+        for n in self.options.stream_ns:
+            for rep in range(self.options.reps):
+                for server in servers:
+                    name = server.deployment.name
+                    if not server.deployment.runs("stream") or n >= gave_up.get(name, n + 1):
+                        continue
+                    job = self.job(server, kind="stream", n=n, timeout=self.options.stream_timeout)
+                    result = self._loadgen(job)
+                    self.record("stream", server, rep, result, n=n)
+                    if result.get("timed_out"):
+                        gave_up[name] = n
+
+    def memory(self, deployments: list[Deployment]) -> None:
+        for deployment in deployments:
+            if not deployment.runs("memory"):
+                continue
+            with ServerPool(self.options.log_dir, self.server_cpus) as pool:
+                server = self.start(pool, deployment)
+                if server is None:
+                    continue
+                self.warm_up(server)
+                time.sleep(0.5)
+                before = server.rss()
+                job = self.job(
+                    server,
+                    kind="sync",
+                    concurrency=16,
+                    duration=self.options.memory_timeout,
+                    max_runs=self.options.memory_runs,
+                    record_completions=True,
+                    window=self.options.memory_window,
+                )
+                result = self._loadgen(job)
+                after = server.rss()
+                self.record("memory", server, 0, result, rss_before=before, rss_after=after)
+
+
+def _jsonable(options: Options) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}
+
+
+def run(options: Options) -> Results:
+    """Run the benchmark described by ``options``; every server started is stopped on return."""
+    state = _Run(options)
+    deployments = state.available(_selection(options.deployments))
+    steady = [s for s in options.scenarios if s != "memory"]
+    if steady and deployments:
+        with ServerPool(options.log_dir, state.server_cpus) as pool:
+            servers = [s for d in deployments if (s := state.start(pool, d)) is not None]
+            for server in servers:
+                _log(f"{server.deployment.name} up on 127.0.0.1:{server.port}; warming up")
+                state.warm_up(server)
+            for scenario in steady:
+                if scenario == "stream":
+                    state.stream(servers)
+                else:
+                    state.load(scenario, servers)
+    if "memory" in options.scenarios:
+        state.memory(deployments)
+    return state.results

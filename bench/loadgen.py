@@ -1,0 +1,236 @@
+"""The load generator: runs one measurement against one server, in a process of its own.
+
+``python -m bench.loadgen`` reads a job (JSON) on stdin and writes its result (JSON) on stdout. The
+harness starts one such process per measurement, pinned to another core than the servers. Every loop
+is bounded in count and in time; every answer is checked (:mod:`bench.checks`).
+
+Jobs (``kind``):
+
+* ``sync``: ``concurrency`` keep-alive clients post sync runs of ``echo`` for ``duration`` seconds
+  or ``max_runs`` runs in all; gives runs/s and latency percentiles. With ``record_completions``,
+  also the throughput over the first and the last ``window`` runs (the memory scenario).
+* ``async``: the same with async runs, each polled with ``GET /runs/{id}`` until completed.
+* ``stream``: one stream run of ``chunks`` with ``n`` parts; gives total time, time to first event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.checks import CheckFailed, SSEParser, StreamChecker, check_run, run_request_body
+from bench.http_client import Connection, HTTPError, build_request
+
+__all__ = ["run_job"]
+
+TEXT = "hi"
+MAX_POLLS = 10_000
+MAX_ERRORS_KEPT = 5
+
+
+@dataclass
+class Tally:
+    """What the clients of one job saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    completions: list[float] = field(default_factory=list)
+    failures: int = 0
+    errors: list[str] = field(default_factory=list)
+    polls: int = 0
+    started: int = 0
+
+    def fail(self, message: str) -> None:
+        self.failures += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(message)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise CheckFailed(f"answer is not JSON: {body[:120]!r}") from None
+
+
+async def _sync_run(conn: Connection, raw: bytes, tally: Tally) -> None:
+    reply = await conn.request(raw)
+    if reply.status != 200:
+        raise CheckFailed(f"status {reply.status}: {reply.body[:200]!r}")
+    check_run(_json(reply.body), TEXT)
+
+
+async def _async_run(
+    conn: Connection, raw: bytes, job: dict[str, Any], tally: Tally, deadline: float
+) -> None:
+    reply = await conn.request(raw)
+    if reply.status != 202:
+        raise CheckFailed(f"status {reply.status} to an async create: {reply.body[:200]!r}")
+    run = _json(reply.body)
+    run_id = run.get("run_id") if isinstance(run, dict) else None
+    if not run_id or run.get("status") not in ("created", "in-progress", "completed"):
+        raise CheckFailed(f"async create answered {str(run)[:200]}")
+    poll = build_request("GET", job["host"], job["port"], f"{job['mount']}/runs/{run_id}")
+    for _ in range(MAX_POLLS):
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"run {run_id} not completed before the deadline")
+        tally.polls += 1
+        reply = await conn.request(poll)
+        if reply.status != 200:
+            raise CheckFailed(f"status {reply.status} to GET /runs/{run_id}: {reply.body[:200]!r}")
+        run = _json(reply.body)
+        if run.get("run_id") != run_id:
+            raise CheckFailed(f"GET /runs/{run_id} answered run {run.get('run_id')}")
+        if run.get("status") not in ("created", "in-progress"):
+            check_run(run, TEXT)
+            return
+    raise CheckFailed(f"run {run_id} still not completed after {MAX_POLLS} polls")
+
+
+async def _load(job: dict[str, Any]) -> dict[str, Any]:
+    """``sync`` and ``async`` jobs: closed-loop clients on keep-alive connections."""
+    tally = Tally()
+    mode = job["kind"]
+    raw = build_request(
+        "POST", job["host"], job["port"], f"{job['mount']}/runs", run_request_body("echo", TEXT, mode)
+    )
+    max_runs = int(job["max_runs"])
+    start = time.perf_counter()
+    deadline = time.monotonic() + float(job["duration"])
+    hard_deadline = deadline + float(job["timeout"])
+
+    async def client() -> None:
+        conn = Connection(job["host"], job["port"])
+        try:
+            while tally.started < max_runs and time.monotonic() < deadline:
+                tally.started += 1
+                began = time.perf_counter()
+                try:
+                    if mode == "sync":
+                        await asyncio.wait_for(_sync_run(conn, raw, tally), job["timeout"])
+                    else:
+                        await asyncio.wait_for(
+                            _async_run(conn, raw, job, tally, hard_deadline), job["timeout"]
+                        )
+                except (CheckFailed, HTTPError, asyncio.TimeoutError, OSError) as exc:
+                    tally.fail(f"{type(exc).__name__}: {exc}")
+                    conn.close()
+                    continue
+                done = time.perf_counter()
+                tally.latencies.append(done - began)
+                if job.get("record_completions"):
+                    tally.completions.append(done)
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client() for _ in range(int(job["concurrency"]))))
+    elapsed = time.perf_counter() - start
+    ok = len(tally.latencies)
+    result: dict[str, Any] = {
+        "ok": ok,
+        "failures": tally.failures,
+        "errors": tally.errors,
+        "elapsed": elapsed,
+        "rate": ok / elapsed if elapsed else 0.0,
+        "p50_ms": _ms(_percentile(tally.latencies, 0.50)),
+        "p99_ms": _ms(_percentile(tally.latencies, 0.99)),
+    }
+    if mode == "async":
+        result["polls_per_run"] = tally.polls / max(1, ok + tally.failures)
+    if job.get("record_completions"):
+        result.update(_windows(tally.completions, start, int(job.get("window", 500))))
+    return result
+
+
+def _windows(completions: list[float], start: float, window: int) -> dict[str, Any]:
+    """Throughput over the first and over the last ``window`` runs that finished."""
+    times = sorted(completions)
+    if len(times) < 2 * window:
+        return {"early_rate": None, "late_rate": None}
+    early = window / (times[window - 1] - start)
+    late = window / (times[-1] - times[-window - 1])
+    return {"early_rate": early, "late_rate": late}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+async def _stream(job: dict[str, Any]) -> dict[str, Any]:
+    """One ``stream`` run of ``chunks`` with ``n`` parts, every event checked in order."""
+    n = int(job["n"])
+    raw = build_request(
+        "POST", job["host"], job["port"], f"{job['mount']}/runs", run_request_body("chunks", str(n), "stream")
+    )
+    conn = Connection(job["host"], job["port"])
+    checker = StreamChecker(n)
+    parser = SSEParser()
+    first: float | None = None
+    start = time.perf_counter()
+
+    async def consume() -> None:
+        nonlocal first
+        status, headers, body = await conn.stream(raw)
+        if status != 200:
+            raise CheckFailed(f"status {status} to a stream run: {b''.join([c async for c in body])[:200]!r}")
+        if not headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+            raise CheckFailed(f"content-type {headers.get(b'content-type')!r}, not text/event-stream")
+        async for data in body:
+            for event in parser.feed(data):
+                if first is None:
+                    first = time.perf_counter()
+                checker.feed(event)
+        checker.finish()
+        if parser.leftover.strip():
+            raise CheckFailed(f"stream ends in a partial event: {parser.leftover[:120]!r}")
+
+    result: dict[str, Any] = {"n": n, "events": 0, "failures": 0, "errors": [], "timed_out": False}
+    try:
+        await asyncio.wait_for(consume(), job["timeout"])
+    except asyncio.TimeoutError:
+        result.update(failures=1, timed_out=True, errors=[f"did not finish in {job['timeout']} s"])
+    except (CheckFailed, HTTPError, OSError) as exc:
+        result.update(failures=1, errors=[f"{type(exc).__name__}: {exc}"])
+    finally:
+        conn.close()
+    elapsed = time.perf_counter() - start
+    result.update(
+        events=checker.events,
+        parts=checker.parts,
+        elapsed=elapsed,
+        rate=checker.events / elapsed if elapsed else 0.0,
+        first_event_ms=None if first is None else (first - start) * 1000.0,
+    )
+    return result
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job on a fresh event loop (uvloop when installed, as the servers use)."""
+    runner = _stream if job["kind"] == "stream" else _load
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(runner(job))
+    return uvloop.run(runner(job))
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    if job.get("cpus"):
+        os.sched_setaffinity(0, set(job["cpus"]))
+    json.dump(run_job(job), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

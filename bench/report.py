@@ -1,0 +1,299 @@
+"""The markdown report: one table per scenario, medians with (min-max), ratios, and issue 5's targets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bench.stats import Summary, power_law_exponent, ratio, summarise
+
+__all__ = ["render"]
+
+MIB = 1024 * 1024
+_ACP_SDK = "acp-sdk"
+_KIND_ORDER = {"adapter": 0, "floor": 1, "acp-sdk": 2}
+
+
+def _number(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _summary(summary: Summary | None) -> str:
+    if summary is None:
+        return "-"
+    if summary.count == 1 or summary.low == summary.high:
+        return _number(summary.median)
+    return f"{_number(summary.median)} ({_number(summary.low)}-{_number(summary.high)})"
+
+
+def _ratio(value: float | None, prefix: str = "") -> str:
+    return "-" if value is None else f"{prefix}{value:.2f}x" if value < 10 else f"{prefix}{value:,.0f}x"
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+class _View:
+    """The measurements of one run, indexed for the tables."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.results = results
+        self.deployments: dict[str, dict[str, Any]] = results["deployments"]
+        measured = [n for n, d in self.deployments.items() if d["status"] == "measured"]
+        self.measured = sorted(measured, key=self._place)
+        self.options = results["options"]
+
+    def _place(self, name: str) -> tuple[int, int, int]:
+        """Rows grouped by floor (the adapter, its floor, then acp-sdk), in the order measured."""
+        names = list(self.deployments)
+        d = self.deployments[name]
+        group = d["floor"] if d["floor"] in self.deployments else name
+        return names.index(group), _KIND_ORDER.get(d["kind"], 3), names.index(name)
+
+    def entries(self, scenario: str, name: str, n: int | None = None) -> list[dict[str, Any]]:
+        return [
+            m
+            for m in self.results["measurements"]
+            if m["scenario"] == scenario and m["deployment"] == name and (n is None or m.get("n") == n)
+        ]
+
+    def summary(self, scenario: str, name: str, key: str, n: int | None = None) -> Summary | None:
+        return summarise([m.get(key) for m in self.entries(scenario, name, n) if not m.get("timed_out")])
+
+    def failed(self, scenario: str, name: str, n: int | None = None) -> str:
+        entries = self.entries(scenario, name, n)
+        failures = sum(int(m.get("failures", 0)) for m in entries)
+        if not failures:
+            return "0"
+        attempts = failures + sum(int(m.get("ok", 0)) for m in entries if "ok" in m)
+        errors = next((m["errors"][0] for m in entries if m.get("errors")), "")
+        shown = f"{failures}" + (f" of {attempts}" if attempts > failures else "")
+        return f"**{shown}**: {errors[:90]}"
+
+    def label(self, name: str) -> str:
+        return str(self.deployments[name]["label"])
+
+    def floor(self, name: str) -> str | None:
+        floor: str | None = self.deployments[name]["floor"]
+        return floor if floor in self.measured else None
+
+    def ratios(self, scenario: str, name: str, key: str, n: int | None = None) -> tuple[str, str]:
+        """(x floor, x acp-sdk) of the median ``key``; a lower bound when acp-sdk did not finish."""
+        value = self.summary(scenario, name, key, n)
+        floor = self.floor(name)
+        to_floor = _ratio(ratio(value, self.summary(scenario, floor, key, n))) if floor else "-"
+        if name == _ACP_SDK or _ACP_SDK not in self.measured:
+            return to_floor, "-"
+        reference = self.summary(scenario, _ACP_SDK, key, n)
+        if (
+            reference is None
+            and value is not None
+            and any(m.get("timed_out") for m in self.entries(scenario, _ACP_SDK, n))
+        ):
+            # acp-sdk did not finish: its rate is below (all events) / timeout.
+            bound = (n or 0) / self.options["stream_timeout"]
+            return to_floor, _ratio(value.median / bound, "> ") if bound else "-"
+        return to_floor, _ratio(ratio(value, reference))
+
+
+def _deployments(view: _View) -> list[str]:
+    rows = [
+        [
+            f"`{name}`",
+            d["label"],
+            d["server"],
+            f"`{d['app']}`",
+            d["status"] + (f": {d['note']}" if d["note"] else ""),
+        ]
+        for name, d in view.deployments.items()
+    ]
+    return _table(["id", "deployment", "server", "app", "status"], rows)
+
+
+def _load_table(view: _View, scenario: str) -> list[str]:
+    header = ["deployment", "runs/s", "p50 ms", "p99 ms"]
+    header += ["polls/run"] if scenario == "async" else []
+    header += ["x floor", "x acp-sdk", "failed"]
+    rows = []
+    for name in view.measured:
+        if not view.entries(scenario, name):
+            continue
+        row = [
+            view.label(name),
+            *(_summary(view.summary(scenario, name, k)) for k in ("rate", "p50_ms", "p99_ms")),
+        ]
+        if scenario == "async":
+            row.append(_summary(view.summary(scenario, name, "polls_per_run")))
+        rows.append([*row, *view.ratios(scenario, name, "rate"), view.failed(scenario, name)])
+    return _table(header, rows)
+
+
+def _stream_points(view: _View, name: str) -> tuple[list[tuple[float, float]], float | None]:
+    """(N, median seconds) of the finished streams, and a lower bound on b if a larger N timed out."""
+    points: list[tuple[float, float]] = []
+    for n in view.options["stream_ns"]:
+        elapsed = view.summary("stream", name, "elapsed", n)
+        if elapsed is not None:
+            points.append((n, elapsed.median))
+        elif points and any(m.get("timed_out") for m in view.entries("stream", name, n)):
+            last_n, last_t = points[-1]
+            return points, math.log(view.options["stream_timeout"] / last_t) / math.log(n / last_n)
+    return points, None
+
+
+def _exponent(view: _View, name: str) -> str:
+    points, bound = _stream_points(view, name)
+    if bound is not None and len(points) < 2:
+        return f"> {bound:.1f}"
+    b = power_law_exponent(points)
+    if b is None:
+        return "-"
+    return f"{b:.2f}" + (f" (then > {bound:.1f})" if bound is not None else "")
+
+
+def _stream_table(view: _View) -> list[str]:
+    header = ["deployment", "N", "total s", "events/s", "first event ms", "x floor", "x acp-sdk", "failed"]
+    rows = []
+    for n in view.options["stream_ns"]:
+        for name in view.measured:
+            entries = view.entries("stream", name, n)
+            if not entries:
+                continue
+            if all(m.get("timed_out") for m in entries):
+                timeout = _number(view.options["stream_timeout"])
+                rows.append(
+                    [view.label(name), f"{n:,}", f"> {timeout} (did not finish)", "-", "-", "-", "-", "-"]
+                )
+                continue
+            figures = [
+                _summary(view.summary("stream", name, k, n)) for k in ("elapsed", "rate", "first_event_ms")
+            ]
+            rows.append([view.label(name), f"{n:,}", *figures, *view.ratios("stream", name, "rate", n),
+                         view.failed("stream", name, n)])  # fmt: skip
+    lines = _table(header, rows)
+    growth = [
+        [view.label(name), _exponent(view, name)] for name in view.measured if view.entries("stream", name)
+    ]
+    return [*lines, "", *_table(["deployment", "b in t(N) ~ N^b"], growth)]
+
+
+def _memory_figures(m: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(MiB of RSS growth per 1,000 runs, throughput over the last window / over the first)."""
+    per_thousand = (m["rss_after"] - m["rss_before"]) / MIB / (m["ok"] / 1000) if m.get("ok") else None
+    early, late = m.get("early_rate"), m.get("late_rate")
+    return per_thousand, (late / early if early and late else None)
+
+
+def _memory_row(view: _View, name: str) -> list[str] | None:
+    entries = view.entries("memory", name)
+    if not entries:
+        return None
+    m = entries[0]
+    per_thousand, trend = _memory_figures(m)
+    return [
+        view.label(name),
+        f"{m.get('ok', 0):,}",
+        _number(m["rss_before"] / MIB),
+        _number(m["rss_after"] / MIB),
+        _number(per_thousand),
+        _number(m.get("early_rate")),
+        _number(m.get("late_rate")),
+        _ratio(trend),
+        view.failed("memory", name),
+    ]
+
+
+def _memory_table(view: _View) -> list[str]:
+    w = view.options["memory_window"]
+    header = ["deployment", "runs", "RSS before MiB", "RSS after MiB", "MiB per 1,000 runs",
+              f"runs/s over the first {w}", f"runs/s over the last {w}", "last/first", "failed"]  # fmt: skip
+    return _table(header, filter(None, (_memory_row(view, n) for n in view.measured)))
+
+
+def _targets(view: _View) -> list[str]:
+    rows: list[list[str]] = []
+
+    def target(
+        what: str, value: float | None, limit: float, at_least: bool, shown: Callable[[float], str]
+    ) -> None:
+        holds = (
+            "-"
+            if value is None
+            else ("yes" if (value >= limit if at_least else value <= limit) else "**no**")
+        )
+        rows.append([what, "-" if value is None else shown(value), holds])
+
+    def by_ratio(scenario: str, name: str, key: str, n: int | None = None) -> float | None:
+        floor = view.floor(name)
+        return (
+            ratio(view.summary(scenario, name, key, n), view.summary(scenario, floor, key, n))
+            if floor
+            else None
+        )
+
+    adapters = [n for n in view.measured if view.deployments[n]["kind"] == "adapter"]
+    largest = max(view.options["stream_ns"])
+    for name in adapters:
+        label = view.label(name)
+        clients = (1, 16) if name == "starlette" else (16,)
+        for c in clients:
+            if view.entries(f"sync-{c}", name):
+                target(f"{label}: sync echo, {c} clients, >= 0.5x floor", by_ratio(f"sync-{c}", name, "rate"),
+                       0.5, True, lambda v: f"{v:.2f}x")  # fmt: skip
+        if view.entries("stream", name):
+            points, bound = _stream_points(view, name)
+            b = power_law_exponent(points) if bound is None else None
+            target(f"{label}: stream linear, b <= 1.1", b, 1.1, False, lambda v: f"{v:.2f}")
+            target(f"{label}: stream N = {largest:,}, >= 0.3x floor events/s",
+                   by_ratio("stream", name, "rate", largest), 0.3, True, lambda v: f"{v:.2f}x")  # fmt: skip
+        for m in view.entries("memory", name)[:1]:
+            per_thousand, trend = _memory_figures(m)
+            target(f"{label}: RSS growth <= 2 MiB per 1,000 runs", per_thousand, 2.0, False, "{:.2f}".format)
+            target(f"{label}: late throughput >= 0.9x early", trend, 0.9, True, "{:.2f}x".format)
+    return _table(["target (issue 5)", "measured", "holds"], rows)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole report as markdown."""
+    view = _View(results)
+    machine, options = results["machine"], results["options"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    lines = [
+        f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores), "
+        f"Python {machine['python']}; {versions}; acp-sdk's own virtualenv: "
+        f"{machine.get('acp-sdk venv', '-')}. Pinning: {machine['pinning']}.",
+        "",
+        f"Medians of {options['reps']} interleaved repetitions, with (min-max); load phases of "
+        f"{_number(options['duration'])} s. *x floor* and *x acp-sdk* divide the deployment's median "
+        "throughput (runs/s, events/s) by that of its framework's floor and of the acp-sdk server: above 1 "
+        "is faster. *failed* counts wrong or missing answers (they never count as throughput).",
+        "",
+        "### Deployments",
+        "",
+        *_deployments(view),
+    ]
+    sections: list[tuple[str, str, Callable[[], list[str]]]] = [
+        ("sync-1", "Sync echo runs, 1 client", lambda: _load_table(view, "sync-1")),
+        ("sync-16", "Sync echo runs, 16 clients", lambda: _load_table(view, "sync-16")),
+        ("async", "Async echo runs, created then polled until completed, 16 clients",
+         lambda: _load_table(view, "async")),
+        ("stream", "Stream of `chunks` (one client): total time, events/s, time to first event",
+         lambda: _stream_table(view)),
+        ("memory", f"Memory: a fresh server, {options['memory_runs']:,} sync runs from 16 clients",
+         lambda: _memory_table(view)),
+    ]  # fmt: skip
+    for scenario, title, table in sections:
+        if any(m["scenario"] == scenario for m in results["measurements"]):
+            lines += ["", f"### {title}", "", *table()]
+    lines += ["", "### Targets", "", *_targets(view)]
+    return "\n".join(lines) + "\n"
