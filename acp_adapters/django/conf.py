@@ -1,0 +1,220 @@
+"""``settings.ACP_ADAPTERS``, read once and typed.
+
+::
+
+    ACP_ADAPTERS = {
+        "REGISTRY": "myproject.agents.registry",  # required: an AgentRegistry, or a function returning one
+        "SETTINGS": {"await_timeout": 300},       # optional: a Settings, or a dict of its fields
+        "STORE": "myproject.stores.make_store",   # optional: a Store, or a function returning one (or None)
+        "OWNER": "myproject.auth.acp_owner",      # optional: f(HttpRequest) -> str | None
+        "GUARD": "myproject.auth.acp_guard",      # optional: f(HttpRequest) -> None, raises ACPError to deny
+    }
+
+Every value may be the object itself or its dotted path. Nothing is imported before it is needed;
+each value is resolved once per process (again after ``override_settings`` in tests). A wrong value
+raises :class:`ACPConfigurationError`, whose ``id`` is the one the system checks report
+(``acp_adapters.E001`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.settings import Settings
+from acp_adapters.core.store import Store
+
+__all__ = ["KEYS", "ACPConf", "ACPConfigurationError", "Guard", "Owner", "StoreFactory", "conf"]
+
+#: The caller's identity, as the host's auth established it; runs and sessions are scoped to it.
+Owner = Callable[[HttpRequest], "str | None"]
+#: Lets a request through by returning, denies it by raising :class:`acp_adapters.ACPError`.
+Guard = Callable[[HttpRequest], None]
+#: Makes a store; ``None`` from it means the in-memory default.
+StoreFactory = Callable[[], "Store | None"]
+T = TypeVar("T")
+
+KEYS = ("REGISTRY", "SETTINGS", "STORE", "OWNER", "GUARD")
+
+
+class ACPConfigurationError(ImproperlyConfigured):
+    """A wrong ``ACP_ADAPTERS``; ``id`` is the system check id that reports it."""
+
+    def __init__(self, id: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.id = id
+        self.message = message
+        self.hint = hint
+
+
+def _fail(id: str, message: str, hint: str | None = None) -> ACPConfigurationError:
+    return ACPConfigurationError(f"acp_adapters.{id}", message, hint)
+
+
+class ACPConf:
+    """A typed view of ``settings.ACP_ADAPTERS``; each property is resolved on first use, then kept."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def reload(self) -> None:
+        """Forget what was resolved (``override_settings(ACP_ADAPTERS=...)`` calls this)."""
+        self._cache.clear()
+
+    @property
+    def configured(self) -> bool:
+        """Whether the project sets ``ACP_ADAPTERS`` at all."""
+        return hasattr(django_settings, "ACP_ADAPTERS")
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """``settings.ACP_ADAPTERS`` itself, checked to be a dict of known keys."""
+        value = getattr(django_settings, "ACP_ADAPTERS", {})
+        if not isinstance(value, Mapping):
+            raise _fail("E001", f"ACP_ADAPTERS must be a dict, not {type(value).__name__}.")
+        unknown = sorted(str(key) for key in value if key not in KEYS)
+        if unknown:
+            names = ", ".join(unknown)
+            raise _fail(
+                "E002", f"ACP_ADAPTERS has unknown key(s): {names}.", f"Known keys: {', '.join(KEYS)}."
+            )
+        return value
+
+    @property
+    def registry(self) -> AgentRegistry:
+        """The agents to serve (``REGISTRY``); a factory is called once."""
+        registry = self._resolved("REGISTRY", self._registry)
+        assert registry is not None  # _resolved raises E003 instead
+        return registry
+
+    @property
+    def settings(self) -> Settings:
+        """The core's :class:`Settings` (``SETTINGS``); the defaults when absent."""
+        return self._resolved("SETTINGS", self._settings) or Settings()
+
+    @property
+    def store_factory(self) -> StoreFactory | None:
+        """Makes the store of a service (``STORE``); ``None`` means the in-memory default."""
+        return self._resolved("STORE", self._store_factory)
+
+    @property
+    def owner(self) -> Owner | None:
+        """The owner function (``OWNER``); ``None`` means the default, the user's primary key."""
+        return self._resolved("OWNER", lambda value: self._callable("OWNER", value))
+
+    @property
+    def guard(self) -> Guard | None:
+        """The guard in front of the whole API (``GUARD``); ``None`` lets every request through."""
+        return self._resolved("GUARD", lambda value: self._callable("GUARD", value))
+
+    def problems(self) -> list[ACPConfigurationError]:
+        """Every error in ``ACP_ADAPTERS`` (for the system checks), resolving what can be."""
+        if not self.configured:
+            return []
+        try:
+            _ = self.raw
+        except ACPConfigurationError as exc:
+            return [exc]
+        found = []
+        for name in ("registry", "settings", "store_factory", "owner", "guard"):
+            try:
+                getattr(self, name)
+            except ACPConfigurationError as exc:
+                found.append(exc)
+        return found
+
+    # resolution -----------------------------------------------------------------------------------
+    def _resolved(self, key: str, resolve: Callable[[Any], T]) -> T | None:
+        if key not in self._cache:
+            raw = self.raw
+            if key == "REGISTRY" and raw.get(key) is None:
+                raise _fail(
+                    "E003",
+                    "ACP_ADAPTERS['REGISTRY'] is not set: there are no agents to serve.",
+                    "Set it to the dotted path of an AgentRegistry, or of a function returning one.",
+                )
+            value = raw.get(key)
+            self._cache[key] = None if value is None else resolve(self._import(key, value))
+        return cast("T | None", self._cache[key])
+
+    @staticmethod
+    def _import(key: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise _fail("E004", f"ACP_ADAPTERS[{key!r}] = {value!r} cannot be imported: {exc}") from exc
+
+    @staticmethod
+    def _registry(value: Any) -> AgentRegistry:
+        if not isinstance(value, AgentRegistry) and callable(value):
+            value = value()
+        if not isinstance(value, AgentRegistry):
+            raise _fail(
+                "E005",
+                f"ACP_ADAPTERS['REGISTRY'] must be an AgentRegistry or a function returning one, "
+                f"not {type(value).__name__}.",
+            )
+        return value
+
+    @staticmethod
+    def _settings(value: Any) -> Settings:
+        if isinstance(value, Settings):
+            return value
+        if not isinstance(value, Mapping):
+            raise _fail(
+                "E006",
+                f"ACP_ADAPTERS['SETTINGS'] must be a dict or a Settings, not {type(value).__name__}.",
+            )
+        try:
+            return Settings.from_mapping(dict(value))
+        except ValueError as exc:
+            raise _fail("E006", f"ACP_ADAPTERS['SETTINGS'] is wrong: {exc}.") from exc
+
+    @staticmethod
+    def _store_factory(value: Any) -> StoreFactory:
+        if isinstance(value, Store):
+            instance = value
+            return lambda: instance
+        if isinstance(value, type) and not issubclass(value, Store):
+            value = None  # a class that is not a Store: reported below
+        if not callable(value):
+            raise _fail(
+                "E007",
+                "ACP_ADAPTERS['STORE'] must be a Store, or a class or function returning one.",
+            )
+        factory: Callable[[], Any] = value
+
+        def make() -> Store | None:
+            store = factory()
+            if store is not None and not isinstance(store, Store):
+                raise _fail("E007", f"ACP_ADAPTERS['STORE'] returned {type(store).__name__}, not a Store.")
+            return store
+
+        return make
+
+    @staticmethod
+    def _callable(key: str, value: Any) -> Callable[[HttpRequest], Any]:
+        if not callable(value):
+            raise _fail("E008", f"ACP_ADAPTERS[{key!r}] must be a function of the request, not {value!r}.")
+        return cast("Callable[[HttpRequest], Any]", value)
+
+
+#: The project's ACP configuration.
+conf = ACPConf()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "ACP_ADAPTERS":
+        conf.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,283 @@
+"""The ACP API as Django views: ``HttpRequest`` in, the core's answer out, under ASGI and WSGI alike.
+
+A mount is one URL pattern that catches every path under its prefix and hands the rest of the path
+to the core, so routing, trailing slashes and 404s are the core's, whatever ``APPEND_SLASH`` says.
+The views are CSRF-exempt (the API takes JSON from programs, not forms), and Django's middleware
+(sessions, ``AuthenticationMiddleware``...) runs before them: the owner function and the guard read
+what it established.
+
+One handling, two ways to run it:
+
+* under ASGI (``ASGIHandler``: uvicorn, daphne, hypercorn) the async view awaits the service on the
+  server's event loop, and a stream is a ``StreamingHttpResponse`` over an async iterator;
+* under WSGI (``WSGIHandler``: gunicorn, mod_wsgi, ``runserver``) the sync view hands the request
+  to the process's event loop thread (:mod:`acp_adapters.bridge`), and a stream is a
+  ``StreamingHttpResponse`` over a sync iterator (Django would buffer an async one whole).
+
+Which of the two serves a request is decided when Django resolves its URL: ``ASGIHandler`` resolves
+on its event loop, ``WSGIHandler`` in a thread that runs none. One process serves one way; a test
+that uses both Django test clients calls :meth:`ACPSite.close` or :meth:`ACPSite.aclose` in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.urls import URLPattern
+from django.urls.resolvers import RegexPattern, ResolverMatch
+
+from acp_adapters.bridge import SyncBridge, SyncStreamResponse
+from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.errors import ACPError
+from acp_adapters.core.http import Headers, Request, Response, StreamResponse
+from acp_adapters.core.service import ACPService
+from acp_adapters.core.settings import Settings
+from acp_adapters.core.store import Store
+from acp_adapters.wsgi import warn_if_store_not_shared
+
+from .auth import PermissionRequired, auser_owner, user_owner
+from .conf import Guard, Owner, conf
+
+__all__ = ["ACPSite", "site"]
+
+SyncView = Callable[[HttpRequest, str], HttpResponseBase]
+AsyncView = Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponseBase]]
+
+
+class ACPSite:
+    """One ACP mount: its agents, its service, and the URL patterns to mount it.
+
+    ``path("acp/", site.urls)`` mounts it (as Django's admin mounts); ``include()`` of
+    ``acp_adapters.django.urls`` mounts the default site, :data:`site`. Arguments left out take their
+    value from ``settings.ACP_ADAPTERS`` (see :mod:`acp_adapters.django.conf`): ``owner`` defaults to
+    the user's primary key, ``guard`` to letting everyone through. ``name`` is the URL namespace
+    (``reverse("acp:api", kwargs={"path": "runs"})``).
+
+    The service starts on the first request and lives as long as the process.
+    """
+
+    def __init__(
+        self,
+        registry: AgentRegistry | None = None,
+        *,
+        store: Store | None = None,
+        settings: Settings | None = None,
+        owner: Owner | None = None,
+        guard: Guard | None = None,
+        name: str = "acp",
+    ) -> None:
+        self.name = name
+        self._registry, self._store, self._settings = registry, store, settings
+        self._owner, self._guard = owner, guard
+        self._service: ACPService | None = None
+        self._bridge: SyncBridge | None = None
+        self._lock = threading.Lock()
+
+        def sync_view(request: HttpRequest, path: str) -> HttpResponseBase:
+            return self.serve(request, path)
+
+        async def async_view(request: HttpRequest, path: str) -> HttpResponseBase:
+            return await self.aserve(request, path)
+
+        self.sync_view, self.async_view = _csrf_exempt(sync_view), _csrf_exempt(async_view)
+
+    # mounting -------------------------------------------------------------------------------------
+    @property
+    def urlpatterns(self) -> list[URLPattern]:
+        """The URL patterns of the mount (one, named ``api``, that takes every path)."""
+        return [_ServerModePattern(self.sync_view, self.async_view, name="api")]
+
+    @property
+    def urls(self) -> tuple[list[URLPattern], str, str]:
+        """For ``path("acp/", site.urls)``: the patterns, the app name ``acp`` and the namespace."""
+        return self.urlpatterns, "acp", self.name
+
+    # the service ----------------------------------------------------------------------------------
+    @property
+    def service(self) -> ACPService:
+        """The ACP service of this mount, made on first use."""
+        service = self._service
+        if service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = self._make_service()
+                service = self._service
+        return service
+
+    @property
+    def bridge(self) -> SyncBridge:
+        """The bridge that serves :attr:`service` to WSGI threads, made on first use."""
+        bridge = self._bridge
+        if bridge is None:
+            service = self.service
+            with self._lock:
+                if self._bridge is None:
+                    self._bridge = SyncBridge(service)
+                bridge = self._bridge
+        return bridge
+
+    def _make_service(self) -> ACPService:
+        store = self._store
+        if store is None and conf.store_factory is not None:
+            store = conf.store_factory()
+        registry = conf.registry if self._registry is None else self._registry
+        settings = conf.settings if self._settings is None else self._settings
+        service = ACPService(registry, store=store, settings=settings)
+        warn_if_store_not_shared(service.store)
+        return service
+
+    def close(self) -> None:
+        """Stop the service run by the bridge (WSGI); the next request starts a new one."""
+        with self._lock:
+            bridge, self._bridge, self._service = self._bridge, None, None
+        if bridge is not None:
+            bridge.close()
+
+    async def aclose(self) -> None:
+        """Stop the service on the running loop (ASGI); the next request starts a new one."""
+        with self._lock:
+            service, self._bridge, self._service = self._service, None, None
+        if service is not None:
+            await service.aclose()
+
+    # the views ------------------------------------------------------------------------------------
+    def serve(self, request: HttpRequest, path: str) -> HttpResponseBase:
+        """Answer ``request`` (WSGI); ``path`` is what follows the mount's prefix."""
+        try:
+            owner = self._identify(request)
+        except ACPError as exc:
+            return _error_response(exc)
+        answer = self.bridge.handle(self._request(request, path, owner))
+        if isinstance(answer, SyncStreamResponse):
+            return StreamingHttpResponse(answer.body, status=answer.status, headers=_headers(answer.headers))
+        return _response(answer)
+
+    async def aserve(self, request: HttpRequest, path: str) -> HttpResponseBase:
+        """Answer ``request`` on the server's event loop (ASGI)."""
+        try:
+            if self._guard is None and self._owner is None and conf.guard is None and conf.owner is None:
+                owner = await auser_owner(request)
+            else:
+                owner = await sync_to_async(self._identify)(request)
+        except ACPError as exc:
+            return _error_response(exc)
+        answer = await self.service.handle(self._request(request, path, owner))
+        if isinstance(answer, StreamResponse):
+            stream = _ClosingStream(answer.body, asyncio.get_running_loop())
+            return StreamingHttpResponse(stream, status=answer.status, headers=_headers(answer.headers))
+        return _response(answer)
+
+    def _identify(self, request: HttpRequest) -> str | None:
+        """Run the guard, then give the owner; an ACPError denies the request."""
+        guard = self._guard or conf.guard
+        if guard is not None:
+            try:
+                guard(request)
+            except PermissionDenied as exc:
+                raise PermissionRequired(str(exc) or "permission denied") from exc
+        return (self._owner or conf.owner or user_owner)(request)
+
+    def _request(self, request: HttpRequest, path: str, owner: str | None) -> Request:
+        prefix = request.path[: len(request.path) - len(path)]
+        return Request(
+            method=request.method or "GET",
+            path="/" + path,
+            base_url=request.build_absolute_uri(prefix).rstrip("/"),
+            query=request.META.get("QUERY_STRING", ""),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            # Not request.body: DATA_UPLOAD_MAX_MEMORY_SIZE would answer 400 below the core's own
+            # limit. One byte over the limit is enough for the core to answer 413.
+            body=request.read(self.service.settings.max_body_size + 1),
+            owner=owner,
+        )
+
+
+class _ServerModePattern(URLPattern):
+    """Resolves to the async view on an event loop (Django's ``ASGIHandler`` resolves there) and to
+    the sync view elsewhere (``WSGIHandler`` threads run no loop)."""
+
+    def __init__(self, sync_view: SyncView, async_view: AsyncView, name: str) -> None:
+        super().__init__(
+            RegexPattern(r"(?s)^(?P<path>.*)\Z", name=name, is_endpoint=True), sync_view, name=name
+        )
+        self.async_view = async_view
+
+    def resolve(self, path: str) -> ResolverMatch | None:
+        match = super().resolve(path)
+        if match is not None and _loop_is_running():
+            match.func = self.async_view
+        return match
+
+
+def _loop_is_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _ClosingStream:
+    """The core's event stream as Django's ASGI handler wants it: an async iterable with ``close()``.
+
+    Django calls ``close()`` (from a worker thread) when the response is done, also when the client
+    went away and the stream was left half read: it closes the core's stream on its loop, which
+    ends the subscription (never the run).
+    """
+
+    def __init__(self, body: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._body = body
+        self._loop = loop
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._body
+
+    def close(self) -> None:
+        aclose = getattr(self._body, "aclose", None)
+        if aclose is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(_quietly(aclose), self._loop)
+
+
+async def _quietly(aclose: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    with contextlib.suppress(RuntimeError):  # still being iterated elsewhere: it closes itself then
+        await aclose()
+
+
+def _csrf_exempt(view: Any) -> Any:
+    # Not django.views.decorators.csrf.csrf_exempt: before Django 5.0 it turned async views into
+    # sync ones.
+    view.csrf_exempt = True
+    return view
+
+
+def _headers(headers: Headers) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for name, value in headers:
+        merged[name] = f"{merged[name]}, {value}" if name in merged else value
+    return merged
+
+
+def _response(answer: Response) -> HttpResponse:
+    response = HttpResponse(answer.body, status=answer.status, headers=_headers(answer.headers))
+    response["Content-Length"] = str(len(answer.body))
+    return response
+
+
+def _error_response(exc: ACPError) -> HttpResponse:
+    body = exc.error.model_dump_json(exclude_none=True).encode()
+    response = _response(Response(exc.status, [("content-type", "application/json")], body))
+    challenge = getattr(exc, "challenge", None)
+    if challenge:
+        response["WWW-Authenticate"] = challenge
+    return response
+
+
+#: The default mount, configured by ``settings.ACP_ADAPTERS``; ``acp_adapters.django.urls`` serves it.
+site = ACPSite()

@@ -1,0 +1,98 @@
+"""Settings of the example project (``DJANGO_SETTINGS_MODULE=example_django.settings``).
+
+The ACP part is ``ACP_ADAPTERS`` at the end; the rest is a plain Django project. Environment:
+
+* ``ACP_STORE``: where runs and sessions live. Empty or ``memory://`` (the default): this process's
+  memory, so a single worker process (threads are fine); ``redis://127.0.0.1:6379/0``: Redis, shared
+  by any number of processes; ``django``: this project's database (``manage.py migrate`` first).
+* ``ACP_DEMO_TOKEN``: the bearer token that opens ``/acp-private/`` without logging in (unset: none).
+* ``DJANGO_DEBUG=1``, ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated, added to
+  the loopback names), ``DJANGO_DB`` (the SQLite file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-django-insecure-key-not-for-production")
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+ALLOWED_HOSTS = [
+    "127.0.0.1",
+    "localhost",
+    "[::1]",
+    "testserver",
+    *filter(None, os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",")),
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "acp_adapters.django",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_django.urls"
+WSGI_APPLICATION = "example_django.wsgi.application"
+ASGI_APPLICATION = "example_django.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_DB", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+
+# The ACP API -----------------------------------------------------------------------------------------
+# ACP_STORE=django keeps runs in this project's database; any other value is a store URL
+# (memory://, redis://...) that example_agents.store_from_env reads.
+if os.environ.get("ACP_STORE", "") == "django":
+    _STORE = "acp_adapters.django.store.DjangoStore"
+else:
+    _STORE = "example_agents.store_from_env"
+
+ACP_ADAPTERS = {
+    # The demo agents every example serves, and their settings (loopback origins are trusted, so
+    # that two local instances can share a session).
+    "REGISTRY": "example_agents.demo_registry",
+    "SETTINGS": "example_agents.DEMO_SETTINGS",
+    # The store: a Store, or a function returning one (None: the in-memory store).
+    "STORE": _STORE,
+}
