@@ -16,8 +16,16 @@ import pytest
 from tests.deployments import Skipped, load
 from tests.deployments.base import Deployment, Target, log_tail
 
-_DEPLOYMENTS = load()
 _SDK_DIR = Path(__file__).parent / "sdk"
+
+
+def _rank(entry: Deployment | Skipped) -> int:
+    return 2 if isinstance(entry, Skipped) else 0 if entry.real_server else 1
+
+
+# Real servers first: pytest groups tests by the *index* of a session-scoped parameter, so the
+# real-server list given to tests/sdk must be a prefix of the full list for a server to start once.
+_DEPLOYMENTS = sorted(load(), key=_rank)
 
 
 def _params(real_server_only: bool) -> list[object]:
