@@ -1,0 +1,368 @@
+"""The database store's queries: plain synchronous ORM code, run in the store's worker threads.
+
+Rules this module keeps:
+
+* Every function takes the database alias and the current time, and touches only its arguments' rows.
+* Races are settled by the database, never by a lock in this process: compare-and-set is a conditional
+  ``UPDATE ... WHERE version = seen``, and numbering (events, history entries) bumps a counter on the
+  parent row first, which also takes the row's write lock until the transaction ends.
+* Expiry is computed when reading, from the retention in force (``finished_at``/``updated_at`` plus
+  retention), so that changing a retention setting applies to existing rows too.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.db import transaction
+from django.db.models import F, Model, Q, QuerySet
+
+from acp_adapters.core.models import Run, RunStatus
+from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal
+
+from . import models as db
+
+__all__ = [
+    "NON_TERMINAL",
+    "append_events",
+    "count_events",
+    "counters",
+    "create_run",
+    "delete_runs",
+    "extend_session",
+    "find_lost_runs",
+    "get_resource",
+    "get_run",
+    "get_session",
+    "put_resource",
+    "put_session",
+    "read_events",
+    "renew_leases",
+    "send_signal",
+    "take_signal",
+    "trim_finished",
+    "update_run",
+]
+
+M = TypeVar("M", bound=Model)
+
+NON_TERMINAL = tuple(status.value for status in RunStatus if not status.is_terminal)
+#: SQLite allows 32,766 parameters per query (999 before 3.32): stay well below either.
+_CHUNK = 500
+#: Compare-and-set retries before giving up (only reached if other writers keep winning).
+_CAS_ATTEMPTS = 100
+_TRAILING_UUID = re.compile(
+    r"([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})/?$"
+)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for index in range(0, len(items), _CHUNK):
+        yield items[index : index + _CHUNK]
+
+
+def _alive(now: datetime, retention: float) -> Q:
+    """Runs not finished, or finished less than ``retention`` seconds ago."""
+    return Q(finished_at__isnull=True) | Q(finished_at__gt=now - timedelta(seconds=retention))
+
+
+# runs ---------------------------------------------------------------------------------------------
+def create_run(
+    using: str, record: RunRecord, first_event: EventRecord, now: datetime, initial_lease: float
+) -> None:
+    run = record.run
+    with transaction.atomic(using=using):
+        db.Run.objects.using(using).create(
+            id=run.run_id,
+            agent_name=run.agent_name,
+            session_id=run.session_id,
+            status=run.status.value,
+            owner=record.owner,
+            snapshot=run.model_dump(mode="json"),
+            event_count=1,
+            # A worker that dies before its first renewal still leaves a run that can be found lost.
+            lease_expires_at=now + timedelta(seconds=initial_lease),
+            created_at=now,
+            updated_at=now,
+            finished_at=now if run.status.is_terminal else None,
+        )
+        db.RunEvent.objects.using(using).create(
+            run_id=run.run_id, seq=0, type=first_event.type, data=first_event.data.decode(), created_at=now
+        )
+
+
+def get_run(using: str, run_id: uuid.UUID, now: datetime, retention: float) -> RunRecord | None:
+    row = (
+        db.Run.objects.using(using)
+        .filter(_alive(now, retention), pk=run_id)
+        .values_list("snapshot", "owner")
+        .first()
+    )
+    if row is None:
+        return None
+    return RunRecord(run=Run.model_validate(row[0]), owner=row[1])
+
+
+def update_run(
+    using: str,
+    run_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    expect: Collection[RunStatus] | None,
+    now: datetime,
+    retention: float,
+) -> RunRecord | None:
+    expected = None if expect is None else {RunStatus(status).value for status in expect}
+    runs = db.Run.objects.using(using)
+    for _ in range(_CAS_ATTEMPTS):
+        row = (
+            runs.filter(_alive(now, retention), pk=run_id).values_list("snapshot", "owner", "version").first()
+        )
+        if row is None:
+            return None
+        snapshot, owner, version = row
+        if expected is not None and snapshot["status"] not in expected:
+            return None
+        run = Run.model_validate({**snapshot, **changes})
+        if not changes:  # a check only: nothing to write
+            return RunRecord(run=run, owner=owner)
+        terminal = run.status.is_terminal
+        updated = runs.filter(pk=run_id, version=version).update(
+            snapshot=run.model_dump(mode="json"),
+            status=run.status.value,
+            session_id=run.session_id,
+            version=version + 1,
+            updated_at=now,
+            finished_at=now if terminal else None,
+        )
+        if updated:
+            return RunRecord(run=run, owner=owner)
+    raise RuntimeError(f"run {run_id}: compare-and-set lost {_CAS_ATTEMPTS} times in a row")
+
+
+def trim_finished(using: str, keep: int) -> int:
+    """Delete the oldest finished runs beyond the newest ``keep``; returns how many runs went."""
+    finished = db.Run.objects.using(using).filter(finished_at__isnull=False)
+    cutoff = finished.order_by("-finished_at").values_list("finished_at", flat=True)[keep : keep + 1]
+    if not cutoff:
+        return 0
+    return delete_runs(using, finished.filter(finished_at__lte=cutoff[0]))
+
+
+def delete_runs(using: str, runs: QuerySet[db.Run]) -> int:
+    """Delete these runs with their events and signals, a batch at a time; returns how many."""
+    deleted = 0
+    while True:
+        batch = list(runs.values_list("id", flat=True)[:_CHUNK])
+        if not batch:
+            return deleted
+        db.RunEvent.objects.using(using).filter(run_id__in=batch).delete()
+        db.RunSignal.objects.using(using).filter(run_id__in=batch).delete()
+        db.Run.objects.using(using).filter(pk__in=batch).only("id").delete()
+        deleted += len(batch)
+
+
+# events -------------------------------------------------------------------------------------------
+def append_events(using: str, run_id: uuid.UUID, events: Sequence[EventRecord], now: datetime) -> int | None:
+    """Append and return the run's new event count (``None`` if the run does not exist)."""
+    runs = db.Run.objects.using(using).filter(pk=run_id)
+    with transaction.atomic(using=using):
+        # The UPDATE comes first: it takes the row's write lock, so concurrent appends number in turn.
+        if not runs.update(event_count=F("event_count") + len(events)):
+            return None
+        count: int = runs.values_list("event_count", flat=True).get()
+        first = count - len(events)
+        db.RunEvent.objects.using(using).bulk_create(
+            db.RunEvent(
+                run_id=run_id, seq=first + index, type=event.type, data=event.data.decode(), created_at=now
+            )
+            for index, event in enumerate(events)
+        )
+    return count
+
+
+def read_events(
+    using: str, run_id: uuid.UUID, start: int, now: datetime, retention: float
+) -> list[EventRecord]:
+    cutoff = now - timedelta(seconds=retention)
+    rows = (
+        db.RunEvent.objects.using(using)
+        .filter(
+            Q(run__finished_at__isnull=True) | Q(run__finished_at__gt=cutoff), run_id=run_id, seq__gte=start
+        )
+        .order_by("seq")
+        .values_list("type", "data")
+    )
+    return [EventRecord(type, data.encode()) for type, data in rows]
+
+
+def count_events(using: str, run_id: uuid.UUID) -> int:
+    count = db.Run.objects.using(using).filter(pk=run_id).values_list("event_count", flat=True).first()
+    return count or 0
+
+
+def counters(using: str, run_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
+    """Each existing run's ``(event_count, signal_count)``: what waiting readers compare."""
+    found: dict[uuid.UUID, tuple[int, int]] = {}
+    for chunk in _chunks(list(run_ids)):
+        rows = (
+            db.Run.objects.using(using).filter(pk__in=chunk).values_list("id", "event_count", "signal_count")
+        )
+        found.update((run_id, (events, signals)) for run_id, events, signals in rows)
+    return found
+
+
+# signals ------------------------------------------------------------------------------------------
+def send_signal(using: str, run_id: uuid.UUID, signal: Signal, now: datetime) -> int | None:
+    """Queue the signal and return the run's new signal count (``None`` if the run does not exist)."""
+    runs = db.Run.objects.using(using).filter(pk=run_id)
+    with transaction.atomic(using=using):
+        if not runs.update(signal_count=F("signal_count") + 1):
+            return None
+        db.RunSignal.objects.using(using).create(
+            run_id=run_id, kind=signal.kind, payload=signal.payload, created_at=now
+        )
+        count: int = runs.values_list("signal_count", flat=True).get()
+    return count
+
+
+def take_signal(using: str, run_id: uuid.UUID) -> tuple[Signal | None, int]:
+    """Remove and return the run's oldest signal, with the signal count seen before looking."""
+    # The count is read first: a signal sent after this read raises the count above it, so a waiter
+    # that compares with it cannot miss one.
+    seen = db.Run.objects.using(using).filter(pk=run_id).values_list("signal_count", flat=True).first() or 0
+    signals = db.RunSignal.objects.using(using)
+    for pk, kind, payload in (
+        signals.filter(run_id=run_id).order_by("id").values_list("id", "kind", "payload")[:8]
+    ):
+        if signals.filter(pk=pk).delete()[0]:
+            return Signal(kind=kind, payload=bytes(payload)), seen
+    return None, seen
+
+
+# liveness -----------------------------------------------------------------------------------------
+def renew_leases(using: str, run_ids: Collection[uuid.UUID], ttl: float, now: datetime) -> None:
+    expiry = now + timedelta(seconds=ttl)
+    for chunk in _chunks(list(run_ids)):
+        db.Run.objects.using(using).filter(pk__in=chunk, status__in=NON_TERMINAL).update(
+            lease_expires_at=expiry
+        )
+
+
+def find_lost_runs(using: str, now: datetime, limit: int = 1000) -> list[uuid.UUID]:
+    rows = db.Run.objects.using(using).filter(status__in=NON_TERMINAL, lease_expires_at__lt=now)
+    return list(rows.order_by("lease_expires_at").values_list("id", flat=True)[:limit])
+
+
+# sessions -----------------------------------------------------------------------------------------
+def _session(using: str, session_id: uuid.UUID, since: datetime) -> SessionRecord | None:
+    row = (
+        db.Session.objects.using(using)
+        .filter(pk=session_id, updated_at__gt=since)
+        .values_list("state", "owner")
+        .first()
+    )
+    if row is None:
+        return None
+    entries = db.SessionHistoryEntry.objects.using(using).filter(session_id=session_id).order_by("position")
+    return SessionRecord(
+        id=session_id, history=list(entries.values_list("url", flat=True)), state=row[0], owner=row[1]
+    )
+
+
+def get_session(using: str, session_id: uuid.UUID, now: datetime, retention: float) -> SessionRecord | None:
+    return _session(using, session_id, now - timedelta(seconds=retention))
+
+
+def put_session(using: str, record: SessionRecord, now: datetime) -> None:
+    values = {
+        "state": record.state,
+        "owner": record.owner,
+        "history_length": len(record.history),
+        "updated_at": now,
+    }
+    with transaction.atomic(using=using):
+        _ensure(using, db.Session(id=record.id, history_length=0, created_at=now, updated_at=now))
+        db.Session.objects.using(using).filter(pk=record.id).update(**values)
+        db.SessionHistoryEntry.objects.using(using).filter(session_id=record.id).delete()
+        _add_entries(using, record.id, 0, record.history)
+        _touch_resources(using, record.history, now)
+
+
+def extend_session(
+    using: str,
+    session_id: uuid.UUID,
+    history: Sequence[str],
+    state: str | None,
+    owner: str | None,
+    now: datetime,
+    retention: float,
+) -> SessionRecord:
+    since = now - timedelta(seconds=retention)
+    sessions = db.Session.objects.using(using).filter(pk=session_id)
+    changes: dict[str, Any] = {"history_length": F("history_length") + len(history), "updated_at": now}
+    if state is not None:
+        changes["state"] = state
+    with transaction.atomic(using=using):
+        # Every writer takes the session row first (insert if missing, then update), then its entries:
+        # one order, so concurrent writers queue on the row instead of deadlocking.
+        _ensure(
+            using, db.Session(id=session_id, owner=owner, history_length=0, created_at=now, updated_at=now)
+        )
+        expired = {"state": None, "owner": owner, "history_length": 0, "created_at": now, "updated_at": now}
+        if sessions.filter(updated_at__lte=since).update(**expired):
+            db.SessionHistoryEntry.objects.using(using).filter(session_id=session_id).delete()
+        sessions.update(**changes)
+        length: int = sessions.values_list("history_length", flat=True).get()
+        _add_entries(using, session_id, length - len(history), history)
+        _touch_resources(using, history, now)
+        record = _session(using, session_id, since)
+    assert record is not None
+    return record
+
+
+def _ensure(using: str, row: M) -> None:
+    """Insert the row unless one with its key exists (waiting for a concurrent insert to commit)."""
+    type(row)._default_manager.using(using).bulk_create([row], ignore_conflicts=True)
+
+
+def _add_entries(using: str, session_id: uuid.UUID, first: int, urls: Sequence[str]) -> None:
+    db.SessionHistoryEntry.objects.using(using).bulk_create(
+        db.SessionHistoryEntry(session_id=session_id, position=first + index, url=url)
+        for index, url in enumerate(urls)
+    )
+
+
+def _touch_resources(using: str, urls: Iterable[str], now: datetime) -> None:
+    """Keep this server's resources alive as long as a session's history names them.
+
+    History URLs of resources served here end with the resource id; any other URL matches no row.
+    """
+    ids = []
+    for url in urls:
+        match = _TRAILING_UUID.search(url)
+        if match:
+            ids.append(uuid.UUID(match.group(1)))
+    for chunk in _chunks(ids):
+        db.Resource.objects.using(using).filter(pk__in=chunk).update(touched_at=now)
+
+
+# resources ----------------------------------------------------------------------------------------
+def put_resource(using: str, resource_id: uuid.UUID, data: bytes, owner: str | None, now: datetime) -> None:
+    with transaction.atomic(using=using):
+        _ensure(using, db.Resource(id=resource_id, data=b"", created_at=now, touched_at=now))
+        db.Resource.objects.using(using).filter(pk=resource_id).update(data=data, owner=owner, touched_at=now)
+
+
+def get_resource(using: str, resource_id: uuid.UUID, now: datetime, retention: float) -> bytes | None:
+    since = now - timedelta(seconds=retention)
+    row = (
+        db.Resource.objects.using(using)
+        .filter(pk=resource_id, touched_at__gt=since)
+        .values_list("data")
+        .first()
+    )
+    return None if row is None else bytes(row[0])

@@ -1,0 +1,263 @@
+"""DjangoStore: runs, events, signals, sessions and resources in the Django project's own database.
+
+Rules this module keeps:
+
+* The engine's event loop never blocks: every query runs in the store's own thread pool (each thread
+  holds its own Django connection), and waiting for an event or a signal holds no thread at all
+  (:mod:`acp_adapters.django.db_watch`).
+* Every database failure leaves as :class:`~acp_adapters.core.store.StoreUnavailable` (the API answers
+  503) within ``timeout`` seconds, and the connection that failed is dropped, so the next call
+  reconnects: the store recovers by itself when the database is back.
+* The queries are in :mod:`acp_adapters.django.db_ops`; this module only schedules them and wakes waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from acp_adapters.core.models import RunStatus
+from acp_adapters.core.settings import Settings
+from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal, Store, StoreUnavailable
+
+from . import db_ops
+from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
+
+__all__ = ["DjangoStore"]
+
+T = TypeVar("T")
+
+
+class DjangoStore(Store):
+    """A :class:`~acp_adapters.core.store.Store` kept in a Django database (``acp_adapters`` tables).
+
+    Add ``"acp_adapters.django"`` to ``INSTALLED_APPS`` and run ``manage.py migrate``. Several processes
+    (gunicorn workers, machines) sharing the database share the runs: a request served by any of them
+    can read, stream, cancel or resume a run executed by another.
+
+    :param using: the database alias.
+    :param retention: seconds a finished run (and its events) stays readable.
+    :param max_finished_runs: how many finished runs are kept at most (the oldest go first; checked
+        every ``max_finished_runs // 10`` runs this process finishes, and by ``acp_purge``).
+    :param session_retention: seconds a session (and the resources its history names) stays after its
+        last change; ``retention`` if not given.
+    :param lease_ttl: seconds a new run counts as alive before its worker first renews its lease.
+    :param poll_interval: how often a process polls for other processes' events and signals while it
+        has waiters and they change; it backs off to ``max_poll_interval`` while nothing changes.
+    :param threads: threads (and so database connections) of this process's store.
+    :param timeout: seconds after which a query that has not answered counts as a database outage.
+
+    Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
+    ``max_finished_runs``, ``lease_ttl``), so that
+    ``ACP_ADAPTERS["STORE"] = "acp_adapters.django.store.DjangoStore"`` needs nothing else.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        using: str = DEFAULT_DB_ALIAS,
+        *,
+        retention: float | None = None,
+        max_finished_runs: int | None = None,
+        session_retention: float | None = None,
+        lease_ttl: float | None = None,
+        poll_interval: float = 0.05,
+        max_poll_interval: float = 0.25,
+        threads: int = 8,
+        timeout: float = 10.0,
+    ) -> None:
+        defaults = _project_settings()
+        self.using = using
+        self.retention = defaults.run_retention if retention is None else retention
+        self.max_finished_runs = (
+            defaults.max_finished_runs if max_finished_runs is None else max_finished_runs
+        )
+        self.session_retention = self.retention if session_retention is None else session_retention
+        self.lease_ttl = defaults.lease_ttl if lease_ttl is None else lease_ttl
+        self.threads = threads
+        self.timeout = timeout
+        self.watcher = ChangeWatcher(self._counters, interval=poll_interval, max_interval=max_poll_interval)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+        # The connections the store's threads opened, closed by ``close`` (a database in use by an idle
+        # connection cannot be dropped, as a test database must be).
+        self._connections: set[BaseDatabaseWrapper] = set()
+        self._finished_since_trim = 0
+
+    async def close(self) -> None:
+        await self.watcher.close()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        opened, self._connections = self._connections, set()
+        if opened:
+            await asyncio.get_running_loop().run_in_executor(None, _close_connections, opened)
+
+    # runs -----------------------------------------------------------------------------------------
+    async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
+        await self._call(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
+
+    async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
+        return await self._call(db_ops.get_run, run_id, self._now(), self.retention, retry=True)
+
+    async def update_run(
+        self, run_id: uuid.UUID, changes: Mapping[str, Any], *, expect: Collection[RunStatus] | None = None
+    ) -> RunRecord | None:
+        record = await self._call(db_ops.update_run, run_id, changes, expect, self._now(), self.retention)
+        if record is not None and "status" in changes and record.run.status.is_terminal:
+            self._finished_since_trim += 1
+            if self._finished_since_trim >= max(1, self.max_finished_runs // 10):
+                self._finished_since_trim = 0
+                await self._call(db_ops.trim_finished, self.max_finished_runs)
+        return record
+
+    # events ---------------------------------------------------------------------------------------
+    async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
+        if not events:
+            return
+        count = await self._call(db_ops.append_events, run_id, events, self._now())
+        self.watcher.changed(run_id, EVENTS, count)
+
+    async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            events = await self._read(run_id, start)
+            remaining = deadline - loop.time()
+            if events or remaining <= 0:
+                return events
+            if not await self.watcher.wait(run_id, EVENTS, start, remaining):
+                return []
+            # Woken: the count rose above ``start`` (read again) or the run is gone (the read is empty;
+            # a run that does not exist has nothing to wait for).
+            events = await self._read(run_id, start)
+            if events or not await self._exists(run_id):
+                return events
+
+    async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
+        return await self._call(db_ops.read_events, run_id, start, self._now(), self.retention, retry=True)
+
+    async def count_events(self, run_id: uuid.UUID) -> int:
+        return await self._call(db_ops.count_events, run_id, retry=True)
+
+    # signals --------------------------------------------------------------------------------------
+    async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
+        count = await self._call(db_ops.send_signal, run_id, signal, self._now())
+        if count is not None:
+            self.watcher.changed(run_id, SIGNALS, count)
+
+    async def receive_signal(self, run_id: uuid.UUID) -> Signal:
+        while True:
+            signal, seen = await self._call(db_ops.take_signal, run_id)
+            if signal is not None:
+                return signal
+            await self.watcher.wait(run_id, SIGNALS, seen, None)
+
+    # sessions -------------------------------------------------------------------------------------
+    async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
+        return await self._call(
+            db_ops.get_session, session_id, self._now(), self.session_retention, retry=True
+        )
+
+    async def put_session(self, record: SessionRecord) -> None:
+        await self._call(db_ops.put_session, record, self._now())
+
+    async def extend_session(
+        self,
+        session_id: uuid.UUID,
+        history: Sequence[str],
+        *,
+        state: str | None = None,
+        owner: str | None = None,
+    ) -> SessionRecord:
+        return await self._call(
+            db_ops.extend_session, session_id, history, state, owner, self._now(), self.session_retention
+        )
+
+    # liveness -------------------------------------------------------------------------------------
+    async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:
+        if run_ids:
+            await self._call(db_ops.renew_leases, run_ids, ttl, self._now())
+
+    async def find_lost_runs(self) -> list[uuid.UUID]:
+        return await self._call(db_ops.find_lost_runs, self._now(), retry=True)
+
+    # resources ------------------------------------------------------------------------------------
+    async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
+        await self._call(db_ops.put_resource, resource_id, data, owner, self._now())
+
+    async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
+        return await self._call(
+            db_ops.get_resource, resource_id, self._now(), self.session_retention, retry=True
+        )
+
+    # plumbing -------------------------------------------------------------------------------------
+    async def _counters(self, run_ids: Collection[uuid.UUID]) -> Counters:
+        return await self._call(db_ops.counters, run_ids, retry=True)
+
+    async def _exists(self, run_id: uuid.UUID) -> bool:
+        return run_id in await self._counters([run_id])
+
+    @staticmethod
+    def _now() -> Any:
+        return timezone.now()
+
+    async def _call(self, query: Callable[..., T], *args: Any, retry: bool = False) -> T:
+        """Run ``query(self.using, *args)`` in a store thread; a read (``retry``) is tried twice."""
+        run = sync_to_async(self._run_query, thread_sensitive=False, executor=self._pool())
+        try:
+            return await asyncio.wait_for(run(query, args, retry), self.timeout)
+        except asyncio.TimeoutError:
+            raise StoreUnavailable(f"the database did not answer within {self.timeout:g}s") from None
+
+    def _run_query(self, query: Callable[..., T], args: tuple[Any, ...], retry: bool) -> T:
+        self._connections.add(connections[self.using])
+        for attempt in (1, 2):
+            try:
+                return query(self.using, *args)
+            except IntegrityError:
+                raise
+            except DatabaseError as exc:
+                # Drop the connection: it may be dead (a restarted server) and the next query reconnects.
+                with contextlib.suppress(Exception):
+                    connections[self.using].close()
+                if retry and attempt == 1:
+                    continue
+                raise StoreUnavailable(f"the database is unreachable: {exc}".strip()) from exc
+        raise AssertionError("unreachable")
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # A pool inherited through fork has no threads: a forked worker makes its own.
+        if self._executor is None or self._pid != os.getpid():
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="acp-django-store")
+            self._pid = os.getpid()
+        return self._executor
+
+
+def _project_settings() -> Settings:
+    """The project's ``ACP_ADAPTERS["SETTINGS"]``, or the defaults."""
+    try:
+        from .conf import conf
+
+        return conf.settings
+    except (ImportError, ImproperlyConfigured):
+        return Settings()
+
+
+def _close_connections(opened: set[BaseDatabaseWrapper]) -> None:
+    for connection in opened:
+        with contextlib.suppress(Exception):
+            connection.inc_thread_sharing()  # it belongs to a store thread: allow closing it from here
+            connection.close()
