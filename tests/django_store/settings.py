@@ -26,6 +26,8 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "DATABASE_URL",
+    "DEAD_POSTGRES",
+    "DEAD_SQLITE",
     "POSTGRES",
     "POSTGRES_AVAILABLE",
     "POSTGRES_REASON",
@@ -38,6 +40,8 @@ __all__ = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SQLITE = "acp_sqlite"
 POSTGRES = "acp_postgres"
+DEAD_POSTGRES = "acp_dead_postgres"
+DEAD_SQLITE = "acp_dead_sqlite"
 
 _TMP = tempfile.mkdtemp(prefix="acp-django-store-")
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
@@ -57,6 +61,12 @@ def postgres_database(url: str = DATABASE_URL, **test: Any) -> dict[str, Any]:
         "OPTIONS": {"connect_timeout": 3},
         "TEST": test,
     }
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _reachable(url: str) -> tuple[bool, str]:
@@ -83,6 +93,12 @@ def _aliases() -> dict[str, dict[str, Any]]:
             # No dependency on "default": these aliases are set up on their own.
             "TEST": {"NAME": sqlite_file, "DEPENDENCIES": []},
         }
+    }
+    # Databases that cannot be reached, never set up: the store must answer StoreUnavailable quickly.
+    aliases[DEAD_POSTGRES] = postgres_database(f"postgresql://postgres@127.0.0.1:{_closed_port()}/none")
+    aliases[DEAD_SQLITE] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(_TMP, "missing", "db"),
     }
     if POSTGRES_AVAILABLE:
         aliases[POSTGRES] = postgres_database(NAME="test_acp_django_store", DEPENDENCIES=[])

@@ -1,0 +1,212 @@
+"""What the Django database store does beyond the conformance suite (tests/stores): workers in other
+threads with their own event loops, concurrent appends, outages, lost connections, deleted runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from django.db import connections
+from pytest_django import DjangoDbBlocker
+
+from acp_adapters.core.models import Run, RunStatus
+from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
+from acp_adapters.django import db_ops
+from acp_adapters.django.store import DjangoStore
+from tests.django_store import settings as test_settings
+from tests.django_store.conftest import StoreFactory
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+
+
+def event(n: object, type: str = "generic") -> EventRecord:
+    return EventRecord(type, f'{{"type":"{type}","n":"{n}"}}'.encode())
+
+
+async def new_run(store: DjangoStore, status: RunStatus = RunStatus.CREATED) -> Run:
+    run = Run(agent_name="echo", status=status)
+    await store.create_run(RunRecord(run=run), event("created", "run.created"))
+    return run
+
+
+def in_thread(alias: str, work: Callable[[DjangoStore], Awaitable[T]]) -> Callable[[], T]:
+    """Start ``work`` in a new thread with its own event loop and store (a worker process, nearly);
+    the returned function joins it and gives its result."""
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        store = DjangoStore(alias)
+        try:
+            result["value"] = await work(store)
+        except BaseException as exc:
+            result["error"] = exc
+        finally:
+            await store.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),))
+    thread.start()
+
+    def join() -> T:
+        thread.join(30)
+        assert not thread.is_alive(), "the worker thread did not finish"
+        if "error" in result:
+            raise result["error"]
+        return result["value"]  # type: ignore[no-any-return]
+
+    return join
+
+
+async def test_a_reader_in_another_thread_is_woken(alias: str, make_store: StoreFactory) -> None:
+    store = make_store()
+    run = await new_run(store)
+
+    async def read(reader: DjangoStore) -> tuple[list[EventRecord], float]:
+        events = await reader.read_events(run.run_id, 1, timeout=10)
+        return events, time.monotonic()
+
+    join = in_thread(alias, read)
+    await asyncio.sleep(0.5)
+    appended = time.monotonic()
+    await store.append_events(run.run_id, [event(1)])
+    events, woken = await asyncio.to_thread(join)
+    assert events == [event(1)]
+    # The reader's process learns of the append by its poll (backed off to at most 0.25 s).
+    assert woken - appended < 0.6
+
+
+async def test_compare_and_set_across_threads_has_one_winner(alias: str, make_store: StoreFactory) -> None:
+    store = make_store()
+    run = await new_run(store, RunStatus.AWAITING)
+
+    async def resume_ten_times(worker: DjangoStore) -> int:
+        attempts = [
+            worker.update_run(run.run_id, {"status": RunStatus.IN_PROGRESS}, expect={RunStatus.AWAITING})
+            for _ in range(10)
+        ]
+        return sum(result is not None for result in await asyncio.gather(*attempts))
+
+    joins = [in_thread(alias, resume_ten_times) for _ in range(5)]
+    wins = [await asyncio.to_thread(join) for join in joins]
+    assert sum(wins) == 1
+    record = await store.get_run(run.run_id)
+    assert record is not None and record.run.status is RunStatus.IN_PROGRESS
+
+
+async def test_concurrent_appends_number_events_without_gaps(make_store: StoreFactory) -> None:
+    workers = [make_store() for _ in range(4)]
+    run = await new_run(workers[0])
+
+    async def append(worker: int, batch: int) -> None:
+        await workers[worker].append_events(
+            run.run_id, [event(f"{worker}.{batch}.a"), event(f"{worker}.{batch}.b")]
+        )
+
+    await asyncio.gather(*(append(w, b) for w in range(4) for b in range(25)))
+    events = await workers[1].read_events(run.run_id, 0)
+    assert len(events) == 201 and await workers[2].count_events(run.run_id) == 201
+    sent = {event(f"{w}.{b}.{part}") for w in range(4) for b in range(25) for part in "ab"}
+    assert set(events[1:]) == sent
+    for first, second in zip(events[1::2], events[2::2], strict=True):  # each batch stays together, in order
+        assert first.data.replace(b".a", b".b") == second.data
+
+
+@pytest.mark.parametrize("dead", [test_settings.DEAD_POSTGRES, test_settings.DEAD_SQLITE])
+async def test_an_unreachable_database_raises_store_unavailable_quickly(
+    dead: str, django_db_blocker: DjangoDbBlocker
+) -> None:
+    django_db_blocker.unblock()  # no test database: these aliases lead nowhere
+    store = DjangoStore(dead, timeout=5)
+    run = Run(agent_name="echo")
+    try:
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.create_run(RunRecord(run=run), event(0)),
+            lambda: store.get_run(run.run_id),
+            lambda: store.update_run(run.run_id, {"status": RunStatus.FAILED}),
+            lambda: store.append_events(run.run_id, [event(1)]),
+            lambda: store.read_events(run.run_id, 0, timeout=5),
+            lambda: store.send_signal(run.run_id, Signal("cancel")),
+            lambda: store.extend_session(uuid.uuid4(), ["u"]),
+            lambda: store.get_resource(uuid.uuid4()),
+            lambda: store.find_lost_runs(),
+        ]
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="unreachable"):
+                await call()
+            assert time.monotonic() - started < 3.0
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_the_store_reconnects_after_its_connections_are_killed(postgres: str) -> None:
+    store = DjangoStore(postgres, threads=2)
+    run = await new_run(store)
+    assert await store.get_run(run.run_id) is not None
+
+    def kill_others() -> int:
+        try:
+            with connections[postgres].cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                row = cursor.fetchone()
+                return int(row[0]) if row else 0
+        finally:
+            connections[postgres].close()
+
+    try:
+        assert await asyncio.to_thread(kill_others) >= 1
+        # Reads are retried on a new connection; a write fails at most once, then works.
+        assert await store.get_run(run.run_id) is not None
+        for attempt in range(3):
+            try:
+                await store.append_events(run.run_id, [event("after")])
+                break
+            except StoreUnavailable:
+                assert attempt == 0
+        assert (await store.read_events(run.run_id, 1))[-1] == event("after")
+    finally:
+        await store.close()
+
+
+async def test_a_reader_of_a_deleted_run_returns_at_once(alias: str, make_store: StoreFactory) -> None:
+    store, other = make_store(), make_store()
+    run = await new_run(store)
+    reader = asyncio.create_task(other.read_events(run.run_id, 1, timeout=30))
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(
+        db_ops.delete_runs, alias, db_ops.db.Run.objects.using(alias).filter(pk=run.run_id)
+    )
+    started = time.monotonic()
+    assert await asyncio.wait_for(reader, 5) == []
+    assert time.monotonic() - started < 1.0
+
+
+def _delete_run(alias: str, run_id: uuid.UUID) -> None:
+    try:
+        db_ops.delete_runs(alias, db_ops.db.Run.objects.using(alias).filter(pk=run_id))
+    finally:
+        connections[alias].close()
+
+
+async def test_signals_cross_threads(alias: str, make_store: StoreFactory) -> None:
+    store = make_store()
+    run = await new_run(store)
+
+    async def receive(worker: DjangoStore) -> list[Signal]:
+        return [await worker.receive_signal(run.run_id) for _ in range(2)]
+
+    join = in_thread(alias, receive)
+    await asyncio.sleep(0.3)
+    await store.send_signal(run.run_id, Signal("resume", b'{"n":1}'))
+    await store.send_signal(run.run_id, Signal("cancel"))
+    assert await asyncio.to_thread(join) == [Signal("resume", b'{"n":1}'), Signal("cancel")]
