@@ -1,0 +1,24 @@
+"""Settings of the example Django project kept in PostgreSQL, for the ``django-gunicorn-postgres`` deployment.
+
+``example_django.settings`` with its ``default`` database at ``ACP_DEPLOY_DATABASE_URL`` (a database the
+deployment creates and drops) and the Django database store. ``ACP_LEASE_TTL`` shortens the leases for
+the fault tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from example_agents import DEMO_SETTINGS
+from example_django.settings import *  # noqa: F403
+from example_django.settings import ACP_ADAPTERS
+from tests.django_store.settings import postgres_database
+
+DATABASES = {"default": postgres_database(os.environ["ACP_DEPLOY_DATABASE_URL"])}
+
+ACP_ADAPTERS = {
+    **ACP_ADAPTERS,
+    "SETTINGS": dataclasses.replace(DEMO_SETTINGS, lease_ttl=float(os.environ.get("ACP_LEASE_TTL", "10"))),
+    "STORE": "acp_adapters.django.store.DjangoStore",
+}
