@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-timeout", type=float, help="seconds before a stream counts as unfinished")
     parser.add_argument("--memory-runs", type=int, help="runs of the memory scenario (default 10000)")
     parser.add_argument(
+        "--ref", help="measure this git revision of the adapters (e.g. HEAD) instead of the working tree"
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="do not pin servers and load generator to cores"
     )
     parser.add_argument(
@@ -74,6 +77,7 @@ def _options(args: argparse.Namespace) -> harness.Options:
         "stream_timeout": args.stream_timeout,
         "memory_runs": args.memory_runs,
         "pin": not args.no_pin,
+        "ref": args.ref,
     }
     given = {k: v for k, v in overrides.items() if v is not None}
     options = harness.Options.quick(**given) if args.quick else harness.Options(**given)

@@ -49,7 +49,7 @@ class Deployment:
         if self.server == "gunicorn":
             return [
                 python, "-m", "gunicorn", "-w", str(self.workers), "-k", "gthread", "--threads", "32",
-                "-b", f"127.0.0.1:{port}", "--log-level", "warning", self.app,
+                "-b", f"127.0.0.1:{port}", "--log-level", "warning", *_gunicorn_options(), self.app,
             ]  # fmt: skip
         command = [
             python, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", str(port),
@@ -70,6 +70,16 @@ class Deployment:
         """How it is served, e.g. ``gunicorn gthread 32, 1 worker``."""
         server = "gunicorn gthread 32" if self.server == "gunicorn" else "uvicorn"
         return f"{server}, {self.workers} worker{'s' if self.workers > 1 else ''}"
+
+
+def _gunicorn_options() -> list[str]:
+    """Options for this gunicorn version: since 24, each master opens a control socket at one fixed
+    path in the home directory unless told not to, and several masters at once would share it."""
+    try:
+        from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
+    except ImportError:
+        return []
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
 
 _SCALE_SCENARIOS = ("sync-16", "stream")

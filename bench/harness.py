@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import acpsdk_venv
+from bench import acpsdk_venv, source
 from bench.deployments import DEPLOYMENTS, Deployment, by_name
 from bench.servers import REPO, Server, ServerPool, StartError, service_missing, unavailable_reason
 
@@ -51,6 +51,7 @@ class Options:
     memory_timeout: float = 300.0
     request_timeout: float = 30.0
     pin: bool = True
+    ref: str | None = None  # a git revision to measure instead of the working tree
     log_dir: Path = REPO / "bench" / "results" / "logs"
 
     @classmethod
@@ -59,8 +60,8 @@ class Options:
         values: dict[str, Any] = {
             "reps": 1,
             "duration": 1.0,
-            "stream_ns": (200, 1_000, 2_000),
-            "stream_timeout": 20.0,
+            "stream_ns": (100, 500, 2_000),
+            "stream_timeout": 15.0,
             "memory_runs": 1_000,
             "memory_window": 100,
             "memory_timeout": 30.0,
@@ -161,8 +162,9 @@ def _loadgen(job: dict[str, Any], budget: float) -> dict[str, Any]:
 
 
 class _Run:
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, code: Path) -> None:
         self.options = options
+        self.code = code
         self.server_cpus, self.client_cpus = _cpus(options.pin)
         self.results = Results(options=_jsonable(options), machine=_machine())
         self.results.machine["pinning"] = (
@@ -170,6 +172,7 @@ class _Run:
             if self.server_cpus and self.client_cpus
             else "none"
         )
+        self.results.machine["code"] = source.describe(options.ref)
         self.python: dict[str, str] = {}
 
     def job(self, server: Server, **fields: Any) -> dict[str, Any]:
@@ -202,7 +205,7 @@ class _Run:
                 except (OSError, subprocess.SubprocessError) as exc:
                     reason = f"could not make the acp-sdk virtualenv ({exc})"
             python = self.python.setdefault(deployment.name, sys.executable)
-            reason = reason or unavailable_reason(deployment, python)
+            reason = reason or unavailable_reason(deployment, python, self.code)
             if reason:
                 _log(f"skipping {deployment.name}: {reason}")
                 self.results.note(deployment, "skipped", reason)
@@ -270,7 +273,7 @@ class _Run:
         for deployment in deployments:
             if not deployment.runs("memory"):
                 continue
-            with ServerPool(self.options.log_dir, self.server_cpus) as pool:
+            with ServerPool(self.options.log_dir, self.server_cpus, self.code) as pool:
                 server = self.start(pool, deployment)
                 if server is None:
                     continue
@@ -297,11 +300,18 @@ def _jsonable(options: Options) -> dict[str, Any]:
 
 def run(options: Options) -> Results:
     """Run the benchmark described by ``options``; every server started is stopped on return."""
-    state = _Run(options)
+    if options.ref is None:
+        return _run_from(options, REPO)
+    with source.exported(options.ref) as code:
+        return _run_from(options, code)
+
+
+def _run_from(options: Options, code: Path) -> Results:
+    state = _Run(options, code)
     deployments = state.available(_selection(options.deployments))
     steady = [s for s in options.scenarios if s != "memory"]
     if steady and deployments:
-        with ServerPool(options.log_dir, state.server_cpus) as pool:
+        with ServerPool(options.log_dir, state.server_cpus, code) as pool:
             servers = [s for d in deployments if (s := state.start(pool, d)) is not None]
             for server in servers:
                 _log(f"{server.deployment.name} up on 127.0.0.1:{server.port}; warming up")

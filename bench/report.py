@@ -68,7 +68,9 @@ class _View:
         ]
 
     def summary(self, scenario: str, name: str, key: str, n: int | None = None) -> Summary | None:
-        return summarise([m.get(key) for m in self.entries(scenario, name, n) if not m.get("timed_out")])
+        # A stream that failed its checks (or timed out) has no time worth showing.
+        clean = [m for m in self.entries(scenario, name, n) if scenario != "stream" or not m.get("failures")]
+        return summarise([m.get(key) for m in clean])
 
     def failed(self, scenario: str, name: str, n: int | None = None) -> str:
         entries = self.entries(scenario, name, n)
@@ -153,12 +155,11 @@ def _stream_points(view: _View, name: str) -> tuple[list[tuple[float, float]], f
 
 def _exponent(view: _View, name: str) -> str:
     points, bound = _stream_points(view, name)
-    if bound is not None and len(points) < 2:
-        return f"> {bound:.1f}"
     b = power_law_exponent(points)
-    if b is None:
-        return "-"
-    return f"{b:.2f}" + (f" (then > {bound:.1f})" if bound is not None else "")
+    if bound is not None and (b is None or bound > b):
+        # A larger N did not finish in time: b is at least what finishing right at the timeout gives.
+        return f"> {bound:.1f} (N = {int(points[-1][0]):,} to the first N that did not finish)"
+    return "-" if b is None else f"{b:.2f}"
 
 
 def _stream_table(view: _View) -> list[str]:
@@ -271,7 +272,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"Measured {machine['date']} on {machine['cpu']} ({machine['cores']} cores), "
         f"Python {machine['python']}; {versions}; acp-sdk's own virtualenv: "
-        f"{machine.get('acp-sdk venv', '-')}. Pinning: {machine['pinning']}.",
+        f"{machine.get('acp-sdk venv', '-')}. Pinning: {machine['pinning']}. Code: {machine['code']}.",
         "",
         f"Medians of {options['reps']} interleaved repetitions, with (min-max); load phases of "
         f"{_number(options['duration'])} s. *x floor* and *x acp-sdk* divide the deployment's median "

@@ -40,13 +40,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _env(deployment: Deployment) -> dict[str, str]:
+def _place(deployment: Deployment, source: Path) -> tuple[Path, dict[str, str]]:
+    """The working directory and environment of ``deployment``'s processes.
+
+    Adapters run from ``source`` (the repository, or an export of one commit of it); the floors and
+    the acp-sdk app are the harness's own and always run from this repository.
+    """
+    home = source if deployment.kind == "adapter" else REPO
     env = {**os.environ, **deployment.env, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return env
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(home), env.get("PYTHONPATH", "")) if p)
+    return (REPO / "bench" if deployment.kind == "acp-sdk" else home), env
 
 
-def unavailable_reason(deployment: Deployment, python: str = sys.executable) -> str | None:
+def unavailable_reason(
+    deployment: Deployment, python: str = sys.executable, source: Path = REPO
+) -> str | None:
     """Why ``deployment`` cannot run yet (its app or a required module does not import), or ``None``."""
     module, _, attribute = deployment.app.partition(":")
     probe = (
@@ -54,10 +62,10 @@ def unavailable_reason(deployment: Deployment, python: str = sys.executable) -> 
         f"for name in {list(deployment.requires)!r}: importlib.import_module(name)\n"
         f"app = getattr(importlib.import_module({module!r}), {attribute!r})\n"
     )
-    cwd = REPO / "bench" if deployment.kind == "acp-sdk" else REPO
+    cwd, env = _place(deployment, source)
     try:
         done = subprocess.run(
-            [python, "-c", probe], cwd=cwd, env=_env(deployment), capture_output=True, text=True, timeout=120
+            [python, "-c", probe], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
         )
     except subprocess.TimeoutExpired:
         return f"`{deployment.app}` takes over 120 s to import"
@@ -105,13 +113,15 @@ def _rss(pid: int) -> int:
 class Server:
     """One running deployment."""
 
-    def __init__(self, deployment: Deployment, python: str, cpus: set[int] | None, log_dir: Path) -> None:
+    def __init__(
+        self, deployment: Deployment, python: str, cpus: set[int] | None, log_dir: Path, source: Path = REPO
+    ) -> None:
         self.deployment = deployment
         self.port = free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{deployment.name}-{self.port}.log"
         self._log = self.log_path.open("wb")
-        cwd = REPO / "bench" if deployment.kind == "acp-sdk" else REPO
+        cwd, env = _place(deployment, source)
 
         def pin() -> None:  # runs in the child before exec; its workers inherit the affinity
             if cpus:
@@ -120,7 +130,7 @@ class Server:
         self.process = subprocess.Popen(
             deployment.command(self.port, python),
             cwd=cwd,
-            env=_env(deployment),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -184,15 +194,16 @@ class Server:
 class ServerPool:
     """Starts servers and stops all of them on exit, on error and on SIGTERM."""
 
-    def __init__(self, log_dir: Path, cpus: set[int] | None) -> None:
+    def __init__(self, log_dir: Path, cpus: set[int] | None, source: Path = REPO) -> None:
         self.log_dir = log_dir
         self.cpus = cpus
+        self.source = source
         self._servers: list[Server] = []
 
     def start(self, deployment: Deployment, python: str) -> Server:
         """Start ``deployment`` and wait until it answers (``StartError`` otherwise; it is stopped then)."""
         cpus = self.cpus if deployment.workers == 1 else None  # several workers get every core
-        server = Server(deployment, python, cpus, self.log_dir)
+        server = Server(deployment, python, cpus, self.log_dir, self.source)
         self._servers.append(server)
         try:
             server.wait_ready()
