@@ -13,22 +13,33 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import zlib
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from .models import RunStatus
+from .models import Run, RunStatus
+from .sse import run_of_event
 from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
 
 __all__ = ["MemoryStore"]
 
+_TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
+
 
 class _RunSlot:
-    __slots__ = ("events", "record", "signals", "waiters")
+    """A run's snapshot and log. Once the run has ended, both are packed into one compressed blob:
+    the run is then its last event's ``run``, read back on demand."""
+
+    __slots__ = ("count", "events", "owner", "packed", "record", "signals", "status", "waiters")
 
     def __init__(self, record: RunRecord, first_event: EventRecord) -> None:
-        self.record = record
+        self.record: RunRecord | None = record
+        self.owner = record.owner
+        self.status = record.run.status
         self.events: list[EventRecord] = [first_event]
+        self.count = 1
+        self.packed: bytes | None = None
         self.waiters: list[asyncio.Future[None]] = []
         self.signals: asyncio.Queue[Signal] | None = None
 
@@ -37,6 +48,29 @@ class _RunSlot:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    def pack(self) -> None:
+        # Event JSON never holds a raw newline, so one joins them.
+        self.packed = zlib.compress(b"\n".join(event.data for event in self.events), 1)
+        self.status = self.current().run.status
+        self.events = []
+        self.record = None
+
+    def all_events(self) -> list[EventRecord]:
+        if self.packed is None:
+            return self.events
+        return [EventRecord(_type_of(data), data) for data in zlib.decompress(self.packed).split(b"\n")]
+
+    def current(self) -> RunRecord:
+        if self.record is not None:
+            return self.record
+        last = self.all_events()[-1]
+        return RunRecord(Run.model_validate_json(run_of_event(last)), self.owner)
+
+
+def _type_of(data: bytes) -> str:
+    # Every event starts with {"type":"...".
+    return data[9 : data.index(b'"', 9)].decode()
 
 
 class MemoryStore(Store):
@@ -61,7 +95,7 @@ class MemoryStore(Store):
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         slot = self._runs.get(run_id)
-        return slot.record if slot else None
+        return slot.current() if slot else None
 
     async def update_run(
         self,
@@ -73,6 +107,8 @@ class MemoryStore(Store):
         slot = self._runs.get(run_id)
         if slot is None:
             return None
+        if slot.record is None:  # packed: the run has ended and changes no more
+            return slot.current() if expect is None or slot.status in expect else None
         run = slot.record.run
         if expect is not None and run.status not in expect:
             return None
@@ -111,6 +147,9 @@ class MemoryStore(Store):
         if slot is None:
             return
         slot.events.extend(events)
+        slot.count += len(events)
+        if events[-1].type in _TERMINAL_EVENTS:
+            slot.pack()
         if slot.waiters:
             slot.wake()
 
@@ -118,7 +157,7 @@ class MemoryStore(Store):
         slot = self._runs.get(run_id)
         if slot is None:
             return []
-        if len(slot.events) <= start and timeout > 0:
+        if slot.count <= start and timeout > 0:
             waiter = asyncio.get_running_loop().create_future()
             slot.waiters.append(waiter)
             try:
@@ -128,11 +167,13 @@ class MemoryStore(Store):
             finally:
                 if waiter in slot.waiters:
                     slot.waiters.remove(waiter)
-        return slot.events[start:]
+        if slot.count <= start:
+            return []
+        return slot.all_events()[start:]
 
     async def count_events(self, run_id: uuid.UUID) -> int:
         slot = self._runs.get(run_id)
-        return len(slot.events) if slot else 0
+        return slot.count if slot else 0
 
     # signals --------------------------------------------------------------------------------------
     def _signals(self, run_id: uuid.UUID) -> asyncio.Queue[Signal] | None:
