@@ -1,0 +1,206 @@
+"""The Django example (``example_django``) under WSGI and ASGI, in process and on real servers.
+
+* ``django-wsgi-inprocess``: Django's test ``Client`` (the sync view, the bridge's loop);
+* ``django-asgi-inprocess``: Django's ``AsyncClient`` on one event loop that lives as long as the
+  deployment (an anyio blocking portal), so that runs carry on between requests;
+* ``django-gunicorn``: ``gunicorn -w 1 -k gthread --threads 32 example_django.wsgi:application``;
+* ``django-uvicorn``: ``uvicorn example_django.asgi:application``.
+
+Importing this module configures Django with ``example_django.settings`` (unless
+``DJANGO_SETTINGS_MODULE`` names other settings already), which also turns pytest-django on for the
+session; nothing else in the repository's pytest configuration is needed for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json as jsonlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import django
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from django.http import HttpResponseBase
+from django.test import AsyncClient, Client
+
+from .base import Deployment, HttpResult, Target, serve
+
+SETTINGS_MODULE = "example_django.settings"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+django.setup()
+
+#: What the in-process clients send as the host; ``example_django.settings`` allows it.
+HOST = "testserver"
+
+
+def _arguments(
+    json: Any, content: bytes | None, headers: Mapping[str, str] | None
+) -> tuple[bytes, str, dict[str, str]]:
+    """The body, its content type and the other headers, as Django's test clients take them."""
+    others = {name: value for name, value in (headers or {}).items() if name.lower() != "content-type"}
+    given = next((value for name, value in (headers or {}).items() if name.lower() == "content-type"), None)
+    if json is not None:
+        return jsonlib.dumps(json).encode(), given or "application/json", others
+    return content or b"", given or "application/octet-stream", others
+
+
+def _result(response: HttpResponseBase, body: bytes) -> HttpResult:
+    merged: dict[str, str] = {}
+    for name, value in response.items():
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    return HttpResult(status=response.status_code, headers=merged, body=body)
+
+
+class DjangoContractClient:
+    """A :class:`~tests.deployments.base.ContractClient` over Django's test ``Client`` (WSGI).
+
+    Each request gets its own client, so that threads share none. A stream is read to its end, and
+    the response closed as a WSGI server would close it.
+    """
+
+    def __init__(self, mount: str, **options: Any) -> None:
+        self.mount = mount
+        self.options = options
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResult:
+        body, content_type, others = _arguments(json, content, headers)
+        client = Client(raise_request_exception=False, **self.options)
+        response = client.generic(method, self.mount + path, body, content_type, headers=others)
+        try:
+            data = b"".join(response.streaming_content) if response.streaming else response.content
+        finally:
+            response.close()
+        return _result(response, data)
+
+
+class DjangoAsyncContractClient:
+    """A :class:`~tests.deployments.base.ContractClient` over Django's ``AsyncClient`` (ASGI), which
+    runs every request on the portal's event loop (the loop that hosts the service)."""
+
+    def __init__(self, portal: BlockingPortal, mount: str, **options: Any) -> None:
+        self.portal = portal
+        self.mount = mount
+        self.options = options
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResult:
+        return self.portal.call(self._request, method, path, _arguments(json, content, headers))
+
+    async def _request(
+        self, method: str, path: str, arguments: tuple[bytes, str, dict[str, str]]
+    ) -> HttpResult:
+        body, content_type, others = arguments
+        client = AsyncClient(raise_request_exception=False, **self.options)
+        response = await client.generic(method, self.mount + path, body, content_type, headers=others)
+        if response.streaming:
+            data = b"".join([chunk async for chunk in response.streaming_content])
+        else:
+            data = response.content
+        return _result(response, data)
+
+
+def _sites() -> list[Any]:
+    """Every ACP mount of the example (each holds a service that must start afresh per deployment)."""
+    from acp_adapters.django.views import site
+    from example_django.urls import private_site
+
+    return [site, private_site]
+
+
+@contextlib.contextmanager
+def _wsgi_inprocess() -> Iterator[Target]:
+    sites = _sites()
+    for acp_site in sites:
+        acp_site.close()
+    try:
+        base_url = f"http://{HOST}/acp"
+        yield Target(base_url=base_url, client=DjangoContractClient("/acp"), name="django-wsgi-inprocess")
+    finally:
+        for acp_site in sites:
+            acp_site.close()
+
+
+@contextlib.contextmanager
+def _asgi_inprocess() -> Iterator[Target]:
+    sites = _sites()
+    for acp_site in sites:
+        acp_site.close()
+    with start_blocking_portal() as portal:
+        try:
+            base_url = f"http://{HOST}/acp"
+            client = DjangoAsyncContractClient(portal, "/acp")
+            yield Target(
+                base_url=base_url, client=client, name="django-asgi-inprocess", extra={"portal": portal}
+            )
+        finally:
+            for acp_site in sites:
+                portal.call(acp_site.aclose)
+
+
+_ENV = {"DJANGO_SETTINGS_MODULE": SETTINGS_MODULE}
+
+
+def _gunicorn() -> contextlib.AbstractContextManager[Target]:
+    return serve(
+        [
+            "{python}",
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            "32",
+            "--graceful-timeout",
+            "3",
+            "-b",
+            "{host}:{port}",
+            "example_django.wsgi:application",
+        ],
+        env=_ENV,
+        name="django-gunicorn",
+    )
+
+
+def _uvicorn() -> contextlib.AbstractContextManager[Target]:
+    return serve(
+        [
+            "{python}",
+            "-m",
+            "uvicorn",
+            "example_django.asgi:application",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+        ],
+        env=_ENV,
+        name="django-uvicorn",
+    )
+
+
+DEPLOYMENTS = [
+    Deployment("django-wsgi-inprocess", _wsgi_inprocess, (pytest.mark.django,)),
+    Deployment("django-asgi-inprocess", _asgi_inprocess, (pytest.mark.django,)),
+    Deployment("django-gunicorn", _gunicorn, (pytest.mark.django, pytest.mark.slow), real_server=True),
+    Deployment("django-uvicorn", _uvicorn, (pytest.mark.django, pytest.mark.slow), real_server=True),
+]
