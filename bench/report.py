@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -82,6 +83,11 @@ class _View:
         shown = f"{failures}" + (f" of {attempts}" if attempts > failures else "")
         return f"**{shown}**: {errors[:90]}"
 
+    def noisy(self, scenario: str, name: str, n: int | None = None) -> str:
+        """A mark when a measurement shown carried more foreign load than the harness accepts."""
+        limit = self.options.get("max_foreign", 1.0)
+        return " †" if any(m.get("foreign_cpu", 0) > limit for m in self.entries(scenario, name, n)) else ""
+
     def label(self, name: str) -> str:
         return str(self.deployments[name]["label"])
 
@@ -131,7 +137,7 @@ def _load_table(view: _View, scenario: str) -> list[str]:
         if not view.entries(scenario, name):
             continue
         row = [
-            view.label(name),
+            view.label(name) + view.noisy(scenario, name),
             *(_summary(view.summary(scenario, name, k)) for k in ("rate", "p50_ms", "p99_ms")),
         ]
         if scenario == "async":
@@ -179,8 +185,9 @@ def _stream_table(view: _View) -> list[str]:
             figures = [
                 _summary(view.summary("stream", name, k, n)) for k in ("elapsed", "rate", "first_event_ms")
             ]
-            rows.append([view.label(name), f"{n:,}", *figures, *view.ratios("stream", name, "rate", n),
-                         view.failed("stream", name, n)])  # fmt: skip
+            label = view.label(name) + view.noisy("stream", name, n)
+            ratios = view.ratios("stream", name, "rate", n)
+            rows.append([label, f"{n:,}", *figures, *ratios, view.failed("stream", name, n)])
     lines = _table(header, rows)
     growth = [
         [view.label(name), _exponent(view, name)] for name in view.measured if view.entries("stream", name)
@@ -202,7 +209,7 @@ def _memory_row(view: _View, name: str) -> list[str] | None:
     m = entries[0]
     per_thousand, trend = _memory_figures(m)
     return [
-        view.label(name),
+        view.label(name) + view.noisy("memory", name),
         f"{m.get('ok', 0):,}",
         _number(m["rss_before"] / MIB),
         _number(m["rss_after"] / MIB),
@@ -264,6 +271,21 @@ def _targets(view: _View) -> list[str]:
     return _table(["target (issue 5)", "measured", "holds"], rows)
 
 
+def _contention(results: dict[str, Any]) -> str:
+    shares = [m["foreign_cpu"] for m in results["measurements"] if "foreign_cpu" in m]
+    if not shares:
+        return ""
+    limit = results["options"].get("max_foreign", 1.0)
+    over = sum(share > limit for share in shares)
+    retried = sum(m.get("attempts", 1) > 1 for m in results["measurements"])
+    text = (
+        f"Other programs' CPU load while measuring: median {statistics.median(shares):.0%}, "
+        f"max {max(shares):.0%} of the machine; {retried} of {len(shares)} measurements were taken again "
+        f"because it was over {limit:.0%}"
+    )
+    return text + (f", and {over} stayed over it (rows marked †)." if over else ".")
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole report as markdown."""
     view = _View(results)
@@ -278,6 +300,8 @@ def render(results: dict[str, Any]) -> str:
         f"{_number(options['duration'])} s. *x floor* and *x acp-sdk* divide the deployment's median "
         "throughput (runs/s, events/s) by that of its framework's floor and of the acp-sdk server: above 1 "
         "is faster. *failed* counts wrong or missing answers (they never count as throughput).",
+        "",
+        _contention(results),
         "",
         "### Deployments",
         "",
