@@ -51,6 +51,7 @@ class RunAdmin(ReadOnlyAdmin):
         "created_at",
         "updated_at",
         "finished_at",
+        "worker",
         "lease_expires_at",
         "events_link",
         "pretty_snapshot",

@@ -244,12 +244,11 @@ def take_signal(using: str, run_id: uuid.UUID) -> tuple[Signal | None, int]:
 
 
 # liveness -----------------------------------------------------------------------------------------
-def renew_leases(using: str, run_ids: Collection[uuid.UUID], ttl: float, now: datetime) -> None:
+def renew_leases(using: str, run_ids: Collection[uuid.UUID], ttl: float, now: datetime, worker: str) -> None:
     expiry = now + timedelta(seconds=ttl)
     for chunk in _chunks(list(run_ids)):
-        db.Run.objects.using(using).filter(pk__in=chunk, status__in=NON_TERMINAL).update(
-            lease_expires_at=expiry
-        )
+        runs = db.Run.objects.using(using).filter(pk__in=chunk, status__in=NON_TERMINAL)
+        runs.update(lease_expires_at=expiry, worker=worker)
 
 
 def find_lost_runs(using: str, now: datetime, limit: int = 1000) -> list[uuid.UUID]:

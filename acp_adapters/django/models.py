@@ -38,6 +38,8 @@ class Run(models.Model):
     event_count: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
     #: How many signals were ever sent to the run (waiters compare it with what they saw).
     signal_count: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    #: The process that renewed the lease last (``host:pid``): where the run executes.
+    worker: models.CharField[str, str] = models.CharField(max_length=255, blank=True, default="")
     #: Until when the executing worker vouches for the run; later, the run is lost.
     lease_expires_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
         null=True, blank=True

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import socket
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
@@ -37,6 +39,7 @@ from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
 __all__ = ["DjangoStore"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class DjangoStore(Store):
@@ -107,27 +110,27 @@ class DjangoStore(Store):
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
-        await self._call(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
+        await self._query(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
-        return await self._call(db_ops.get_run, run_id, self._now(), self.retention, retry=True)
+        return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
 
     async def update_run(
         self, run_id: uuid.UUID, changes: Mapping[str, Any], *, expect: Collection[RunStatus] | None = None
     ) -> RunRecord | None:
-        record = await self._call(db_ops.update_run, run_id, changes, expect, self._now(), self.retention)
+        record = await self._query(db_ops.update_run, run_id, changes, expect, self._now(), self.retention)
         if record is not None and "status" in changes and record.run.status.is_terminal:
             self._finished_since_trim += 1
             if self._finished_since_trim >= max(1, self.max_finished_runs // 10):
                 self._finished_since_trim = 0
-                await self._call(db_ops.trim_finished, self.max_finished_runs)
+                await self._query(db_ops.trim_finished, self.max_finished_runs)
         return record
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
         if not events:
             return
-        count = await self._call(db_ops.append_events, run_id, events, self._now())
+        count = await self._query(db_ops.append_events, run_id, events, self._now())
         self.watcher.changed(run_id, EVENTS, count)
 
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
@@ -147,32 +150,30 @@ class DjangoStore(Store):
                 return events
 
     async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
-        return await self._call(db_ops.read_events, run_id, start, self._now(), self.retention, retry=True)
+        return await self._read_query(db_ops.read_events, run_id, start, self._now(), self.retention)
 
     async def count_events(self, run_id: uuid.UUID) -> int:
-        return await self._call(db_ops.count_events, run_id, retry=True)
+        return await self._read_query(db_ops.count_events, run_id)
 
     # signals --------------------------------------------------------------------------------------
     async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
-        count = await self._call(db_ops.send_signal, run_id, signal, self._now())
+        count = await self._query(db_ops.send_signal, run_id, signal, self._now())
         if count is not None:
             self.watcher.changed(run_id, SIGNALS, count)
 
     async def receive_signal(self, run_id: uuid.UUID) -> Signal:
         while True:
-            signal, seen = await self._call(db_ops.take_signal, run_id)
+            signal, seen = await self._query(db_ops.take_signal, run_id)
             if signal is not None:
                 return signal
             await self.watcher.wait(run_id, SIGNALS, seen, None)
 
     # sessions -------------------------------------------------------------------------------------
     async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
-        return await self._call(
-            db_ops.get_session, session_id, self._now(), self.session_retention, retry=True
-        )
+        return await self._read_query(db_ops.get_session, session_id, self._now(), self.session_retention)
 
     async def put_session(self, record: SessionRecord) -> None:
-        await self._call(db_ops.put_session, record, self._now())
+        await self._query(db_ops.put_session, record, self._now())
 
     async def extend_session(
         self,
@@ -182,30 +183,30 @@ class DjangoStore(Store):
         state: str | None = None,
         owner: str | None = None,
     ) -> SessionRecord:
-        return await self._call(
+        return await self._query(
             db_ops.extend_session, session_id, history, state, owner, self._now(), self.session_retention
         )
 
     # liveness -------------------------------------------------------------------------------------
     async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:
         if run_ids:
-            await self._call(db_ops.renew_leases, run_ids, ttl, self._now())
+            await self._query(
+                db_ops.renew_leases, run_ids, ttl, self._now(), f"{socket.gethostname()}:{os.getpid()}"
+            )
 
     async def find_lost_runs(self) -> list[uuid.UUID]:
-        return await self._call(db_ops.find_lost_runs, self._now(), retry=True)
+        return await self._read_query(db_ops.find_lost_runs, self._now())
 
     # resources ------------------------------------------------------------------------------------
     async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
-        await self._call(db_ops.put_resource, resource_id, data, owner, self._now())
+        await self._query(db_ops.put_resource, resource_id, data, owner, self._now())
 
     async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
-        return await self._call(
-            db_ops.get_resource, resource_id, self._now(), self.session_retention, retry=True
-        )
+        return await self._read_query(db_ops.get_resource, resource_id, self._now(), self.session_retention)
 
     # plumbing -------------------------------------------------------------------------------------
     async def _counters(self, run_ids: Collection[uuid.UUID]) -> Counters:
-        return await self._call(db_ops.counters, run_ids, retry=True)
+        return await self._read_query(db_ops.counters, run_ids)
 
     async def _exists(self, run_id: uuid.UUID) -> bool:
         return run_id in await self._counters([run_id])
@@ -214,19 +215,28 @@ class DjangoStore(Store):
     def _now() -> Any:
         return timezone.now()
 
-    async def _call(self, query: Callable[..., T], *args: Any, retry: bool = False) -> T:
-        """Run ``query(self.using, *args)`` in a store thread; a read (``retry``) is tried twice."""
+    async def _query(self, query: Callable[Concatenate[str, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``query(self.using, ...)`` in a store thread."""
+        return await self._in_thread(functools.partial(query, self.using, *args, **kwargs), retry=False)
+
+    async def _read_query(
+        self, query: Callable[Concatenate[str, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """:meth:`_query` for a query that only reads: tried again once on a new connection."""
+        return await self._in_thread(functools.partial(query, self.using, *args, **kwargs), retry=True)
+
+    async def _in_thread(self, query: Callable[[], T], retry: bool) -> T:
         run = sync_to_async(self._run_query, thread_sensitive=False, executor=self._pool())
         try:
-            return await asyncio.wait_for(run(query, args, retry), self.timeout)
+            return await asyncio.wait_for(run(query, retry), self.timeout)
         except asyncio.TimeoutError:
             raise StoreUnavailable(f"the database did not answer within {self.timeout:g}s") from None
 
-    def _run_query(self, query: Callable[..., T], args: tuple[Any, ...], retry: bool) -> T:
+    def _run_query(self, query: Callable[[], T], retry: bool) -> T:
         self._connections.add(connections[self.using])
         for attempt in (1, 2):
             try:
-                return query(self.using, *args)
+                return query()
             except IntegrityError:
                 raise
             except DatabaseError as exc:

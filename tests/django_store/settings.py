@@ -10,7 +10,7 @@ Aliases
 * ``acp_sqlite``: a SQLite file in a temporary directory (the store is used from several threads, which
   an in-memory database does not allow well).
 * ``acp_postgres``: the PostgreSQL server of ``DATABASE_URL`` (default
-  ``postgresql://postgres@127.0.0.1:5432/test``), with its own test database ``test_acp_django_store``;
+  ``postgresql://postgres@127.0.0.1:5432/test``), with its own test database ``test_acp_django_store_<pid>``;
   present only when the server answers (:data:`POSTGRES_AVAILABLE`).
 """
 
@@ -101,7 +101,9 @@ def _aliases() -> dict[str, dict[str, Any]]:
         "NAME": os.path.join(_TMP, "missing", "db"),
     }
     if POSTGRES_AVAILABLE:
-        aliases[POSTGRES] = postgres_database(NAME="test_acp_django_store", DEPENDENCIES=[])
+        # A name of its own per test process: several test sessions may share the server.
+        name = f"test_acp_django_store_{os.getpid()}"
+        aliases[POSTGRES] = postgres_database(NAME=name, DEPENDENCIES=[])
     return aliases
 
 
