@@ -30,7 +30,7 @@ from bench import acpsdk_venv, contention, source
 from bench.deployments import DEPLOYMENTS, Deployment, by_name
 from bench.servers import REPO, Server, ServerPool, StartError, service_missing, unavailable_reason
 
-__all__ = ["SCENARIOS", "Options", "Results", "run"]
+__all__ = ["SCENARIOS", "BenchRun", "Options", "Results", "run"]
 
 SCENARIOS = ("sync-1", "sync-16", "async", "stream", "memory")
 _CONCURRENCY = {"sync-1": 1, "sync-16": 16, "async": 16}
@@ -169,7 +169,9 @@ def _loadgen(job: dict[str, Any], budget: float) -> dict[str, Any]:
     return result
 
 
-class _Run:
+class BenchRun:
+    """The state of one benchmark: options, cores, results, the servers running."""
+
     def __init__(self, options: Options, code: Path) -> None:
         self.options = options
         self.code = code
@@ -242,7 +244,7 @@ class _Run:
             contention.wait_for_quiet(options.quiet_threshold, options.quiet_wait)
             meter = contention.Meter([s.process.pid for s in self.servers if s.process.poll() is None])
             meter.start()
-            result = self._loadgen(job)
+            result = self.loadgen(job)
             result.update(foreign_cpu=meter.stop(), attempts=attempt + 1)
             if result["foreign_cpu"] <= options.max_foreign or result.get("timed_out"):
                 break
@@ -251,13 +253,13 @@ class _Run:
 
     def warm_up(self, server: Server) -> None:
         """A few runs and a short stream, so that lazy imports and first-use costs do not count."""
-        self._loadgen(self.job(server, kind="sync", concurrency=4, duration=1.0, max_runs=200))
-        self._loadgen(self.job(server, kind="stream", n=100))
+        self.loadgen(self.job(server, kind="sync", concurrency=4, duration=1.0, max_runs=200))
+        self.loadgen(self.job(server, kind="stream", n=100))
         if server.deployment.kind == "floor":  # its answers are precomputed: before the clock starts
             for n in self.options.stream_ns:
-                self._loadgen(self.job(server, kind="stream", n=n))
+                self.loadgen(self.job(server, kind="stream", n=n))
 
-    def _loadgen(self, job: dict[str, Any]) -> dict[str, Any]:
+    def loadgen(self, job: dict[str, Any]) -> dict[str, Any]:
         budget = float(job.get("duration", 0)) + 2 * self.options.request_timeout + 30.0
         if job["kind"] == "stream":
             budget = self.options.stream_timeout + 30.0
@@ -332,7 +334,7 @@ def run(options: Options) -> Results:
 
 
 def _run_from(options: Options, code: Path) -> Results:
-    state = _Run(options, code)
+    state = BenchRun(options, code)
     deployments = state.available(_selection(options.deployments))
     steady = [s for s in options.scenarios if s != "memory"]
     if steady and deployments:
