@@ -53,6 +53,7 @@ and ``ACP_REQUIRE_SERVICES`` is unset, and fails when it is set.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -264,6 +265,13 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the test process dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _wait_ready(process: subprocess.Popen[bytes], ping_url: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last_error = ""
@@ -321,6 +329,7 @@ def serve(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         base_url = f"http://{host}:{port}{mount.rstrip('/')}"
         try:
