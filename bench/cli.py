@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "--update-docs", action="store_true", help=f"put the tables into {DOC.relative_to(REPO)}"
     )
     parser.add_argument("--list", action="store_true", help="list the deployments and exit")
+    parser.add_argument("--render", type=Path, help="only render the report of a saved results JSON file")
     return parser
 
 
@@ -103,18 +104,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{d.name:20} {d.kind:8} {d.server_label:28} {d.app}{'' if d.default else '  (on request)'}"
             )
         return 0
-    results = harness.run(_options(args))
-    raw = json.loads(results.to_json())
-    table = report.render(raw)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (RESULTS / f"{stamp}.json").write_text(results.to_json())
+    if args.render:
+        raw = json.loads(args.render.read_text())
+        table = report.render(raw)
+    else:
+        results = harness.run(_options(args))
+        raw = json.loads(results.to_json())
+        table = report.render(raw)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        (RESULTS / f"{stamp}.json").write_text(results.to_json())
+        (RESULTS / f"{stamp}.md").write_text(table)
+        print(f"bench: results in {RESULTS / stamp}.json", file=sys.stderr)
     output = args.output or RESULTS / "latest.md"
     output.write_text(table)
-    (RESULTS / f"{stamp}.md").write_text(table)
     if args.update_docs:
         _update_docs(table)
     print(table)
-    print(f"bench: wrote {output} and {RESULTS / stamp}.json", file=sys.stderr)
     failures = sum(int(m.get("failures", 0)) for m in raw["measurements"])
     return 1 if failures else 0

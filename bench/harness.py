@@ -9,8 +9,10 @@ Scenarios (ids as ``--scenarios`` takes them):
   the first and the last 500 of them.
 
 Every measurement of a scenario is taken on each deployment in turn (A B C A B C ...), so that a
-slow drift of the machine spreads over all of them. The load generator is a separate process
-(:mod:`bench.loadgen`) pinned to the last core; the servers are pinned to the first.
+slow drift of the machine spreads over all of them; each scenario starts on freshly started
+servers. The load generator is a separate process (:mod:`bench.loadgen`) pinned to the last core;
+the servers are pinned to the first. Each measurement waits for a quiet machine and is taken again
+when other programs took much of it meanwhile (:mod:`bench.contention`).
 """
 
 from __future__ import annotations
@@ -233,7 +235,8 @@ class BenchRun:
             _log(f"{deployment.name} did not start: {exc}")
             self.results.note(deployment, "failed to start", str(exc)[:300])
             return None
-        self.results.note(deployment, "measured")
+        if self.results.deployments.get(deployment.name, {}).get("status") != "failed to start":
+            self.results.note(deployment, "measured")
         self.servers.append(server)
         return server
 
@@ -336,19 +339,20 @@ def run(options: Options) -> Results:
 def _run_from(options: Options, code: Path) -> Results:
     state = BenchRun(options, code)
     deployments = state.available(_selection(options.deployments))
-    steady = [s for s in options.scenarios if s != "memory"]
-    if steady and deployments:
+    for scenario in options.scenarios:
+        if scenario == "memory":
+            state.memory(deployments)
+            continue
+        # Fresh servers for each scenario: no figure depends on the runs an earlier scenario left
+        # behind (acp-sdk, for one, slows down as finished runs pile up).
         with ServerPool(options.log_dir, state.server_cpus, code) as pool:
-            servers = [s for d in deployments if (s := state.start(pool, d)) is not None]
+            servers = [s for d in deployments if d.runs(scenario) and (s := state.start(pool, d)) is not None]
             for server in servers:
-                _log(f"{server.deployment.name} up on 127.0.0.1:{server.port}; warming up")
+                _log(f"{scenario}: {server.deployment.name} up on 127.0.0.1:{server.port}; warming up")
                 state.warm_up(server)
-            for scenario in steady:
-                if scenario == "stream":
-                    state.stream(servers)
-                else:
-                    state.load(scenario, servers)
+            if scenario == "stream":
+                state.stream(servers)
+            else:
+                state.load(scenario, servers)
         state.servers.clear()
-    if "memory" in options.scenarios:
-        state.memory(deployments)
     return state.results

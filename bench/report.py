@@ -50,7 +50,8 @@ class _View:
     def __init__(self, results: dict[str, Any]) -> None:
         self.results = results
         self.deployments: dict[str, dict[str, Any]] = results["deployments"]
-        measured = [n for n, d in self.deployments.items() if d["status"] == "measured"]
+        seen = {m["deployment"] for m in results["measurements"]}
+        measured = [n for n, d in self.deployments.items() if d["status"] == "measured" or n in seen]
         self.measured = sorted(measured, key=self._place)
         self.options = results["options"]
 
@@ -228,6 +229,36 @@ def _memory_table(view: _View) -> list[str]:
     return _table(header, filter(None, (_memory_row(view, n) for n in view.measured)))
 
 
+def _extra_us(view: _View, name: str, floor: str, scenario: str, key: str, n: int | None = None) -> str:
+    """How many microseconds ``name`` adds to ``floor`` (per run for ``rate``, per event for streams)."""
+    mine, base = view.summary(scenario, name, key, n), view.summary(scenario, floor, key, n)
+    if mine is None or base is None:
+        return "-"
+    if key == "rate":  # server time per run: the inverse of throughput
+        return f"{1e6 / mine.median - 1e6 / base.median:,.0f}"
+    if key == "elapsed":
+        return f"{(mine.median - base.median) * 1e6 / (n or 1):,.1f}"
+    return f"{(mine.median - base.median) * 1000:,.0f}"  # milliseconds
+
+
+def _costs(view: _View) -> list[str]:
+    """What a deployment adds to its floor: per run (latency, server time) and per stream event."""
+    largest = max(view.options["stream_ns"])
+    rows = [
+        [
+            view.label(name),
+            _extra_us(view, name, floor, "sync-1", "p50_ms"),
+            _extra_us(view, name, floor, "sync-16", "rate"),
+            _extra_us(view, name, floor, "stream", "elapsed", largest),
+        ]
+        for name in view.measured
+        if (floor := view.floor(name)) is not None
+    ]
+    header = ["deployment", "extra p50 latency, 1 client (us)", "extra server time per run, 16 clients (us)",
+              f"extra time per stream event, N = {largest:,} (us)"]  # fmt: skip
+    return _table(header, rows)
+
+
 def _targets(view: _View) -> list[str]:
     rows: list[list[str]] = []
 
@@ -320,5 +351,6 @@ def render(results: dict[str, Any]) -> str:
     for scenario, title, table in sections:
         if any(m["scenario"] == scenario for m in results["measurements"]):
             lines += ["", f"### {title}", "", *table()]
+    lines += ["", "### What each deployment adds to its floor", "", *_costs(view)]
     lines += ["", "### Targets", "", *_targets(view)]
     return "\n".join(lines) + "\n"
