@@ -15,7 +15,6 @@ from pathlib import Path
 __all__ = ["DEPLOYMENTS", "Deployment", "by_name"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DJANGO_ENV = {"DJANGO_SETTINGS_MODULE": "example_django.settings"}
 
 
@@ -27,7 +26,8 @@ class Deployment:
     framework) or ``acp-sdk`` (the official server). ``floor`` names the deployment this one's
     ratios are taken against. ``requires`` are modules that must import (with ``env``) and
     ``services`` servers that must answer (``redis``, ``postgres``) for it to run; otherwise it is
-    skipped with a note. ``scenarios`` restricts what it runs (``None``: all).
+    skipped with a note. ``scenarios`` restricts what it runs (``None``: all); ``setup`` names what
+    must be prepared around its server (:mod:`bench.setups`).
     """
 
     name: str
@@ -43,6 +43,7 @@ class Deployment:
     services: tuple[str, ...] = ()
     scenarios: tuple[str, ...] | None = None
     default: bool = True
+    setup: str | None = None  # a context manager of bench.setups run around the server
 
     def command(self, port: int, python: str = sys.executable) -> list[str]:
         """The command line that serves this deployment on ``127.0.0.1:port``."""
@@ -113,12 +114,13 @@ DEPLOYMENTS: tuple[Deployment, ...] = (
                default=False),
     Deployment("floor-flask-4w", "Flask floor", "floor", "gunicorn", "bench.floors.flask_app:app", workers=4,
                scenarios=_SCALE_SCENARIOS, default=False),
-    # The value that makes example_django use its database store is settled by issue 6; adjust here.
     Deployment("django-postgres", "Django adapter, PostgreSQL store", "adapter", "gunicorn",
-               "example_django.wsgi:application", floor="floor-django-wsgi",
-               env={**DJANGO_ENV, "ACP_STORE": "django", "DATABASE_URL": POSTGRES_URL},
-               requires=("acp_adapters.django.models",), services=("postgres",), scenarios=_SCALE_SCENARIOS,
-               default=False),
+               "example_django.wsgi:application", floor="floor-django-wsgi-4w", workers=4,
+               env={"DJANGO_SETTINGS_MODULE": "bench.django_pg_settings"}, setup="django_postgres",
+               requires=("acp_adapters.django.store", "psycopg"), services=("postgres",),
+               scenarios=_SCALE_SCENARIOS, default=False),
+    Deployment("floor-django-wsgi-4w", "Django floor (WSGI)", "floor", "gunicorn",
+               "bench.floors.django_wsgi:application", workers=4, scenarios=_SCALE_SCENARIOS, default=False),
 )  # fmt: skip
 
 

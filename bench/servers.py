@@ -48,7 +48,9 @@ def _place(deployment: Deployment, source: Path) -> tuple[Path, dict[str, str]]:
     """
     home = source if deployment.kind == "adapter" else REPO
     env = {**os.environ, **deployment.env, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(home), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        dict.fromkeys(p for p in (str(home), str(REPO), env.get("PYTHONPATH")) if p)
+    )
     return (REPO / "bench" if deployment.kind == "acp-sdk" else home), env
 
 
@@ -122,6 +124,15 @@ class Server:
         self.log_path = log_dir / f"{deployment.name}-{self.port}.log"
         self._log = self.log_path.open("wb")
         cwd, env = _place(deployment, source)
+        self._setup = contextlib.ExitStack()
+        if deployment.setup:
+            from bench.setups import SETUPS
+
+            try:
+                env.update(self._setup.enter_context(SETUPS[deployment.setup](cwd, env)))
+            except Exception as exc:
+                self._log.close()
+                raise StartError(f"set-up {deployment.setup} failed: {exc!r}"[:500]) from None
 
         def pin() -> None:  # runs in the child before exec; its workers inherit the affinity
             if cpus:
@@ -189,6 +200,7 @@ class Server:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(_STOP_TIMEOUT)
         self._log.close()
+        self._setup.close()
 
 
 class ServerPool:
