@@ -22,13 +22,13 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .core.http import Headers, Request, Response, StreamResponse
@@ -52,7 +52,7 @@ class _ProcessLoop:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._portal: BlockingPortal | None = None
-        self._manager: AbstractContextManager[BlockingPortal] | None = None
+        self._thread: threading.Thread | None = None
         self._pid = 0
         self.bridges: weakref.WeakSet[SyncBridge] = weakref.WeakSet()
 
@@ -63,9 +63,7 @@ class _ProcessLoop:
             return portal
         with self._lock:
             if self._portal is None or self._pid != os.getpid():
-                manager = start_blocking_portal(name="acp-adapters-loop")
-                self._portal = manager.__enter__()
-                self._manager = manager
+                self._portal, self._thread = _start_loop_thread()
                 self._pid = os.getpid()
             return self._portal
 
@@ -75,18 +73,19 @@ class _ProcessLoop:
 
     def forget_after_fork(self) -> None:
         # The loop's thread does not exist in a forked child and the lock may have been held by a
-        # thread that does not exist either: start afresh.
+        # thread that does not exist either: start afresh. Nothing of the parent's loop may be
+        # finalised here (that would wait for the missing thread), hence no context manager.
         self._lock = threading.Lock()
         self._portal = None
-        self._manager = None
+        self._thread = None
         self._pid = 0
 
     def shutdown(self) -> None:
         """Close every bridge's service and stop the loop (at exit), waiting at most a few seconds."""
         with self._lock:
-            portal, manager = self.running_portal(), self._manager
-            self._portal, self._manager, self._pid = None, None, 0
-        if portal is None or manager is None:
+            portal, thread = self.running_portal(), self._thread
+            self._portal, self._thread, self._pid = None, None, 0
+        if portal is None or thread is None:
             return
         bridges = list(self.bridges)
 
@@ -95,12 +94,40 @@ class _ProcessLoop:
                 bridge.close_on(portal)
             with contextlib.suppress(RuntimeError):
                 portal.call(portal.stop, True)
-            manager.__exit__(None, None, None)
 
         # Bounded: an agent blocked in a thread must not keep the process from exiting.
+        deadline = time.monotonic() + CLOSE_TIMEOUT
         stopper = threading.Thread(target=stop, name="acp-adapters-shutdown", daemon=True)
         stopper.start()
         stopper.join(CLOSE_TIMEOUT)
+        thread.join(max(deadline - time.monotonic(), 0.1))
+
+
+def _start_loop_thread() -> tuple[BlockingPortal, threading.Thread]:
+    """Run an event loop with a blocking portal in a new daemon thread.
+
+    What ``anyio.from_thread.start_blocking_portal`` does, without its context manager: a forked
+    child must be able to drop the parent's portal without finalising anything.
+    """
+    ready: concurrent.futures.Future[BlockingPortal] = concurrent.futures.Future()
+
+    async def serve() -> None:
+        async with BlockingPortal() as portal:
+            ready.set_result(portal)
+            await portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(serve)
+        except BaseException as exc:
+            if ready.done():
+                logger.exception("the ACP event loop stopped with an error")
+            else:
+                ready.set_exception(exc)
+
+    thread = threading.Thread(target=run, name="acp-adapters-loop", daemon=True)
+    thread.start()
+    return ready.result(), thread
 
 
 _LOOP = _ProcessLoop()

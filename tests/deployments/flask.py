@@ -1,4 +1,4 @@
-"""The Flask example served in process (Flask's test client) and by gunicorn (1 worker, gthread, 32 threads)."""
+"""The Flask example in process (Flask's test client) and under gunicorn (1 worker, gthread, 32 threads)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,272 @@
+"""The Flask extension in process: both set-up forms, app.config, the app context for sync agents, the
+host's hooks and error handlers, owners, the CLI, and the multi-worker warning."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask, abort, g, jsonify, request
+
+from acp_adapters import AgentRegistry, Settings
+from acp_adapters.core.store import Store
+from acp_adapters.flask import ACP, settings_from_config
+from acp_adapters.wsgi import server_worker_count, warn_if_store_not_shared
+from example_agents import demo_registry
+from tests.flask.app import registry_for_tests
+from tests.helpers import message, run_body
+
+pytestmark = pytest.mark.flask
+
+
+def run(app: Flask, agent: str, *texts: str, prefix: str = "/acp", **headers: str) -> Any:
+    response = app.test_client().post(f"{prefix}/runs", json=run_body(agent, *texts), headers=headers)
+    assert response.status_code == 200, response.data
+    return response.json
+
+
+def texts(run: dict[str, Any]) -> list[str]:
+    return [part["content"] for m in run["output"] for part in m["parts"]]
+
+
+def test_the_one_line_form() -> None:
+    app = Flask(__name__)
+    acp = ACP(app, demo_registry())
+    client = app.test_client()
+    assert client.get("/acp/ping").status_code == 200
+    assert len(client.get("/acp/agents").json["agents"]) == 15
+    assert ACP.state(app).url_prefix == "/acp"
+    assert app.extensions["acp"] is ACP.state(app)
+    assert acp.registry is not None
+
+
+def test_init_app_serves_each_app_of_a_factory() -> None:
+    acp = ACP(registry=demo_registry())
+
+    def create_app(prefix: str) -> Flask:
+        app = Flask(__name__)
+        app.config["ACP_URL_PREFIX"] = prefix
+        acp.init_app(app)
+        return app
+
+    first, second = create_app("/acp"), create_app("/api/agents/")
+    assert first.test_client().get("/acp/ping").status_code == 200
+    assert second.test_client().get("/api/agents/ping").status_code == 200
+    assert second.test_client().get("/acp/ping").status_code == 404
+    # Each app has its own service: a run of one is unknown to the other.
+    run_id = run(first, "echo")["run_id"]
+    assert first.test_client().get(f"/acp/runs/{run_id}").status_code == 200
+    assert second.test_client().get(f"/api/agents/runs/{run_id}").status_code == 404
+
+
+def test_url_prefix_argument_wins_over_the_config() -> None:
+    app = Flask(__name__)
+    app.config["ACP_URL_PREFIX"] = "/ignored"
+    ACP(app, demo_registry(), url_prefix="/agents-api")
+    assert app.test_client().get("/agents-api/ping").status_code == 200
+    assert app.test_client().get("/ignored/ping").status_code == 404
+
+
+def test_the_mount_point_itself_and_a_trailing_slash_reach_the_core() -> None:
+    app = Flask(__name__)
+    ACP(app, demo_registry())
+    for path in ("/acp", "/acp/"):
+        response = app.test_client().get(path)
+        assert response.status_code == 404, path
+        assert response.json["code"] == "not_found"
+    assert app.test_client().get("/acp/agents/").status_code == 200
+
+
+def test_settings_come_from_app_config() -> None:
+    app = Flask(__name__)
+    app.config.update(ACP_MAX_BODY_SIZE=300, ACP_AWAIT_TIMEOUT=5, ACP_TRUSTED_ORIGINS=["http://a:1"])
+    ACP(app, demo_registry(), settings=Settings(run_retention=60, await_timeout=100))
+    settings = ACP.state(app).service.settings
+    assert settings.max_body_size == 300
+    assert settings.await_timeout == 5  # app.config wins over the settings argument
+    assert settings.run_retention == 60  # the argument's, which app.config does not set
+    assert settings.trusted_origins == ("http://a:1",)
+    big = run_body("echo", "x" * 400)
+    response = app.test_client().post("/acp/runs", json=big)
+    assert response.status_code == 413
+    assert response.json["code"] == "invalid_input"
+
+
+def test_a_body_over_the_limit_without_a_length_is_refused_too() -> None:
+    app = Flask(__name__)
+    app.config["ACP_MAX_BODY_SIZE"] = 300
+    ACP(app, demo_registry())
+
+    body = b'{"agent_name": "echo", "input": [], "padding": "' + b"x" * 10_000 + b'"}'
+    stream = io.BytesIO(body)
+    response = app.test_client().post(
+        "/acp/runs",
+        input_stream=stream,
+        content_type="application/json",
+        # What a server sets for a chunked body, which has no Content-Length.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413, response.data
+    assert response.json["code"] == "invalid_input"
+    assert stream.tell() <= 301  # read no further than the limit and one byte
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"ACP_MAX_BODY": 1}, "unknown ACP config key"),
+        ({"ACP_MAX_BODY_SIZE": "big"}, "must be a number"),
+        ({"ACP_AWAIT_TIMEOUT": -1}, "non-negative"),
+    ],
+)
+def test_a_wrong_config_key_fails_at_start(config: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        settings_from_config(config)
+
+
+def test_sync_agents_run_in_the_app_context() -> None:
+    from tests.flask.app import create_app
+
+    app = create_app()
+    assert texts(run(app, "configured")) == ["hello from the app config"]
+    assert texts(run(app, "configured-gen")) == ["hello from the app config", "g kept tests.flask.app"]
+
+
+def test_before_request_hooks_and_error_handlers_apply_to_the_api() -> None:
+    app = Flask(__name__)
+
+    @app.before_request
+    def require_token() -> None:
+        if request.path.startswith("/acp") and request.headers.get("Authorization") != "Bearer ok":
+            abort(401)
+
+    @app.errorhandler(401)
+    def unauthorized(error: Exception) -> Any:
+        return jsonify(error="log in first"), 401
+
+    @app.get("/boom")
+    def boom() -> str:
+        abort(418)
+
+    @app.errorhandler(418)
+    def teapot(error: Exception) -> Any:
+        return "host handler", 418
+
+    ACP(app, demo_registry())
+    client = app.test_client()
+    refused = client.get("/acp/agents")
+    assert refused.status_code == 401
+    assert refused.json == {"error": "log in first"}
+    assert client.get("/acp/agents", headers={"Authorization": "Bearer ok"}).status_code == 200
+    assert client.get("/boom").data == b"host handler"
+
+
+def test_a_blueprint_hook_and_after_request_see_the_api() -> None:
+    app = Flask(__name__)
+    ACP(app, demo_registry())
+    seen: list[str | None] = []
+
+    @app.after_request
+    def tag(response: Any) -> Any:
+        seen.append(request.blueprint)
+        response.headers["X-Host"] = "yes"
+        return response
+
+    response = app.test_client().get("/acp/ping")
+    assert response.headers["X-Host"] == "yes"
+    assert seen == ["acp"]
+
+
+def test_the_owner_comes_from_the_host_auth() -> None:
+    app = Flask(__name__)
+
+    @app.before_request
+    def login() -> None:
+        g.user_id = request.headers.get("X-User")
+
+    ACP(app, demo_registry(), owner=lambda: g.user_id)
+    run_id = run(app, "echo", **{"X-User": "alice"})["run_id"]
+    client = app.test_client()
+    assert client.get(f"/acp/runs/{run_id}", headers={"X-User": "alice"}).status_code == 200
+    assert client.get(f"/acp/runs/{run_id}", headers={"X-User": "bob"}).status_code == 404
+
+
+def test_async_agents_and_streams_in_process() -> None:
+    app = Flask(__name__)
+    ACP(app, demo_registry())
+    response = app.test_client().post("/acp/runs", json=run_body("chunks", "200", mode="stream"))
+    try:
+        data = response.get_data()
+    finally:
+        response.close()
+    assert response.status_code == 200
+    assert data.count(b'"type":"message.part"') == 200
+    assert data.rstrip().endswith(b"}")
+    assert b'"run.completed"' in data
+
+
+def test_cli_lists_the_agents() -> None:
+    app = Flask(__name__)
+    ACP(app, registry_for_tests())
+    result = app.test_cli_runner().invoke(args=["acp", "agents"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names[:2] == ["echo", "sync-echo"]
+    assert "blocker" in names and "configured-gen" in names
+    assert "echo                     Echoes every input message back." in lines
+
+
+def test_a_registry_without_a_sync_agent_is_served_unchanged() -> None:
+    agents = AgentRegistry()
+
+    @agents.agent()
+    def plain(input: list[Any]) -> str:
+        """Takes no context."""
+        return "plain"
+
+    app = Flask(__name__)
+    ACP(app, agents)
+    body = {"agent_name": "plain", "input": [message("hi")]}
+    assert texts(app.test_client().post("/acp/runs", json=body).json) == ["plain"]
+
+
+class _SharedStore:
+    shared = True
+
+
+@pytest.mark.parametrize(
+    ("environ", "argv", "count"),
+    [
+        ({}, [], None),
+        ({"WEB_CONCURRENCY": "3"}, [], 3),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["-w", "4", "app:app"], 4),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["--workers=2", "app:app"], 2),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "--workers 5"}, ["app:app"], 5),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "-w 5"}, ["-w", "1"], 1),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "WEB_CONCURRENCY": "6"}, ["app:app"], 6),
+        ({"SERVER_SOFTWARE": "Werkzeug/3.1"}, ["-w", "4"], None),
+    ],
+)
+def test_worker_count(environ: dict[str, str], argv: list[str], count: int | None) -> None:
+    assert server_worker_count(environ, argv) == count
+
+
+def test_several_workers_with_the_memory_store_warn(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    monkeypatch.delenv("SERVER_SOFTWARE", raising=False)
+    with caplog.at_level(logging.WARNING, logger="acp_adapters"):
+        ACP(Flask(__name__), demo_registry())
+    warnings = [r for r in caplog.records if "worker processes" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "4 worker processes" in warnings[0].getMessage()
+    assert "RedisStore" in warnings[0].getMessage()
+    store: Any = _SharedStore()
+    assert not warn_if_store_not_shared(store, {"WEB_CONCURRENCY": "4"})
+    assert not warn_if_store_not_shared(None, {"WEB_CONCURRENCY": "1"})
+    assert warn_if_store_not_shared(None, {"WEB_CONCURRENCY": "2"})
+    assert isinstance(store, object) and not isinstance(store, Store)
