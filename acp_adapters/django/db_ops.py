@@ -18,13 +18,16 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Model, Q, QuerySet
 
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal
 
 from . import models as db
+from .db_listen import notify_sql
+from .db_listen import payload as notify_payload
+from .db_watch import EVENTS, SIGNALS
 
 __all__ = [
     "NON_TERMINAL",
@@ -166,7 +169,9 @@ def delete_runs(using: str, runs: QuerySet[db.Run]) -> int:
 
 
 # events -------------------------------------------------------------------------------------------
-def append_events(using: str, run_id: uuid.UUID, events: Sequence[EventRecord], now: datetime) -> int | None:
+def append_events(
+    using: str, run_id: uuid.UUID, events: Sequence[EventRecord], now: datetime, notify: bool = False
+) -> int | None:
     """Append and return the run's new event count (``None`` if the run does not exist)."""
     runs = db.Run.objects.using(using).filter(pk=run_id)
     with transaction.atomic(using=using):
@@ -181,7 +186,14 @@ def append_events(using: str, run_id: uuid.UUID, events: Sequence[EventRecord], 
             )
             for index, event in enumerate(events)
         )
+        if notify:
+            _notify(using, notify_payload(run_id, EVENTS, count))
     return count
+
+
+def _notify(using: str, text: str) -> None:
+    with connections[using].cursor() as cursor:
+        cursor.execute(notify_sql, [text])
 
 
 def read_events(
@@ -216,7 +228,9 @@ def counters(using: str, run_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, tupl
 
 
 # signals ------------------------------------------------------------------------------------------
-def send_signal(using: str, run_id: uuid.UUID, signal: Signal, now: datetime) -> int | None:
+def send_signal(
+    using: str, run_id: uuid.UUID, signal: Signal, now: datetime, notify: bool = False
+) -> int | None:
     """Queue the signal and return the run's new signal count (``None`` if the run does not exist)."""
     runs = db.Run.objects.using(using).filter(pk=run_id)
     with transaction.atomic(using=using):
@@ -226,6 +240,8 @@ def send_signal(using: str, run_id: uuid.UUID, signal: Signal, now: datetime) ->
             run_id=run_id, kind=signal.kind, payload=signal.payload, created_at=now
         )
         count: int = runs.values_list("signal_count", flat=True).get()
+        if notify:
+            _notify(using, notify_payload(run_id, SIGNALS, count))
     return count
 
 

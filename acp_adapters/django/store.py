@@ -19,6 +19,7 @@ import functools
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -34,6 +35,7 @@ from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal, Store, StoreUnavailable
 
 from . import db_ops
+from .db_listen import PostgresListener
 from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
 
 __all__ = ["DjangoStore"]
@@ -60,6 +62,10 @@ class DjangoStore(Store):
         has waiters and they change; it backs off to ``max_poll_interval`` while nothing changes.
     :param threads: threads (and so database connections) of this process's store.
     :param timeout: seconds after which a query that has not answered counts as a database outage.
+    :param listen: announce appends and signals with PostgreSQL's LISTEN/NOTIFY (one more connection per
+        process), the poll slowing to a safety net; ``None``: on PostgreSQL only.
+    :param read_gap: seconds between two reads of one run's events by this process, at least, when the
+        reader is woken by a change: a reader following a fast writer reads batches, not single events.
 
     Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
     ``max_finished_runs``, ``lease_ttl``), so that
@@ -80,6 +86,8 @@ class DjangoStore(Store):
         max_poll_interval: float = 0.25,
         threads: int = 8,
         timeout: float = 10.0,
+        listen: bool | None = None,
+        read_gap: float = 0.05,
     ) -> None:
         defaults = _project_settings()
         self.using = using
@@ -98,8 +106,15 @@ class DjangoStore(Store):
         # connection cannot be dropped, as a test database must be).
         self._connections: set[BaseDatabaseWrapper] = set()
         self._finished_since_trim = 0
+        self._listen = listen
+        self.read_gap = read_gap
+        self._last_read: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self._listener: PostgresListener | None = None
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self.watcher.close()
         executor, self._executor = self._executor, None
         if executor is not None:
@@ -130,7 +145,7 @@ class DjangoStore(Store):
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
         if not events:
             return
-        count = await self._query(db_ops.append_events, run_id, events, self._now())
+        count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
         self.watcher.changed(run_id, EVENTS, count)
 
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
@@ -141,15 +156,22 @@ class DjangoStore(Store):
             remaining = deadline - loop.time()
             if events or remaining <= 0:
                 return events
+            self._ensure_listening()
             if not await self.watcher.wait(run_id, EVENTS, start, remaining):
                 return []
             # Woken: the count rose above ``start`` (read again) or the run is gone (the read is empty;
-            # a run that does not exist has nothing to wait for).
+            # a run that does not exist has nothing to wait for). A reader that keeps up with a fast
+            # writer would read one event at a time: a short pause lets a batch gather.
+            await asyncio.sleep(max(0.0, self._last_read.get(run_id, 0.0) + self.read_gap - loop.time()))
             events = await self._read(run_id, start)
             if events or not await self._exists(run_id):
                 return events
 
     async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
+        self._last_read[run_id] = asyncio.get_running_loop().time()
+        self._last_read.move_to_end(run_id)
+        if len(self._last_read) > 10_000:
+            self._last_read.popitem(last=False)
         return await self._read_query(db_ops.read_events, run_id, start, self._now(), self.retention)
 
     async def count_events(self, run_id: uuid.UUID) -> int:
@@ -157,7 +179,7 @@ class DjangoStore(Store):
 
     # signals --------------------------------------------------------------------------------------
     async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
-        count = await self._query(db_ops.send_signal, run_id, signal, self._now())
+        count = await self._query(db_ops.send_signal, run_id, signal, self._now(), self.listens)
         if count is not None:
             self.watcher.changed(run_id, SIGNALS, count)
 
@@ -166,6 +188,7 @@ class DjangoStore(Store):
             signal, seen = await self._query(db_ops.take_signal, run_id)
             if signal is not None:
                 return signal
+            self._ensure_listening()
             await self.watcher.wait(run_id, SIGNALS, seen, None)
 
     # sessions -------------------------------------------------------------------------------------
@@ -203,6 +226,28 @@ class DjangoStore(Store):
 
     async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
         return await self._read_query(db_ops.get_resource, resource_id, self._now(), self.session_retention)
+
+    # notifications --------------------------------------------------------------------------------
+    @property
+    def listens(self) -> bool:
+        """Whether changes are announced with PostgreSQL's NOTIFY (``listen``; by default on PostgreSQL)."""
+        if self._listen is None:
+            self._listen = connections[self.using].vendor == "postgresql"
+        return self._listen
+
+    def _ensure_listening(self) -> None:
+        if not self.listens:
+            return
+        if self._listener is None:
+            params = connections[self.using].get_connection_params()
+            self._listener = PostgresListener(params, self._notified, self._listening)
+        self._listener.ensure_started()
+
+    def _notified(self, run_id: uuid.UUID, kind: int, count: int) -> None:
+        self.watcher.changed(run_id, kind, count)
+
+    def _listening(self, connected: bool) -> None:
+        self.watcher.notified = connected
 
     # plumbing -------------------------------------------------------------------------------------
     async def _counters(self, run_ids: Collection[uuid.UUID]) -> Counters:
