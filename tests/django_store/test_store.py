@@ -210,3 +210,65 @@ async def test_signals_cross_threads(alias: str, make_store: StoreFactory) -> No
     await store.send_signal(run.run_id, Signal("resume", b'{"n":1}'))
     await store.send_signal(run.run_id, Signal("cancel"))
     assert await asyncio.to_thread(join) == [Signal("resume", b'{"n":1}'), Signal("cancel")]
+
+
+@pytest.mark.postgres
+async def test_notifications_wake_a_reader_before_any_poll(postgres: str) -> None:
+    writer = DjangoStore(postgres)
+    # The poll alone would take 5 s: a quick wake-up can only come from the notification.
+    reader = DjangoStore(postgres, poll_interval=5, max_poll_interval=5)
+    try:
+        assert writer.listens and reader.listens
+        run = await new_run(writer)
+        waiting = asyncio.create_task(reader.read_events(run.run_id, 1, timeout=10))
+        await asyncio.sleep(0.5)
+        appended = time.monotonic()
+        await writer.append_events(run.run_id, [event(1)])
+        assert await asyncio.wait_for(waiting, 5) == [event(1)]
+        assert time.monotonic() - appended < 0.3
+        receiving = asyncio.create_task(reader.receive_signal(run.run_id))
+        await asyncio.sleep(0.3)
+        sent = time.monotonic()
+        await writer.send_signal(run.run_id, Signal("cancel"))
+        assert await asyncio.wait_for(receiving, 5) == Signal("cancel")
+        assert time.monotonic() - sent < 0.3
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+@pytest.mark.postgres
+async def test_a_lost_listening_connection_leaves_the_poll_then_comes_back(postgres: str) -> None:
+    writer, reader = DjangoStore(postgres), DjangoStore(postgres)
+    try:
+        run = await new_run(writer)
+        first = asyncio.create_task(reader.read_events(run.run_id, 1, timeout=10))
+        await asyncio.sleep(0.5)
+        assert reader.watcher.notified
+
+        def kill_listener() -> int:
+            try:
+                with connections[postgres].cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+                    )
+                    row = cursor.fetchone()
+                    return int(row[0]) if row else 0
+            finally:
+                connections[postgres].close()
+
+        assert await asyncio.to_thread(kill_listener) >= 1
+        await asyncio.sleep(0.2)
+        assert not reader.watcher.notified  # the poll is back to its quick pace
+        await writer.append_events(run.run_id, [event(1)])
+        assert await asyncio.wait_for(first, 2) == [event(1)]
+        # The listener reconnects by itself.
+        for _ in range(50):
+            await reader.read_events(run.run_id, 2, timeout=0.1)
+            if reader.watcher.notified:
+                break
+        assert reader.watcher.notified
+    finally:
+        await writer.close()
+        await reader.close()
