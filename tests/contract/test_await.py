@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -78,7 +79,8 @@ def test_resume_in_async_mode(target: Target) -> None:
 def test_resume_in_stream_mode(target: Target) -> None:
     run = awaiting_run(target)
     result = resume(target, run["run_id"], "streamed", mode="stream")
-    events = stream_events(result, first_id=None)
+    # Event ids number the run's whole log: the resumed leg goes on after created, in-progress, awaiting.
+    events = stream_events(result, first_id=3)
     types = event_types(events)
     assert types[0] == "run.in-progress", types
     assert types[-1] == "run.completed", types
@@ -122,11 +124,47 @@ def test_second_resume_is_a_conflict(target: Target) -> None:
     check_received(get_run(target, run["run_id"]), "first")
 
 
+@pytest.mark.parametrize("mode", ["sync", "async", "stream"])
 @pytest.mark.parametrize("agent", ["echo", "failer"])
-def test_resume_of_a_finished_run_is_a_conflict(target: Target, agent: str) -> None:
+def test_resume_of_a_finished_run_is_a_conflict(target: Target, agent: str, mode: str) -> None:
     run = run_sync(target, agent)
-    acp_error(resume(target, run["run_id"], "x"), 409, "invalid_input")
+    acp_error(resume(target, run["run_id"], "x", mode=mode), 409, "invalid_input")
     assert get_run(target, run["run_id"]) == run
+
+
+def test_simultaneous_resumes_have_one_winner(target: Target) -> None:
+    run = awaiting_run(target)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: resume(target, run["run_id"], f"resume {i}"), range(8)))
+    winners = [i for i, r in enumerate(results) if r.status == 200]
+    assert len(winners) == 1, [r.status for r in results]
+    for i, result in enumerate(results):
+        if i != winners[0]:
+            acp_error(result, 409, "invalid_input")
+    check_received(ok_json(results[winners[0]], 200, "Run"), f"resume {winners[0]}")
+    check_received(get_run(target, run["run_id"]), f"resume {winners[0]}")
+
+
+def test_resume_racing_cancel_ends_consistently(target: Target) -> None:
+    run = awaiting_run(target)
+    cancel_path = f"/runs/{run['run_id']}/cancel"
+    with ThreadPoolExecutor(2) as pool:
+        resumed = pool.submit(resume, target, run["run_id"], "race")
+        cancelled = pool.submit(target.client.request, "POST", cancel_path)
+        resume_result, cancel_result = resumed.result(), cancelled.result()
+    final = wait_for(target, run["run_id"], TERMINAL)
+    assert final["status"] in ("completed", "cancelled"), final
+    if final["status"] == "completed":
+        assert resume_result.status == 200, resume_result
+        check_received(final, "race")
+    else:
+        assert cancel_result.status == 202, cancel_result
+    if resume_result.status != 200:
+        acp_error(resume_result, 409, "invalid_input")
+        assert final["status"] == "cancelled"
+    if cancel_result.status != 202:
+        acp_error(cancel_result, 409, "invalid_input")
+        assert final["status"] == "completed"
 
 
 def test_resume_of_a_running_run_is_a_conflict(target: Target) -> None:

@@ -15,6 +15,7 @@ from tests.helpers import (
     create,
     ok_json,
     run_body,
+    run_events,
     wait_for,
 )
 
@@ -42,6 +43,17 @@ def test_async_run_is_answered_before_it_finishes(target: Target) -> None:
     finished = wait_for(target, run["run_id"], TERMINAL)
     assert finished["status"] == "completed", finished
     assert [m["parts"][0]["content"] for m in finished["output"]] == ["a", "b"]
+
+
+def test_events_of_a_run_in_progress_answer_at_once(target: Target) -> None:
+    run = ok_json(create(target, run_body("slow-echo", "a", "b", "c", mode="async")), 202, "Run")
+    # Three seconds of work: the events so far, not a wait for the end.
+    events = run_events(target, run["run_id"])
+    types = [e["type"] for e in events]
+    assert types[:1] in ([], ["run.created"]), types
+    assert "run.completed" not in types
+    assert wait_for(target, run["run_id"], TERMINAL)["status"] == "completed"
+    assert run_events(target, run["run_id"])[-1]["type"] == "run.completed"
 
 
 def test_unknown_run_is_404(target: Target) -> None:

@@ -127,6 +127,21 @@ def test_invalid_session_id_is_rejected(target: Target, session_id: object) -> N
     assert "session_id" in str(error.get("data")), error
 
 
+def test_history_that_cannot_be_loaded_does_not_break_the_server(target: Target) -> None:
+    # A trusted origin (loopback) where nothing listens, and a resource of this server that does not exist.
+    history = ["http://127.0.0.1:9/acp/resources/" + new_id(), target.base_url + "/resources/" + new_id()]
+    result = create(target, run_body("history-echo", "after", session={"id": new_id(), "history": history}))
+    if result.status != 200:
+        acp_error(result, (404, 422))
+        return
+    run = ok_json(result, 200, "Run")
+    assert run["status"] in ("completed", "failed"), run
+    if run["status"] == "completed":
+        assert output_texts(run) == ["after"]
+    else:
+        assert "Traceback" not in str(run["error"]), run
+
+
 def test_session_descriptor_with_a_non_url_history_is_rejected(target: Target) -> None:
     body = run_body("echo", session={"id": new_id(), "history": ["not a url"]})
     acp_error(create(target, body), 422, "invalid_input")

@@ -93,6 +93,22 @@ def test_failing_agent_stream_ends_with_run_failed(target: Target, agent: str) -
     check_finished_run(agent, "Hello", events[-1]["run"])
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "line\nbreaks\r\nof\revery kind",
+        "data: id: 7\n\nevent: x",
+        "é 🌍 \u2028 \u2029 \x85 \x00 \t",
+        ": comment",
+    ],
+)
+def test_stream_framing_keeps_any_text_intact(target: Target, text: str) -> None:
+    events = stream_events(create(target, run_body("echo", text, mode="stream")))
+    parts = [e["part"]["content"] for e in events if e["type"] == "message.part"]
+    assert parts == [text]
+    assert events[-1]["run"]["output"][0]["parts"][0]["content"] == text
+
+
 def test_stream_of_many_parts(target: Target) -> None:
     events = stream_events(create(target, run_body("chunks", "2000", mode="stream")))
     parts = [e["part"]["content"] for e in events if e["type"] == "message.part"]
