@@ -205,7 +205,7 @@ class _ServerModePattern(URLPattern):
 
     def __init__(self, sync_view: SyncView, async_view: AsyncView, name: str) -> None:
         super().__init__(
-            RegexPattern(r"(?s)^(?P<path>.*)\Z", name=name, is_endpoint=True), sync_view, name=name
+            RegexPattern(r"^(?P<path>[\s\S]*)\Z", name=name, is_endpoint=True), sync_view, name=name
         )
         self.async_view = async_view
 

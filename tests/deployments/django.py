@@ -57,12 +57,13 @@ def _result(response: HttpResponseBase, body: bytes) -> HttpResult:
 class DjangoContractClient:
     """A :class:`~tests.deployments.base.ContractClient` over Django's test ``Client`` (WSGI).
 
-    Each request gets its own client, so that threads share none. A stream is read to its end, and
-    the response closed as a WSGI server would close it.
+    ``user`` is logged in (a session) and ``options`` go to the client (``enforce_csrf_checks``).
+    Each request gets its own client, so that threads share none. A stream is read to its end.
     """
 
-    def __init__(self, mount: str, **options: Any) -> None:
+    def __init__(self, mount: str, *, user: Any = None, **options: Any) -> None:
         self.mount = mount
+        self.user = user
         self.options = options
 
     def request(
@@ -76,11 +77,12 @@ class DjangoContractClient:
     ) -> HttpResult:
         body, content_type, others = _arguments(json, content, headers)
         client = Client(raise_request_exception=False, **self.options)
+        if self.user is not None:
+            client.force_login(self.user)
         response = client.generic(method, self.mount + path, body, content_type, headers=others)
-        try:
-            data = b"".join(response.streaming_content) if response.streaming else response.content
-        finally:
-            response.close()
+        # The test client closes the response itself: a complete one at once, a stream when it is read
+        # to its end (as a WSGI server would), without firing close_old_connections on this thread.
+        data = b"".join(response.streaming_content) if response.streaming else response.content
         return _result(response, data)
 
 
@@ -88,9 +90,10 @@ class DjangoAsyncContractClient:
     """A :class:`~tests.deployments.base.ContractClient` over Django's ``AsyncClient`` (ASGI), which
     runs every request on the portal's event loop (the loop that hosts the service)."""
 
-    def __init__(self, portal: BlockingPortal, mount: str, **options: Any) -> None:
+    def __init__(self, portal: BlockingPortal, mount: str, *, user: Any = None, **options: Any) -> None:
         self.portal = portal
         self.mount = mount
+        self.user = user
         self.options = options
 
     def request(
@@ -109,6 +112,8 @@ class DjangoAsyncContractClient:
     ) -> HttpResult:
         body, content_type, others = arguments
         client = AsyncClient(raise_request_exception=False, **self.options)
+        if self.user is not None:
+            await client.aforce_login(self.user)
         response = await client.generic(method, self.mount + path, body, content_type, headers=others)
         if response.streaming:
             data = b"".join([chunk async for chunk in response.streaming_content])
@@ -117,7 +122,7 @@ class DjangoAsyncContractClient:
         return _result(response, data)
 
 
-def _sites() -> list[Any]:
+def example_sites() -> list[Any]:
     """Every ACP mount of the example (each holds a service that must start afresh per deployment)."""
     from acp_adapters.django.views import site
     from example_django.urls import private_site
@@ -127,7 +132,7 @@ def _sites() -> list[Any]:
 
 @contextlib.contextmanager
 def _wsgi_inprocess() -> Iterator[Target]:
-    sites = _sites()
+    sites = example_sites()
     for acp_site in sites:
         acp_site.close()
     try:
@@ -140,7 +145,7 @@ def _wsgi_inprocess() -> Iterator[Target]:
 
 @contextlib.contextmanager
 def _asgi_inprocess() -> Iterator[Target]:
-    sites = _sites()
+    sites = example_sites()
     for acp_site in sites:
         acp_site.close()
     with start_blocking_portal() as portal:

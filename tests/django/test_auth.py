@@ -1,0 +1,112 @@
+"""Django's auth in front of the ACP API: the example's guarded mount (a logged-in user or a bearer
+token for the agent ``whoami``), guards and owners from ``ACP_ADAPTERS``, and runs scoped to owners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from tests.django.conftest import Served
+from tests.helpers import acp_error, ok_json, run_body
+
+pytestmark = [pytest.mark.django, pytest.mark.django_db(transaction=True)]
+
+TOKEN = "s3cret-demo-token"
+
+
+@pytest.fixture
+def user() -> Any:
+    return User.objects.create_user("ada", password="not-used")
+
+
+@pytest.fixture(autouse=True)
+def demo_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACP_DEMO_TOKEN", TOKEN)
+
+
+def whoami(target: Any, headers: dict[str, str] | None = None) -> Any:
+    return target.client.request("POST", "/runs", json=run_body("whoami", "?"), headers=headers)
+
+
+def test_the_guarded_agent_turns_anonymous_callers_away(served: Served) -> None:
+    target = served.target("/acp-private")
+    for method, path in (("GET", "/ping"), ("GET", "/agents"), ("GET", "/agents/whoami")):
+        answer = target.client.request(method, path)
+        acp_error(answer, 401, "invalid_input")
+        assert answer.headers["www-authenticate"] == 'Bearer realm="acp"'
+    acp_error(whoami(target), 401, "invalid_input")
+    acp_error(whoami(target, {"Authorization": "Bearer wrong"}), 401, "invalid_input")
+    acp_error(whoami(target, {"Authorization": TOKEN}), 401, "invalid_input")
+    # The other mount is open.
+    assert served.target().client.request("GET", "/agents").status == 200
+
+
+def test_the_guarded_agent_answers_the_token_holder(served: Served) -> None:
+    target = served.target("/acp-private")
+    run = ok_json(whoami(target, {"Authorization": f"Bearer {TOKEN}"}), 200, "Run")
+    assert run["output"][0]["parts"][0]["content"] == "you are token"
+
+
+def test_the_guarded_agent_answers_a_logged_in_user(served: Served, user: Any) -> None:
+    target = served.target("/acp-private", user=user)
+    run = ok_json(whoami(target), 200, "Run")
+    assert run["output"][0]["parts"][0]["content"] == f"you are {user.pk}"
+    agents = ok_json(target.client.request("GET", "/agents"), 200, "AgentsListResponse")
+    assert [agent["name"] for agent in agents["agents"]] == ["whoami"]
+
+
+def test_runs_belong_to_the_user_who_started_them(served: Served, user: Any) -> None:
+    other = User.objects.create_user("bob", password="not-used")
+    mine = served.target(user=user)
+    run = ok_json(mine.client.request("POST", "/runs", json=run_body("echo", "hi")), 200, "Run")
+    path = f"/runs/{run['run_id']}"
+    assert ok_json(mine.client.request("GET", path), 200, "Run")["run_id"] == run["run_id"]
+    acp_error(served.target().client.request("GET", path), 404, "not_found")
+    acp_error(served.target(user=other).client.request("GET", path), 404, "not_found")
+    acp_error(served.target(user=other).client.request("GET", f"/sessions/{run['session_id']}"), 404)
+
+
+def test_a_guard_from_the_settings_guards_the_default_mount(served: Served, user: Any, settings: Any) -> None:
+    settings.ACP_ADAPTERS = {**django_settings.ACP_ADAPTERS, "GUARD": "acp_adapters.django.login_required"}
+    acp_error(served.target().client.request("GET", "/agents"), 401, "invalid_input")
+    assert served.target(user=user).client.request("GET", "/agents").status == 200
+
+
+def test_permission_required_answers_403_to_users_without_the_permission(
+    served: Served, user: Any, settings: Any
+) -> None:
+    from acp_adapters.django import permission_required
+
+    guard = permission_required("auth.view_user")
+    settings.ACP_ADAPTERS = {**django_settings.ACP_ADAPTERS, "GUARD": guard}
+    acp_error(served.target().client.request("GET", "/agents"), 401)
+    denied = acp_error(served.target(user=user).client.request("GET", "/agents"), 403, "invalid_input")
+    assert "auth.view_user" in denied["message"]
+    boss = User.objects.create_superuser("boss", password="not-used")
+    assert served.target(user=boss).client.request("GET", "/agents").status == 200
+
+
+def test_a_guard_may_raise_djangos_permission_denied(served: Served, settings: Any) -> None:
+    def closed(request: HttpRequest) -> None:
+        raise PermissionDenied("closed for maintenance")
+
+    settings.ACP_ADAPTERS = {**django_settings.ACP_ADAPTERS, "GUARD": closed}
+    denied = acp_error(served.target().client.request("GET", "/agents"), 403, "invalid_input")
+    assert denied["message"] == "closed for maintenance"
+
+
+def test_an_owner_function_from_the_settings_scopes_runs(served: Served, settings: Any) -> None:
+    def team(request: HttpRequest) -> str | None:
+        return request.headers.get("X-Team")
+
+    settings.ACP_ADAPTERS = {**django_settings.ACP_ADAPTERS, "OWNER": team}
+    target = served.target()
+    created = target.client.request("POST", "/runs", json=run_body("echo", "hi"), headers={"X-Team": "a"})
+    path = f"/runs/{ok_json(created, 200, 'Run')['run_id']}"
+    assert target.client.request("GET", path, headers={"X-Team": "a"}).status == 200
+    acp_error(target.client.request("GET", path, headers={"X-Team": "b"}), 404, "not_found")
