@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.deployments.base import HttpResult, Target
-from tests.helpers import acp_error, create, message, run_body
+from tests.helpers import acp_error, create, message, ok_json, run_body
 
 JSON = {"content-type": "application/json"}
 
@@ -138,6 +138,38 @@ def test_body_just_under_the_limit_is_served(target: Target) -> None:
     result = create(target, run_body("echo", text))
     assert result.status == 200, result.status
     assert result.json()["output"][0]["parts"][0]["content"] == text
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_non_standard_numbers_never_come_back_as_invalid_json(target: Target, constant: bytes) -> None:
+    # Python's json accepts NaN and Infinity; no client parses them back. Reject them, or answer valid JSON.
+    metadata = b'{"kind": "trajectory", "tool_input": {"a": ' + constant + b"}}"
+    body = b'{"agent_name": "echo", "input": [{"parts": [{"content": "x", "metadata": ' + metadata + b"}]}]}"
+    result = target.client.request("POST", "/runs", content=body, headers=JSON)
+    if result.status == 200:
+        ok_json(result, 200, "Run")
+    else:
+        acp_error(result, 422, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"agent_name": "echo", "input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"agent_name": "echo", "input": [{"parts": [{"content": "x", "metadata": {"kind": "trajectory", '
+        b'"tool_input": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}}]}]}",
+        b'{"agent_name": "echo", "input": [{"parts": [{"content": "\xff"}]}]}',
+        b'{"agent_name": "echo", "input": [{"parts": [{"content": "\\ud800"}]}]}',
+    ],
+    ids=["deep-nesting", "deep-metadata", "invalid-utf8", "lone-surrogate"],
+)
+def test_hostile_json_is_a_4xx(target: Target, raw: bytes) -> None:
+    result = target.client.request("POST", "/runs", content=raw, headers=JSON)
+    assert result.status < 500, result
+    if result.status == 200:
+        ok_json(result, 200, "Run")
+    else:
+        acp_error(result, 422)
 
 
 def test_unknown_fields_are_tolerated(target: Target) -> None:

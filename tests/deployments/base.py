@@ -84,6 +84,7 @@ __all__ = [
     "parse_sse",
     "require_service",
     "serve",
+    "strict_json",
 ]
 
 #: The root of the repository (where ``acp_adapters`` and the ``example_*`` packages live).
@@ -91,6 +92,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: How long one request may take before the test fails (a hang must fail, not block the suite).
 REQUEST_TIMEOUT = 60.0
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259); JavaScript's JSON.parse rejects it")
+
+
+def strict_json(text: str | bytes) -> Any:
+    """Parse standard JSON only: ``NaN`` and ``Infinity``, which Python accepts, are errors."""
+    return json.loads(text, parse_constant=_reject_constant)
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,8 @@ def parse_sse(body: bytes) -> tuple[list[SSEEvent], list[str]]:
             if data:
                 joined = "\n".join(data)
                 try:
-                    parsed = json.loads(joined)
-                except json.JSONDecodeError as exc:
+                    parsed = strict_json(joined)
+                except ValueError as exc:
                     raise ValueError(f"event data is not JSON: {joined!r}") from exc
                 events.append(SSEEvent(id=event_id, data=parsed, event=event_type))
             event_id, event_type, data = None, None, []
@@ -149,8 +159,8 @@ class HttpResult:
     body: bytes
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+        """The body parsed as standard JSON (``NaN`` or ``Infinity`` fail)."""
+        return strict_json(self.body)
 
     def sse_events(self) -> list[SSEEvent]:
         """The body parsed as an event stream: its events, in order."""
