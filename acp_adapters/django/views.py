@@ -40,7 +40,7 @@ from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
-from acp_adapters.wsgi import warn_if_store_not_shared
+from acp_adapters.wsgi import read_body, warn_if_store_not_shared
 
 from .auth import PermissionRequired, auser_owner, user_owner
 from .conf import Guard, Owner, conf
@@ -192,11 +192,22 @@ class ACPSite:
             base_url=request.build_absolute_uri(prefix).rstrip("/"),
             query=request.META.get("QUERY_STRING", ""),
             headers={name.lower(): value for name, value in request.headers.items()},
-            # Not request.body: DATA_UPLOAD_MAX_MEMORY_SIZE would answer 400 below the core's own
-            # limit. One byte over the limit is enough for the core to answer 413.
-            body=request.read(self.service.settings.max_body_size + 1),
+            body=_body(request, self.service.settings.max_body_size),
             owner=owner,
         )
+
+
+def _body(request: HttpRequest, limit: int) -> bytes:
+    """The body, but never more than ``limit + 1`` bytes (enough for the core to answer 413).
+
+    Not ``request.body``: ``DATA_UPLOAD_MAX_MEMORY_SIZE`` would answer 400 below the core's limit.
+    """
+    environ = getattr(request, "environ", None)
+    if environ is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+        # A chunked body under WSGI: Django reads CONTENT_LENGTH bytes, none without it, while the
+        # server says the input ends where the body does (gunicorn, uWSGI).
+        return read_body(environ, limit)
+    return request.read(limit + 1)
 
 
 class _ServerModePattern(URLPattern):
