@@ -13,17 +13,9 @@ import pytest
 from tests.deployments.base import HttpResult, Target, parse_sse
 from tests.helpers import TERMINAL, acp_error, check_event, output_texts, run_body, wait_for
 
-_DJANGO_CHUNKED = (
-    "Django's WSGIRequest reads CONTENT_LENGTH bytes (0 when absent) and ignores wsgi.input_terminated: "
-    "acp_adapters/django/views.py reads a chunked body as empty (422 'not valid JSON')"
-)
 #: Server bugs these tests found that are still open: (test, deployment) -> what is wrong. Each is a strict
 #: xfail, which fails the day the bug is fixed: then remove its entry.
-KNOWN_BUGS = {
-    (test, deployment): _DJANGO_CHUNKED
-    for test in ("test_chunked_request_body", "test_chunked_request_body_over_the_limit_is_413")
-    for deployment in ("django-gunicorn", "django-gunicorn-postgres")
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(autouse=True)
