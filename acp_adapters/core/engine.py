@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -55,10 +56,17 @@ _CANCELLABLE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AW
 class RunEngine:
     """Owns the runs executing in this process. Lives on one event loop, started lazily."""
 
-    def __init__(self, registry: AgentRegistry, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        store: Store,
+        settings: Settings,
+        sync_agent_context: Callable[[], AbstractContextManager[Any]] | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.settings = settings
+        self.sync_agent_context = sync_agent_context
         self.limiter: anyio.CapacityLimiter | None = None
         self._executions: dict[uuid.UUID, RunExecution] = {}
         self._tasks: set[asyncio.Task[None]] = set()

@@ -156,13 +156,22 @@ class RunExecution:
         elif kind == "coroutine":
             await self.sink(await func(*args))
         elif kind == "sync_generator":
-            await anyio.to_thread.run_sync(
-                self._drive_sync_generator, func, args, limiter=self.engine.limiter
-            )
+            await self._to_thread(self._drive_sync_generator, func, args)
         else:
-            result = await anyio.to_thread.run_sync(lambda: func(*args), limiter=self.engine.limiter)
+            result = await self._to_thread(func, *args)
             if not self.context.cancelled:
                 await self.sink(result)
+
+    async def _to_thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(self._in_sync_context, func, *args, limiter=self.engine.limiter)
+
+    def _in_sync_context(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Call a sync agent in its worker thread, inside the host's context (a Flask app context)."""
+        enter = self.engine.sync_agent_context
+        if enter is None:
+            return func(*args)
+        with enter():
+            return func(*args)
 
     async def _drive_async_generator(self, gen: AsyncGenerator[Any, Any]) -> None:
         value: Any = None

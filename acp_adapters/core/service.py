@@ -15,6 +15,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -61,14 +62,21 @@ class ACPService:
     """
 
     def __init__(
-        self, registry: AgentRegistry, *, store: Store | None = None, settings: Settings | None = None
+        self,
+        registry: AgentRegistry,
+        *,
+        store: Store | None = None,
+        settings: Settings | None = None,
+        sync_agent_context: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
+        """``sync_agent_context``, if given, is entered in the worker thread around every call of a sync
+        agent (a plain function or a sync generator): a Flask app context, a database connection."""
         self.registry = registry
         self.settings = settings or Settings()
         self.store = store or MemoryStore(
             retention=self.settings.run_retention, max_finished_runs=self.settings.max_finished_runs
         )
-        self.engine = RunEngine(registry, self.store, self.settings)
+        self.engine = RunEngine(registry, self.store, self.settings, sync_agent_context)
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         """Answer one request."""

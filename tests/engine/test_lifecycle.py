@@ -233,3 +233,38 @@ async def test_silent_runs_get_heartbeats(make_call: Any) -> None:
     assert isinstance(response, StreamResponse)
     body = b"".join([chunk async for chunk in response.body])
     assert b": ping\n\n" in body and parse_sse(body)[-1]["type"] == "run.completed"
+
+
+async def test_sync_agents_run_inside_the_hosts_context() -> None:
+    from contextlib import contextmanager
+
+    from acp_adapters import ACPService
+
+    from .conftest import Call
+
+    local = threading.local()
+
+    @contextmanager
+    def host_context() -> Iterator[None]:
+        local.inside = True
+        try:
+            yield
+        finally:
+            local.inside = False
+
+    agents = AgentRegistry()
+
+    @agents.agent()
+    def plain(input: list[Message]) -> str:
+        return f"plain {getattr(local, 'inside', False)}"
+
+    @agents.agent()
+    def gen(input: list[Message]) -> Iterator[str]:
+        yield f"gen {getattr(local, 'inside', False)}"
+
+    service = ACPService(agents, sync_agent_context=host_context)
+    call = Call(service)
+    for name in ("plain", "gen"):
+        _, run = await call.run(name)
+        assert run["output"][0]["parts"][0]["content"] == f"{name} True"
+    await service.aclose()
