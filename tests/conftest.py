@@ -44,6 +44,38 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", _params(real_server_only=sdk), indirect=True, scope="session")
 
 
+#: Server bugs the suite found that are still open: (test function, deployment) -> what is wrong.
+#: Strict entries are deterministic and fail (XPASS) the day the bug is fixed: then remove them.
+#: Non-strict entries are races the test catches often but not always.
+KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {
+    ("test_text_with_nul_survives_a_run", "django-gunicorn-postgres"): (
+        "DjangoStore on PostgreSQL: a text with U+0000 fails the run (jsonb rejects \\u0000 in snapshots)",
+        True,
+    ),
+    ("test_cancel_an_awaiting_run", "django-gunicorn-postgres"): (
+        "core _finish() sets the final status, then appends the final event in a second store call: "
+        "another worker can see 'cancelled' before run.cancelled is in the log (race)",
+        False,
+    ),
+    ("test_a_finished_run_has_its_final_event", "django-gunicorn-postgres"): (
+        "core _finish() sets the final status, then appends the final event in a second store call: "
+        "another worker can see the final status before the final event is in the log (race)",
+        False,
+    ),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        deployment = callspec.params.get("target") if callspec else None
+        if not isinstance(deployment, Deployment) or not isinstance(item, pytest.Function):
+            continue
+        known = KNOWN_BUGS.get((item.originalname, deployment.name))
+        if known:
+            item.add_marker(pytest.mark.xfail(reason=known[0], strict=known[1]))
+
+
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The running deployment this test is parametrised with."""

@@ -6,7 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.deployments.base import Target
-from tests.helpers import TERMINAL, create, ok_json, output_texts, run_body, stream_events, wait_for
+from tests.helpers import (
+    TERMINAL,
+    create,
+    event_types,
+    ok_json,
+    output_texts,
+    run_body,
+    run_events,
+    stream_events,
+    wait_for,
+)
 
 CLIENTS = 50
 
@@ -45,3 +55,20 @@ def test_simultaneous_streams_and_slow_runs(target: Target) -> None:
             run = future.result()
             assert run["status"] == "completed", run
             assert output_texts(run) == [f"slow {i}"]
+
+
+def test_a_finished_run_has_its_final_event(target: Target) -> None:
+    # Whoever sees a run's final status must find the matching event at the end of its log.
+    def one(i: int) -> tuple[str, list[str]]:
+        if i % 2:
+            run = ok_json(create(target, run_body("awaiter")), 200, "Run")
+            ok_json(target.client.request("POST", f"/runs/{run['run_id']}/cancel"), 202, "Run")
+        else:
+            run = ok_json(create(target, run_body("echo", mode="async")), 202, "Run")
+        final = wait_for(target, run["run_id"], TERMINAL)
+        return final["status"], event_types(run_events(target, run["run_id"]))
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(100)))
+    gaps = [(status, types) for status, types in results if types[-1] != f"run.{status}"]
+    assert not gaps, f"{len(gaps)} of {len(results)} runs ended without their final event, e.g. {gaps[0]}"

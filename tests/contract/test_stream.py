@@ -98,7 +98,7 @@ def test_failing_agent_stream_ends_with_run_failed(target: Target, agent: str) -
     [
         "line\nbreaks\r\nof\revery kind",
         "data: id: 7\n\nevent: x",
-        "é 🌍 \u2028 \u2029 \x85 \x00 \t",
+        "é 🌍 \u2028 \u2029 \x85 \t",
         ": comment",
     ],
 )
@@ -106,7 +106,17 @@ def test_stream_framing_keeps_any_text_intact(target: Target, text: str) -> None
     events = stream_events(create(target, run_body("echo", text, mode="stream")))
     parts = [e["part"]["content"] for e in events if e["type"] == "message.part"]
     assert parts == [text]
-    assert events[-1]["run"]["output"][0]["parts"][0]["content"] == text
+    check_finished_run("echo", text, events[-1]["run"])
+    check_finished_run("echo", text, get_run(target, events[-1]["run"]["run_id"]))
+
+
+@pytest.mark.parametrize("mode", ["sync", "stream"])
+def test_text_with_nul_survives_a_run(target: Target, mode: str) -> None:
+    text = "before\x00after"
+    result = create(target, run_body("echo", text, mode=mode))
+    run = stream_events(result)[-1]["run"] if mode == "stream" else ok_json(result, 200, "Run")
+    check_finished_run("echo", text, run)
+    check_finished_run("echo", text, get_run(target, run["run_id"]))
 
 
 def test_stream_of_many_parts(target: Target) -> None:

@@ -8,21 +8,9 @@ import time
 from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from tests.deployments.base import HttpResult, Target, parse_sse
 from tests.helpers import TERMINAL, acp_error, check_event, output_texts, run_body, wait_for
-
-#: Server bugs these tests found that are still open: (test, deployment) -> what is wrong. Each is a strict
-#: xfail, which fails the day the bug is fixed: then remove its entry.
-KNOWN_BUGS: dict[tuple[str, str], str] = {}
-
-
-@pytest.fixture(autouse=True)
-def _known_bugs(request: pytest.FixtureRequest, target: Target) -> None:
-    reason = KNOWN_BUGS.get((request.node.originalname, target.name))
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def chunks_of(data: bytes, size: int = 1000) -> Iterator[bytes]:
