@@ -16,27 +16,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import os
 import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal, Store, StoreUnavailable
 
-from . import db_ops
 from .db_listen import PostgresListener
 from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
+
+if TYPE_CHECKING:
+    from . import db_ops
+else:
+    # The queries import the models, which need Django's app registry: importing this module (to name
+    # the store in the settings) must not.
+    db_ops = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db_ops"))
 
 __all__ = ["DjangoStore"]
 
