@@ -94,7 +94,7 @@ def acp_error(result: HttpResult, status: int | Iterable[int], code: str | None 
     if code is not None:
         assert body["code"] == code, body
     assert body["message"], body
-    return body
+    return dict(body)
 
 
 def check_run_id_header(result: HttpResult, run: dict[str, Any]) -> None:
@@ -152,11 +152,11 @@ def run_sync(target: Target, agent: str, *texts: str, **extra: Any) -> dict[str,
     result = create(target, run_body(agent, *texts, **extra))
     run = ok_json(result, 200, "Run")
     check_run_id_header(result, run)
-    return run
+    return dict(run)
 
 
 def get_run(target: Target, run_id: str) -> dict[str, Any]:
-    return ok_json(target.client.request("GET", f"/runs/{run_id}"), 200, "Run")
+    return dict(ok_json(target.client.request("GET", f"/runs/{run_id}"), 200, "Run"))
 
 
 def wait_for(target: Target, run_id: str, statuses: Iterable[str], timeout: float = 20.0) -> dict[str, Any]:
