@@ -22,6 +22,8 @@ from typing import Any
 import click
 from flask import Blueprint, Flask, current_app, request
 from flask import Response as FlaskResponse
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import Rule
 
 from .bridge import SyncBridge, SyncStreamResponse
 from .core.agents import AgentDefinition, AgentRegistry
@@ -32,8 +34,6 @@ from .wsgi import read_body, request_from_environ, warn_if_store_not_shared
 
 __all__ = ["ACP", "ACPState", "settings_from_config"]
 
-#: Every method goes to the core, which answers 405 (as ACP JSON) where the API has none.
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 _SETTING_KEYS = {f"ACP_{f.name.upper()}": f.name for f in fields(Settings)}
 _OWN_KEYS = {"ACP_URL_PREFIX"}
 
@@ -132,13 +132,17 @@ def _blueprint(state: ACPState) -> Blueprint:
             )
         return FlaskResponse(response.body, status=response.status, headers=response.headers)
 
-    options: dict[str, Any] = {
-        "methods": _METHODS,
-        "strict_slashes": False,
-        "provide_automatic_options": False,
-    }
-    blueprint.add_url_rule("", "api", serve, **options)
-    blueprint.add_url_rule("/<path:path>", "api", serve, **options)
+    def add_rules(setup: BlueprintSetupState) -> None:
+        # Rules without a method list match every method, so that the core answers any method it
+        # does not serve (405 as ACP JSON): Flask's add_url_rule always sets a list.
+        endpoint = f"{setup.name_prefix}.{setup.name}.api".lstrip(".")
+        prefix = setup.url_prefix or ""
+        for rule in (prefix or "/", prefix + "/<path:path>"):
+            setup.app.url_map.add(Rule(rule, endpoint=endpoint, strict_slashes=False, merge_slashes=False))
+        setup.app.view_functions[endpoint] = serve
+
+    blueprint.record(add_rules)
+    blueprint.cli.help = "The agents served over ACP."
 
     @blueprint.cli.command("agents")
     def agents() -> None:

@@ -235,8 +235,8 @@ def warn_if_store_not_shared(store: Store | None, environ: Mapping[str, str] = o
     logger.warning(
         "acp-adapters: the server runs %d worker processes but the ACP store is in memory: each worker "
         "sees only its own runs and sessions, so requests about a run that land on another worker get 404. "
-        "Use a shared store (acp_adapters.stores.redis.RedisStore, or the Django database store) or a single "
-        "worker process with threads (gunicorn -w 1 -k gthread --threads 32).",
+        "Use a shared store (acp_adapters.stores.redis.RedisStore, or acp_adapters.django.store.DjangoStore) "
+        "or a single worker process with threads (gunicorn -w 1 -k gthread --threads 32).",
         workers,
     )
     return True

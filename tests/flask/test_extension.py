@@ -79,6 +79,17 @@ def test_the_mount_point_itself_and_a_trailing_slash_reach_the_core() -> None:
     assert app.test_client().get("/acp/agents/").status_code == 200
 
 
+@pytest.mark.parametrize("method", ["PROPFIND", "OPTIONS", "DELETE", "PATCH"])
+def test_any_method_reaches_the_core(method: str) -> None:
+    app = Flask(__name__)
+    ACP(app, demo_registry())
+    response = app.test_client().open("/acp/agents", method=method)
+    assert response.status_code == 405
+    assert response.json["code"] == "invalid_input"
+    assert response.headers["Allow"] == "GET"
+    assert app.test_client().head("/acp/agents").status_code == 200
+
+
 def test_settings_come_from_app_config() -> None:
     app = Flask(__name__)
     app.config.update(ACP_MAX_BODY_SIZE=300, ACP_AWAIT_TIMEOUT=5, ACP_TRUSTED_ORIGINS=["http://a:1"])
