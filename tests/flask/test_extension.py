@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, abort, g, jsonify, request
+from werkzeug.test import TestResponse
 
 from acp_adapters import AgentRegistry, Settings
 from acp_adapters.core.store import Store
@@ -21,10 +22,15 @@ from tests.helpers import message, run_body
 pytestmark = pytest.mark.flask
 
 
+def json_of(response: TestResponse) -> Any:
+    """The JSON body of a test client's response (typed ``Any``, as tests index into it)."""
+    return response.get_json()
+
+
 def run(app: Flask, agent: str, *texts: str, prefix: str = "/acp", **headers: str) -> Any:
     response = app.test_client().post(f"{prefix}/runs", json=run_body(agent, *texts), headers=headers)
     assert response.status_code == 200, response.data
-    return response.json
+    return json_of(response)
 
 
 def texts(run: dict[str, Any]) -> list[str]:
@@ -36,7 +42,7 @@ def test_the_one_line_form() -> None:
     acp = ACP(app, demo_registry())
     client = app.test_client()
     assert client.get("/acp/ping").status_code == 200
-    assert len(client.get("/acp/agents").json["agents"]) == 15
+    assert len(json_of(client.get("/acp/agents"))["agents"]) == 15
     assert ACP.state(app).url_prefix == "/acp"
     assert app.extensions["acp"] is ACP.state(app)
     assert acp.registry is not None
@@ -75,7 +81,7 @@ def test_the_mount_point_itself_and_a_trailing_slash_reach_the_core() -> None:
     for path in ("/acp", "/acp/"):
         response = app.test_client().get(path)
         assert response.status_code == 404, path
-        assert response.json["code"] == "not_found"
+        assert json_of(response)["code"] == "not_found"
     assert app.test_client().get("/acp/agents/").status_code == 200
 
 
@@ -85,7 +91,7 @@ def test_any_method_reaches_the_core(method: str) -> None:
     ACP(app, demo_registry())
     response = app.test_client().open("/acp/agents", method=method)
     assert response.status_code == 405
-    assert response.json["code"] == "invalid_input"
+    assert json_of(response)["code"] == "invalid_input"
     assert response.headers["Allow"] == "GET"
     assert app.test_client().head("/acp/agents").status_code == 200
 
@@ -102,7 +108,7 @@ def test_settings_come_from_app_config() -> None:
     big = run_body("echo", "x" * 400)
     response = app.test_client().post("/acp/runs", json=big)
     assert response.status_code == 413
-    assert response.json["code"] == "invalid_input"
+    assert json_of(response)["code"] == "invalid_input"
 
 
 def test_a_body_over_the_limit_without_a_length_is_refused_too() -> None:
@@ -120,7 +126,7 @@ def test_a_body_over_the_limit_without_a_length_is_refused_too() -> None:
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 413, response.data
-    assert response.json["code"] == "invalid_input"
+    assert json_of(response)["code"] == "invalid_input"
     assert stream.tell() <= 301  # read no further than the limit and one byte
 
 
@@ -169,7 +175,7 @@ def test_before_request_hooks_and_error_handlers_apply_to_the_api() -> None:
     client = app.test_client()
     refused = client.get("/acp/agents")
     assert refused.status_code == 401
-    assert refused.json == {"error": "log in first"}
+    assert json_of(refused) == {"error": "log in first"}
     assert client.get("/acp/agents", headers={"Authorization": "Bearer ok"}).status_code == 200
     assert client.get("/boom").data == b"host handler"
 
@@ -241,7 +247,7 @@ def test_a_registry_without_a_sync_agent_is_served_unchanged() -> None:
     app = Flask(__name__)
     ACP(app, agents)
     body = {"agent_name": "plain", "input": [message("hi")]}
-    assert texts(app.test_client().post("/acp/runs", json=body).json) == ["plain"]
+    assert texts(json_of(app.test_client().post("/acp/runs", json=body))) == ["plain"]
 
 
 class _SharedStore:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.test import Client
+from werkzeug.test import Client, TestResponse
 from werkzeug.wrappers import Response
 
 from acp_adapters.bridge import _LOOP
@@ -27,6 +27,11 @@ from tests.helpers import run_body
 pytestmark = pytest.mark.flask
 
 
+def json_of(response: TestResponse) -> Any:
+    """The JSON body of a test client's response (typed ``Any``, as tests index into it)."""
+    return response.get_json()
+
+
 def host_app(environ: dict[str, Any], start_response: Any) -> Any:
     return Response(f"host app at {environ['PATH_INFO']}")(environ, start_response)
 
@@ -34,7 +39,7 @@ def host_app(environ: dict[str, Any], start_response: Any) -> Any:
 def post_run(client: Client, url: str, agent: str, *texts: str, **extra: Any) -> Any:
     response = client.post(url, json=run_body(agent, *texts, **extra))
     assert response.status_code == 200, response.data
-    return response.json
+    return json_of(response)
 
 
 def test_the_app_mounted_under_a_script_name_builds_its_urls_from_it() -> None:
@@ -43,7 +48,7 @@ def test_the_app_mounted_under_a_script_name_builds_its_urls_from_it() -> None:
     assert client.get("/api/acp/ping").status_code == 200
     assert client.get("/elsewhere").get_data() == b"host app at /elsewhere"
     run = post_run(client, "/api/acp/runs", "echo", "hi")
-    session = client.get(f"/api/acp/sessions/{run['session_id']}").json
+    session = json_of(client.get(f"/api/acp/sessions/{run['session_id']}"))
     assert session["history"], session
     for url in session["history"]:
         assert url.startswith("http://localhost/api/acp/resources/"), url
@@ -52,19 +57,19 @@ def test_the_app_mounted_under_a_script_name_builds_its_urls_from_it() -> None:
 
 def test_the_middleware_serves_its_prefix_and_passes_the_rest_on() -> None:
     client = Client(ACPWSGIMiddleware(host_app, demo_registry(), prefix="/acp/"))
-    assert client.get("/acp/ping").json == {}
-    assert client.get("/acp").json["code"] == "not_found"
+    assert json_of(client.get("/acp/ping")) == {}
+    assert json_of(client.get("/acp"))["code"] == "not_found"
     assert client.get("/acpx/ping").get_data() == b"host app at /acpx/ping"
     assert client.get("/").get_data() == b"host app at /"
     missing = client.get("/acp/runs/not-a-uuid")
     assert missing.status_code in (404, 422)
-    assert missing.json["code"] in ("not_found", "invalid_input")
+    assert json_of(missing)["code"] in ("not_found", "invalid_input")
 
 
 def test_the_owner_comes_from_the_environ() -> None:
     acp = ACPWSGIApp(demo_registry(), owner=lambda environ: environ.get("REMOTE_USER"))
     client = Client(acp)
-    run = client.post("/runs", json=run_body("echo"), environ_overrides={"REMOTE_USER": "alice"}).json
+    run = json_of(client.post("/runs", json=run_body("echo"), environ_overrides={"REMOTE_USER": "alice"}))
     assert client.get(f"/runs/{run['run_id']}", environ_overrides={"REMOTE_USER": "alice"}).status_code == 200
     assert client.get(f"/runs/{run['run_id']}", environ_overrides={"REMOTE_USER": "bob"}).status_code == 404
 
@@ -121,7 +126,7 @@ def test_a_large_body_gets_an_acp_413() -> None:
     client = Client(ACPWSGIApp(demo_registry(), settings=DEMO_SETTINGS.__class__(max_body_size=50)))
     response = client.post("/runs", json=run_body("echo", "x" * 100))
     assert response.status_code == 413
-    assert response.json["code"] == "invalid_input"
+    assert json_of(response)["code"] == "invalid_input"
 
 
 def test_one_loop_thread_serves_every_request_and_every_app() -> None:
@@ -144,16 +149,15 @@ def test_one_loop_thread_serves_every_request_and_every_app() -> None:
 def test_closing_a_stream_in_process_ends_the_subscription_not_the_run() -> None:
     client = Client(ACPWSGIApp(registry_for_tests()))
     response = client.post("/runs", json=run_body("ticker", "30", mode="stream"), buffered=False)
-    chunks = iter(response.response)
-    first = next(chunks)
+    first = next(response.iter_encoded())
     assert b"run.created" in first
     run_id = first.split(b'"run_id":"')[1].split(b'"')[0].decode()
     response.close()  # what a WSGI server does when the client goes away
     portal = _LOOP.running_portal()
     assert portal is not None
-    assert client.get(f"/runs/{run_id}").json["status"] in ("created", "in-progress")
+    assert json_of(client.get(f"/runs/{run_id}"))["status"] in ("created", "in-progress")
     deadline = time.monotonic() + 10
-    while (run := client.get(f"/runs/{run_id}").json)["status"] != "completed":
+    while (run := json_of(client.get(f"/runs/{run_id}")))["status"] != "completed":
         assert time.monotonic() < deadline, run
         time.sleep(0.05)
     assert len(run["output"][0]["parts"]) == 30
@@ -165,7 +169,7 @@ def _serve_in_child(queue: Any) -> None:
     try:
         response = _APP_BEFORE_FORK.post("/runs", json=run_body("sync-echo", "from the child"))
         loops = [t for t in threading.enumerate() if t.name == "acp-adapters-loop"]
-        queue.put((response.status_code, response.json["output"][0]["parts"][0]["content"], len(loops)))
+        queue.put((response.status_code, json_of(response)["output"][0]["parts"][0]["content"], len(loops)))
     except BaseException as exc:  # the parent reports it
         queue.put(repr(exc))
 
@@ -193,7 +197,7 @@ def test_a_process_exits_promptly_with_runs_still_going() -> None:
     script = textwrap.dedent(
         """
         import threading
-        from werkzeug.test import Client
+        from werkzeug.test import Client, TestResponse
         from acp_adapters.wsgi import ACPWSGIApp
         from tests.flask.app import registry_for_tests
         from tests.helpers import run_body
