@@ -291,6 +291,9 @@ class RunEngine:
             "finished_at": utc_now(),
             "await_request": None,
         }
-        record = await self.store.update_run(run_id, changes, expect={*_CANCELLABLE, RunStatus.CANCELLING})
-        if record is not None:
-            await self.store.append_events(run_id, [encode_event(RunFailedEvent(run=record.run))])
+        record = await self.store.get_run(run_id)
+        if record is None or record.run.status.is_terminal:
+            return
+        event = encode_event(RunFailedEvent(run=record.run.model_copy(update=changes)))
+        expect = {*_CANCELLABLE, RunStatus.CANCELLING}
+        await self.store.transition(run_id, changes, expect=expect, events=[event])

@@ -127,10 +127,11 @@ class RunExecution:
     async def execute(self) -> None:
         run_id = self.run.run_id
         try:
-            if await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}) is None:
+            if not await self._transition(
+                {"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}, RunInProgressEvent
+            ):
                 await self._finish_cancelled()
                 return
-            await self._emit(encode_event(RunInProgressEvent(run=self.run)))
             with self.cancel_scope:
                 await self._call_agent()
             if self.cancel_scope.cancelled_caught or self.context.cancelled:
@@ -271,15 +272,14 @@ class RunExecution:
         await self._close_message()
         self.resume = asyncio.get_running_loop().create_future()
         changes = {"status": RunStatus.AWAITING, "await_request": request}
-        if await self._transition(changes, {RunStatus.IN_PROGRESS}) is None:
+        if not await self._transition(changes, {RunStatus.IN_PROGRESS}, RunAwaitingEvent):
             raise RunCancelled()
-        await self._emit(encode_event(RunAwaitingEvent(run=self.run)))
         timeout = self.engine.settings.await_timeout
         try:
             payload = await asyncio.wait_for(asyncio.shield(self.resume), timeout)
         except asyncio.TimeoutError:
             # Claim the await as a resume would, so that a resume racing the timeout gets a 409.
-            if await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.AWAITING}) is not None:
+            if await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.AWAITING}):
                 raise ACPError(
                     Error(
                         code=ErrorCode.SERVER_ERROR,
@@ -298,22 +298,24 @@ class RunExecution:
 
     # endings --------------------------------------------------------------------------------------
     async def _transition(
-        self, changes: dict[str, Any], expect: frozenset[RunStatus] | set[RunStatus], *, peek: bool = False
-    ) -> Run | None:
-        """Apply ``changes`` if the run's status is in ``expect``; keep our copy in step.
-
-        With ``peek`` the store only checks (``changes`` are applied by the caller's next step).
-        """
-        if peek:
-            record = await self.store.update_run(self.run.run_id, {}, expect=expect)
-        else:
-            record = await self.store.update_run(self.run.run_id, changes, expect=expect)
+        self,
+        changes: dict[str, Any],
+        expect: frozenset[RunStatus] | set[RunStatus],
+        event: type[BaseModel] | None = None,
+    ) -> bool:
+        """Apply ``changes`` if the run's status is in ``expect``, with the event that announces them
+        (in one store step); keep our copy of the run in step."""
+        events = [encode_event(event(run=self.run.model_copy(update=changes)))] if event else []
+        record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
         if record is None:
-            return None
-        if not peek and record.run is not self.run:  # the in-memory store shares our object
+            return False
+        if record.run is not self.run:  # the in-memory store shares our object
             for name, value in changes.items():
                 setattr(self.run, name, value)
-        return self.run
+        return True
+
+    async def _status_is(self, expect: frozenset[RunStatus] | set[RunStatus]) -> bool:
+        return await self.store.update_run(self.run.run_id, {}, expect=expect) is not None
 
     async def _finish(
         self, status: RunStatus, event_type: type[BaseModel], error: Error | None = None
@@ -326,13 +328,10 @@ class RunExecution:
             "error": error,
         }
         expect = {RunStatus.CANCELLING, *_ACTIVE} if status is RunStatus.CANCELLED else set(_ACTIVE)
-        if await self._transition(changes, expect) is None:
-            return False
-        await self._emit(encode_event(event_type(run=self.run)))
-        return True
+        return await self._transition(changes, expect, event_type)
 
     async def _finish_completed(self) -> None:
-        if await self._transition({}, {RunStatus.IN_PROGRESS}, peek=True) is None:
+        if not await self._status_is({RunStatus.IN_PROGRESS}):
             await self._finish_cancelled()
             return
         try:

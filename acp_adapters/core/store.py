@@ -95,6 +95,24 @@ class Store(ABC):
         ``None`` when the run is missing or its status did not match.
         """
 
+    async def transition(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus],
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        """:meth:`update_run`, and if it applied, append ``events`` — as one step, so that no reader
+        sees the new status without the event that announces it.
+
+        This default is two steps; a shared store overrides it with one atomic operation.
+        """
+        record = await self.update_run(run_id, changes, expect=expect)
+        if record is not None and events:
+            await self.append_events(run_id, events)
+        return record
+
     # events ---------------------------------------------------------------------------------------
     @abstractmethod
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
