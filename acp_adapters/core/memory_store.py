@@ -141,20 +141,6 @@ class MemoryStore(Store):
             del self._session_seen[session_id]
             self._sessions.pop(session_id, None)
 
-    async def transition(
-        self,
-        run_id: uuid.UUID,
-        changes: Mapping[str, Any],
-        *,
-        expect: Collection[RunStatus],
-        events: Sequence[EventRecord],
-    ) -> RunRecord | None:
-        # Nothing awaits between the two steps: on one event loop they are one.
-        record = await self.update_run(run_id, changes, expect=expect)
-        if record is not None and events:
-            await self.append_events(run_id, events)
-        return record
-
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
         slot = self._runs.get(run_id)

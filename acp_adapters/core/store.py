@@ -106,7 +106,8 @@ class Store(ABC):
         """:meth:`update_run`, and if it applied, append ``events`` — as one step, so that no reader
         sees the new status without the event that announces it.
 
-        This default is two steps; a shared store overrides it with one atomic operation.
+        This default is two steps: one step for a store whose methods do not suspend between them
+        (the in-memory store); a shared store overrides it with one atomic operation.
         """
         record = await self.update_run(run_id, changes, expect=expect)
         if record is not None and events:
