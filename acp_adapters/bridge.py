@@ -188,16 +188,18 @@ class SyncStreamResponse:
 class SyncStreamBody(Iterator[bytes]):
     """The chunks of an event stream, read from the event loop by a blocking iterator.
 
-    ``close()`` (a WSGI server calls it when the client goes away or the stream ends) cancels the
-    pump task and closes the core's stream: the subscription ends, the reading thread is free, and
-    the run goes on.
+    ``close()`` (a WSGI server calls it when the client goes away or the stream ends) stops the pump
+    task and closes the core's stream before it returns: the subscription has ended, the reading
+    thread is free, and the run goes on.
     """
 
     def __init__(self, portal: BlockingPortal, source: AsyncIterator[bytes]) -> None:
         self._portal = portal
         send, self._receive = anyio.create_memory_object_stream[bytes](STREAM_BUFFER)
-        self._pump = portal.start_task_soon(_pump, source, send)
+        self._scope: anyio.CancelScope | None = None
+        self._stopping = False
         self._closed = False
+        self._pump = portal.start_task_soon(self._run_pump, source, send)
 
     def __iter__(self) -> SyncStreamBody:
         return self
@@ -213,13 +215,12 @@ class SyncStreamBody(Iterator[bytes]):
             raise StopIteration from None
 
     def close(self) -> None:
-        """End the subscription and free the pump task. Safe to call more than once."""
+        """End the subscription and wait (briefly) for the pump to finish. Safe to call more than once."""
         if self._closed:
             return
         self._closed = True
-        self._pump.cancel()
         with contextlib.suppress(RuntimeError):
-            self._portal.call(self._receive.close)
+            self._portal.call(self._stop_pump)
         concurrent.futures.wait([self._pump], timeout=CLOSE_TIMEOUT)
 
     def __del__(self) -> None:
@@ -228,22 +229,31 @@ class SyncStreamBody(Iterator[bytes]):
         if not getattr(self, "_closed", True):
             self._pump.cancel()
 
+    def _stop_pump(self) -> None:
+        # On the loop. The pump may not have started yet: it checks _stopping when it does.
+        self._stopping = True
+        if self._scope is not None:
+            self._scope.cancel()
+        self._receive.close()
 
-async def _pump(source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes]) -> None:
-    # The first statement is the try: a pump cancelled before it ran still closes the source.
-    try:
-        async with send:
-            async for chunk in source:
-                await send.send(chunk)
-    except anyio.BrokenResourceError:
-        pass  # the reader closed its end
-    except Exception:
-        logger.exception("an event stream failed")
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            with anyio.CancelScope(shield=True):
-                await aclose()
+    async def _run_pump(self, source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes]) -> None:
+        # The first statement is the try: a pump stopped before it ran still closes the source.
+        try:
+            with anyio.CancelScope() as self._scope:
+                if self._stopping:
+                    self._scope.cancel()
+                async with send:
+                    async for chunk in source:
+                        await send.send(chunk)
+        except anyio.BrokenResourceError:
+            pass  # the reader closed its end
+        except Exception:
+            logger.exception("an event stream failed")
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
 
 
 async def _receive_batch(receive: MemoryObjectReceiveStream[bytes]) -> bytes:

@@ -72,11 +72,16 @@ def registry_for_tests() -> Any:
     return agents
 
 
+def count_pumps() -> int:
+    """How many stream pumps run on the bridge's loop (call it on the loop)."""
+    return sum(1 for task in asyncio.all_tasks() if _runs_pump(task))
+
+
 def _runs_pump(task: asyncio.Task[Any]) -> bool:
     """Whether the task runs a stream's pump (the portal wraps it: follow the chain of awaits)."""
     coro: Any = task.get_coro()
     while coro is not None:
-        if getattr(coro, "__qualname__", "") == "_pump":
+        if getattr(coro, "__qualname__", "") == "SyncStreamBody._run_pump":
             return True
         coro = getattr(coro, "cr_await", None)
     return False
@@ -91,13 +96,10 @@ def create_app() -> Flask:
     def probe() -> Any:
         portal = _LOOP.running_portal()
 
-        def pumps() -> int:
-            return sum(1 for task in asyncio.all_tasks() if _runs_pump(task))
-
         return jsonify(
             threads=threading.active_count(),
             thread_names=sorted(t.name for t in threading.enumerate()),
-            pumps=portal.call(pumps) if portal is not None else 0,
+            pumps=portal.call(count_pumps) if portal is not None else 0,
             blockers=busy["blocker"],
         )
 

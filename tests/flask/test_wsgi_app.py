@@ -21,7 +21,7 @@ from acp_adapters.bridge import _LOOP
 from acp_adapters.wsgi import ACPWSGIApp, ACPWSGIMiddleware, read_body, request_from_environ
 from example_agents import DEMO_SETTINGS, demo_registry
 from tests.deployments.base import REPO_ROOT
-from tests.flask.app import registry_for_tests
+from tests.flask.app import count_pumps, registry_for_tests
 from tests.helpers import run_body
 
 pytestmark = pytest.mark.flask
@@ -148,13 +148,18 @@ def test_one_loop_thread_serves_every_request_and_every_app() -> None:
 
 def test_closing_a_stream_in_process_ends_the_subscription_not_the_run() -> None:
     client = Client(ACPWSGIApp(registry_for_tests()))
+    assert json_of(client.get("/ping")) == {}
+    portal = _LOOP.running_portal()
+    assert portal is not None
+    before = portal.call(count_pumps)
     response = client.post("/runs", json=run_body("ticker", "30", mode="stream"), buffered=False)
     first = next(response.iter_encoded())
     assert b"run.created" in first
     run_id = first.split(b'"run_id":"')[1].split(b'"')[0].decode()
+    assert portal.call(count_pumps) == before + 1
     response.close()  # what a WSGI server does when the client goes away
-    portal = _LOOP.running_portal()
-    assert portal is not None
+    # The subscription has ended when close() returns; the run goes on.
+    assert portal.call(count_pumps) == before
     assert json_of(client.get(f"/runs/{run_id}"))["status"] in ("created", "in-progress")
     deadline = time.monotonic() + 10
     while (run := json_of(client.get(f"/runs/{run_id}")))["status"] != "completed":
@@ -199,7 +204,7 @@ def test_a_process_exits_promptly_with_runs_still_going() -> None:
         import threading
         from werkzeug.test import Client, TestResponse
         from acp_adapters.wsgi import ACPWSGIApp
-        from tests.flask.app import registry_for_tests
+        from tests.flask.app import count_pumps, registry_for_tests
         from tests.helpers import run_body
 
         client = Client(ACPWSGIApp(registry_for_tests()))
