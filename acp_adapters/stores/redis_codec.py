@@ -1,0 +1,72 @@
+"""How the Redis store lays out runs, events and signals in Redis values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from acp_adapters.core.models import Run
+from acp_adapters.core.store import EventRecord, RunRecord, Signal
+
+__all__ = [
+    "OWNER_FIELD",
+    "decode_events",
+    "decode_run",
+    "decode_signal",
+    "encode_run_fields",
+    "encode_signal",
+    "encode_status",
+    "pairs",
+]
+
+_RUN_FIELDS = frozenset(Run.model_fields)
+#: The hash field of a run's owner (not a ``Run`` field, so it cannot clash with one).
+OWNER_FIELD = "~owner"
+_OWNER = OWNER_FIELD.encode()
+
+
+def encode_run_fields(values: Mapping[str, Any]) -> list[str]:
+    """``Run`` fields as hash fields and values, flat, one JSON value each."""
+    unknown = set(values) - _RUN_FIELDS
+    if unknown:
+        raise ValueError(f"not fields of a run: {', '.join(sorted(unknown))}")
+    dumped = Run.model_construct(**values).model_dump(mode="json", include=set(values), warnings=False)
+    flat: list[str] = []
+    for name, value in dumped.items():
+        flat += [name, json.dumps(value, separators=(",", ":"))]
+    return flat
+
+
+def encode_status(status: Any) -> str:
+    """A status as its hash field holds it (what ``UPDATE_RUN`` compares)."""
+    return json.dumps(getattr(status, "value", status))
+
+
+def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A hash as a Lua script returns it (a flat list), as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=False))
+
+
+def decode_run(fields: Mapping[bytes, bytes]) -> RunRecord:
+    """A run's hash as a :class:`RunRecord` (one JSON document built from the fields, validated once)."""
+    owner = fields.get(_OWNER)
+    members = [b'"' + name + b'":' + value for name, value in fields.items() if name != _OWNER]
+    run = Run.model_validate_json(b"{" + b",".join(members) + b"}")
+    return RunRecord(run=run, owner=None if owner is None else owner.decode())
+
+
+def decode_events(entries: Any) -> list[EventRecord]:
+    """Stream entries (``[(id, {b"t": type, b"d": data}), ...]``) as event records."""
+    return [EventRecord(fields[b"t"].decode(), fields[b"d"]) for _, fields in entries]
+
+
+def encode_signal(signal: Signal) -> bytes:
+    """A signal as a list item: its kind, a newline, its payload."""
+    return signal.kind.encode() + b"\n" + signal.payload
+
+
+def decode_signal(raw: bytes) -> Signal:
+    """The inverse of :func:`encode_signal`."""
+    kind, _, payload = raw.partition(b"\n")
+    return Signal(kind="cancel" if kind == b"cancel" else "resume", payload=payload)

@@ -1,0 +1,130 @@
+"""The Lua scripts of the Redis store: each one is a step that must be atomic.
+
+Rules these scripts keep:
+
+* They touch only the keys they are given (``KEYS``), plus nothing: no key names built in Lua.
+* Time comes from the Redis server (``TIME``), so that leases mean the same on every machine.
+* A run's event with index ``i`` has the stream id ``0-(i+1)``: a reader resumes from any index with
+  ``XRANGE``/``XREAD`` and the next index is ``XLEN`` (streams are never trimmed).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APPEND_EVENTS",
+    "CREATE_RUN",
+    "EXTEND_SESSION",
+    "FIND_LOST_RUNS",
+    "RENEW_LEASES",
+    "SEND_SIGNAL",
+    "UPDATE_RUN",
+]
+
+_NOW_MS = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+#: KEYS: run hash, events stream, leases zset.
+#: ARGV: run id, ttl ms, lease ms, first event type, first event data, field, value, ...
+CREATE_RUN = (
+    _NOW_MS
+    + """
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('XADD', KEYS[2], '0-1', 't', ARGV[4], 'd', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+)
+
+#: KEYS: run hash, events stream, signals list, leases zset, finished zset.
+#: ARGV: run id, ttl ms, terminal ("1" when the change ends the run), retention ms,
+#:       number of expected statuses (-1: any), expected status, ..., field, value, ...
+#: Returns false (no such run, or its status did not match) or {fields and values, finished count}.
+UPDATE_RUN = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local expected = tonumber(ARGV[5])
+if expected >= 0 then
+  local status = redis.call('HGET', KEYS[1], 'status')
+  local matched = false
+  for i = 6, 5 + expected do
+    if ARGV[i] == status then matched = true; break end
+  end
+  if not matched then return false end
+end
+local first = 6 + math.max(expected, 0)
+if #ARGV >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first)) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+local finished = 0
+if ARGV[3] == '1' then
+"""
+    + _NOW_MS
+    + """
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[4]))
+  finished = redis.call('ZCARD', KEYS[5])
+end
+return {redis.call('HGETALL', KEYS[1]), finished}
+"""
+)
+
+#: KEYS: events stream. ARGV: type, data, type, data, ...
+#: Appends nothing to a run that is gone (so that no stream is left without a TTL).
+APPEND_EVENTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local n = redis.call('XLEN', KEYS[1])
+for i = 1, #ARGV, 2 do
+  n = n + 1
+  redis.call('XADD', KEYS[1], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
+end
+return n
+"""
+
+#: KEYS: run hash, signals list. ARGV: signal, ttl ms, channel, run id.
+#: The list keeps the signal until the executing worker takes it; the message only wakes it.
+SEND_SIGNAL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+#: KEYS: leases zset. ARGV: lease ms, run id, ...  Only runs still in the set (not finished) renew.
+RENEW_LEASES = (
+    _NOW_MS
+    + """
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+end
+return #ARGV - 1
+"""
+)
+
+#: KEYS: leases zset. Returns the ids of the runs whose lease has lapsed.
+FIND_LOST_RUNS = (
+    _NOW_MS
+    + """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+"""
+)
+
+#: KEYS: session hash, history list. ARGV: ttl ms, session id, owner ("" for none), has state
+#: ("1"/"0"), state, history url, ...
+#: Returns {hash fields and values, history}.
+EXTEND_SESSION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'id', ARGV[2])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[3]) end
+end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'state', ARGV[5]) end
+for i = 6, #ARGV, 1000 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
+"""

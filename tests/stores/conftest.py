@@ -1,0 +1,47 @@
+"""Fixtures of the store tests: ``stores`` (a :class:`~tests.stores.backends.StoreScope`) over every backend.
+
+A test that takes ``stores`` runs once per backend of :func:`tests.stores.backends.load` (ids ``memory``,
+``redis``, and any ``tests/stores/backend_*.py`` adds); ``store`` is the scope's first instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from acp_adapters.core.store import Store
+from tests.stores.backends import StoreBackend, StoreScope, load
+
+_BACKENDS = load()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=[pytest.param(b, id=b.name, marks=b.marks) for b in _BACKENDS])
+def store_backend(request: pytest.FixtureRequest) -> StoreBackend:
+    """The kind of store this test runs against (available, or the test is skipped / failed)."""
+    backend: StoreBackend = request.param
+    backend.check()
+    for name in backend.fixtures:
+        request.getfixturevalue(name)
+    return backend
+
+
+@pytest.fixture
+async def stores(store_backend: StoreBackend) -> AsyncIterator[StoreScope]:
+    """Store instances over the same, empty data; each ``await stores.open()`` is one more worker."""
+    scope = store_backend.open_scope()
+    try:
+        yield scope
+    finally:
+        await scope.aclose()
+
+
+@pytest.fixture
+async def store(stores: StoreScope) -> Store:
+    """A started store with default options."""
+    return await stores.open()

@@ -1,0 +1,419 @@
+"""What every store must do (the in-memory reference, Redis, the Django database...).
+
+"Another instance" (``await stores.open()``) stands for another worker process: for a shared store it is
+a separate client over the same data; for a single-process store, the same instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from acp_adapters.core.models import (
+    Error,
+    ErrorCode,
+    Message,
+    MessageAwaitRequest,
+    MessagePart,
+    Run,
+    RunStatus,
+    utc_now,
+)
+from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal, Store
+from tests.stores.backends import StoreScope
+
+pytestmark = pytest.mark.anyio
+
+ACTIVE = {RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING}
+
+
+def event(n: int | str, type: str = "generic") -> EventRecord:
+    return EventRecord(type, b'{"type":"%s","n":"%s"}' % (type.encode(), str(n).encode()))
+
+
+async def new_run(store: Store, *, owner: str | None = None, session_id: uuid.UUID | None = None) -> Run:
+    run = Run(agent_name="echo", session_id=session_id)
+    await store.create_run(RunRecord(run=run, owner=owner), event("created", "run.created"))
+    return run
+
+
+async def finish(store: Store, run_id: uuid.UUID, status: RunStatus = RunStatus.COMPLETED) -> None:
+    assert await store.update_run(run_id, {"status": status, "finished_at": utc_now()}) is not None
+
+
+# runs -------------------------------------------------------------------------------------------------
+async def test_create_and_get_keep_every_field(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = Run(
+        agent_name="echo",
+        session_id=uuid.uuid4(),
+        status=RunStatus.AWAITING,
+        await_request=MessageAwaitRequest(message=Message(role="agent", parts=[MessagePart(content="why?")])),
+        output=[Message(role="agent/echo", parts=[MessagePart(content="hé", content_type="text/plain")])],
+        error=Error(code=ErrorCode.SERVER_ERROR, message="boom", data={"k": [1, 2]}),
+    )
+    await store.create_run(RunRecord(run=run, owner="alice"), event(0, "run.created"))
+    record = await other.get_run(run.run_id)
+    assert record is not None
+    assert record.owner == "alice"
+    assert record.run.model_dump(mode="json") == run.model_dump(mode="json")
+    assert await other.read_events(run.run_id, 0) == [event(0, "run.created")]
+    assert await other.get_run(uuid.uuid4()) is None
+
+
+async def test_run_without_owner(store: Store) -> None:
+    run = await new_run(store)
+    record = await store.get_run(run.run_id)
+    assert record is not None and record.owner is None
+
+
+async def test_update_sets_fields_and_returns_the_record(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store, owner="bob")
+    output = [Message(role="agent/echo", parts=[MessagePart(content="one"), MessagePart(content="two")])]
+    record = await other.update_run(run.run_id, {"status": RunStatus.IN_PROGRESS, "output": output})
+    assert record is not None
+    assert record.run.status is RunStatus.IN_PROGRESS
+    assert record.owner == "bob"
+    seen = await store.get_run(run.run_id)
+    assert seen is not None
+    assert seen.run.status is RunStatus.IN_PROGRESS
+    assert [m.model_dump(mode="json") for m in seen.run.output] == [m.model_dump(mode="json") for m in output]
+    assert seen.run.created_at == run.created_at
+
+
+async def test_update_can_clear_a_field(store: Store) -> None:
+    run = await new_run(store)
+    request = MessageAwaitRequest(message=Message(role="agent", parts=[MessagePart(content="?")]))
+    await store.update_run(run.run_id, {"status": RunStatus.AWAITING, "await_request": request})
+    record = await store.update_run(run.run_id, {"status": RunStatus.IN_PROGRESS, "await_request": None})
+    assert record is not None and record.run.await_request is None
+    again = await store.get_run(run.run_id)
+    assert again is not None and again.run.await_request is None
+
+
+async def test_update_of_a_missing_run_is_none(store: Store) -> None:
+    assert await store.update_run(uuid.uuid4(), {"status": RunStatus.FAILED}) is None
+    assert await store.update_run(uuid.uuid4(), {}, expect={RunStatus.CREATED}) is None
+
+
+async def test_update_with_expect(store: Store) -> None:
+    run = await new_run(store)
+    assert await store.update_run(run.run_id, {"status": RunStatus.FAILED}, expect={RunStatus.AWAITING}) is None
+    record = await store.get_run(run.run_id)
+    assert record is not None and record.run.status is RunStatus.CREATED
+    assert await store.update_run(run.run_id, {"status": RunStatus.FAILED}, expect=set()) is None
+    # An empty change is a peek: the status is checked, nothing is written.
+    peek = await store.update_run(run.run_id, {}, expect={RunStatus.CREATED})
+    assert peek is not None and peek.run.status is RunStatus.CREATED
+    changed = await store.update_run(run.run_id, {"status": RunStatus.IN_PROGRESS}, expect=ACTIVE)
+    assert changed is not None and changed.run.status is RunStatus.IN_PROGRESS
+
+
+async def test_fifty_concurrent_compare_and_sets_exactly_one_wins(stores: StoreScope) -> None:
+    instances = [await stores.open() for _ in range(2)]
+    run = await new_run(instances[0])
+    await instances[0].update_run(run.run_id, {"status": RunStatus.AWAITING})
+
+    async def resume(i: int) -> bool:
+        store = instances[i % len(instances)]
+        changes = {"status": RunStatus.IN_PROGRESS, "output": [Message(role="user", parts=[MessagePart(content=str(i))])]}
+        return await store.update_run(run.run_id, changes, expect={RunStatus.AWAITING}) is not None
+
+    wins = await asyncio.gather(*(resume(i) for i in range(50)))
+    assert sum(wins) == 1
+    record = await instances[1].get_run(run.run_id)
+    assert record is not None and record.run.status is RunStatus.IN_PROGRESS
+    # The winner's output is the one stored, whole.
+    assert record.run.output[0].parts[0].content == str(wins.index(True))
+
+
+async def test_cancel_races_resume(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    for _ in range(10):
+        run = await new_run(store)
+        await store.update_run(run.run_id, {"status": RunStatus.AWAITING})
+        results = await asyncio.gather(
+            store.update_run(run.run_id, {"status": RunStatus.IN_PROGRESS}, expect={RunStatus.AWAITING}),
+            other.update_run(run.run_id, {"status": RunStatus.CANCELLING}, expect=ACTIVE),
+        )
+        record = await store.get_run(run.run_id)
+        assert record is not None
+        # Both may win only in the order resume then cancel (cancel is allowed while in progress).
+        if results[0] is not None and results[1] is not None:
+            assert record.run.status is RunStatus.CANCELLING
+        else:
+            assert sum(r is not None for r in results) == 1
+
+
+# events -----------------------------------------------------------------------------------------------
+async def test_events_in_order_from_any_index(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    expected = [event("created", "run.created")]
+    for batch in range(10):
+        events = [event(f"{batch}.{i}") for i in range(batch + 1)]
+        await store.append_events(run.run_id, events)
+        expected += events
+    assert await other.count_events(run.run_id) == len(expected)
+    for start in (0, 1, 7, len(expected) - 1):
+        assert await other.read_events(run.run_id, start) == expected[start:]
+    assert await other.read_events(run.run_id, len(expected)) == []
+    assert await other.read_events(run.run_id, len(expected) + 5) == []
+
+
+async def test_many_events_from_many_appends(store: Store) -> None:
+    run = await new_run(store)
+    for i in range(2000):
+        await store.append_events(run.run_id, [event(i, "message.part")])
+    events = await store.read_events(run.run_id, 1)
+    assert events == [event(i, "message.part") for i in range(2000)]
+    assert await store.count_events(run.run_id) == 2001
+
+
+async def test_events_keep_their_bytes(store: Store) -> None:
+    run = await new_run(store)
+    data = '{"type":"message.part","part":{"content":"é\\n\\u0000 \\"q\\""}}'.encode()
+    await store.append_events(run.run_id, [EventRecord("message.part", data), EventRecord("x", b"")])
+    assert await store.read_events(run.run_id, 1) == [EventRecord("message.part", data), EventRecord("x", b"")]
+
+
+async def test_events_of_an_unknown_run(store: Store) -> None:
+    assert await store.read_events(uuid.uuid4(), 0) == []
+    started = time.monotonic()
+    assert await store.read_events(uuid.uuid4(), 0, timeout=0.5) == []
+    assert time.monotonic() - started < 1.5
+
+
+async def test_blocked_reader_is_woken_by_an_append_from_another_instance(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    reader = asyncio.create_task(other.read_events(run.run_id, 1, timeout=10))
+    await asyncio.sleep(0.2)
+    assert not reader.done()
+    appended = time.monotonic()
+    await store.append_events(run.run_id, [event(1), event(2)])
+    events = await asyncio.wait_for(reader, 5)
+    assert time.monotonic() - appended < 1.0
+    # The reader gets what was appended (a store may hand over the first of a batch, or all of it).
+    assert events and events == [event(1), event(2)][: len(events)]
+
+
+async def test_many_readers_are_all_woken(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    readers = [asyncio.create_task((store, other)[i % 2].read_events(run.run_id, 1, timeout=10)) for i in range(20)]
+    await asyncio.sleep(0.2)
+    await store.append_events(run.run_id, [event(1)])
+    results = await asyncio.wait_for(asyncio.gather(*readers), 5)
+    assert all(result == [event(1)] for result in results)
+
+
+async def test_blocked_reader_times_out_empty(store: Store) -> None:
+    run = await new_run(store)
+    started = time.monotonic()
+    assert await store.read_events(run.run_id, 1, timeout=0.5) == []
+    assert 0.4 <= time.monotonic() - started < 2.0
+
+
+async def test_a_reader_following_a_run_sees_every_event_in_order(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+
+    async def follow() -> list[EventRecord]:
+        seen: list[EventRecord] = []
+        while not seen or seen[-1].type != "run.completed":
+            seen += await other.read_events(run.run_id, len(seen), timeout=5)
+        return seen
+
+    follower = asyncio.create_task(follow())
+    sent = [event("created", "run.created")]
+    for i in range(300):
+        batch = [event(i, "message.part")] if i % 3 else [event(i, "message.part"), event(f"{i}b", "generic")]
+        await store.append_events(run.run_id, batch)
+        sent += batch
+        if i % 50 == 0:
+            await asyncio.sleep(0.01)
+    await store.append_events(run.run_id, [event("end", "run.completed")])
+    sent.append(event("end", "run.completed"))
+    assert await asyncio.wait_for(follower, 20) == sent
+
+
+# signals ----------------------------------------------------------------------------------------------
+async def test_signal_sent_before_the_receiver_listens(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    await other.send_signal(run.run_id, Signal("resume", b'{"await_resume":{"message":null}}'))
+    signal = await asyncio.wait_for(store.receive_signal(run.run_id), 5)
+    assert signal == Signal("resume", b'{"await_resume":{"message":null}}')
+
+
+async def test_signal_sent_while_the_receiver_waits(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    receiver = asyncio.create_task(store.receive_signal(run.run_id))
+    await asyncio.sleep(0.3)
+    assert not receiver.done()
+    sent = time.monotonic()
+    await other.send_signal(run.run_id, Signal("cancel"))
+    assert await asyncio.wait_for(receiver, 5) == Signal("cancel")
+    assert time.monotonic() - sent < 1.0
+
+
+async def test_signals_arrive_once_and_in_order(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    await other.send_signal(run.run_id, Signal("resume", b"1"))
+    await other.send_signal(run.run_id, Signal("cancel"))
+    assert await asyncio.wait_for(store.receive_signal(run.run_id), 5) == Signal("resume", b"1")
+    assert await asyncio.wait_for(store.receive_signal(run.run_id), 5) == Signal("cancel")
+    late = asyncio.create_task(store.receive_signal(run.run_id))
+    await asyncio.sleep(0.3)
+    assert not late.done()
+    late.cancel()
+
+
+async def test_signals_reach_their_own_run_only(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    runs = [await new_run(store) for _ in range(10)]
+    receivers = [asyncio.create_task(store.receive_signal(run.run_id)) for run in runs]
+    await asyncio.sleep(0.2)
+    for i, run in enumerate(runs):
+        await other.send_signal(run.run_id, Signal("resume", str(i).encode()))
+    results = await asyncio.wait_for(asyncio.gather(*receivers), 5)
+    assert [signal.payload for signal in results] == [str(i).encode() for i in range(10)]
+
+
+async def test_signal_to_an_unknown_run_is_dropped(store: Store) -> None:
+    await store.send_signal(uuid.uuid4(), Signal("cancel"))
+
+
+# sessions ---------------------------------------------------------------------------------------------
+async def test_sessions(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    assert await store.get_session(uuid.uuid4()) is None
+    session_id = uuid.uuid4()
+    record = SessionRecord(id=session_id, history=["http://h/r/1", "http://h/r/2"], state="http://h/s", owner="o")
+    await store.put_session(record)
+    assert await other.get_session(session_id) == record
+    # put replaces the whole session.
+    await other.put_session(SessionRecord(id=session_id, history=["http://h/r/3"]))
+    assert await store.get_session(session_id) == SessionRecord(id=session_id, history=["http://h/r/3"])
+
+
+async def test_extend_session_creates_appends_and_keeps_the_owner(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    session_id = uuid.uuid4()
+    first = await store.extend_session(session_id, ["u1", "u2"], owner="alice")
+    assert first == SessionRecord(id=session_id, history=["u1", "u2"], owner="alice")
+    second = await other.extend_session(session_id, ["u3"], state="s1", owner="mallory")
+    assert second == SessionRecord(id=session_id, history=["u1", "u2", "u3"], state="s1", owner="alice")
+    third = await store.extend_session(session_id, [])
+    assert third == second
+    assert await other.get_session(session_id) == second
+
+
+async def test_concurrent_history_appends_lose_nothing(stores: StoreScope) -> None:
+    instances = [await stores.open() for _ in range(2)]
+    session_id = uuid.uuid4()
+
+    async def run_in_session(worker: int, n: int) -> None:
+        store = instances[worker]
+        await store.extend_session(session_id, [f"w{worker}-{n}-in", f"w{worker}-{n}-out"])
+
+    await asyncio.gather(*(run_in_session(w, n) for n in range(50) for w in range(2)))
+    record = await instances[0].get_session(session_id)
+    assert record is not None
+    assert len(record.history) == 200
+    assert set(record.history) == {f"w{w}-{n}-{kind}" for w in range(2) for n in range(50) for kind in ("in", "out")}
+    # Each run's messages stay together and in order.
+    for url in record.history[::2]:
+        assert url.endswith("-in")
+
+
+# resources --------------------------------------------------------------------------------------------
+async def test_resources(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    resource_id = uuid.uuid4()
+    data = bytes(range(256)) * 10
+    await store.put_resource(resource_id, data, owner="alice")
+    assert await other.get_resource(resource_id) == data
+    assert await other.get_resource(uuid.uuid4()) is None
+    await other.put_resource(resource_id, b"")
+    assert await store.get_resource(resource_id) == b""
+
+
+# liveness ---------------------------------------------------------------------------------------------
+async def test_a_run_whose_lease_lapses_is_lost(stores: StoreScope) -> None:
+    worker = await stores.open(lease_ttl=0.6)
+    watcher = await stores.open(lease_ttl=0.6)
+    if not worker.shared:
+        # One process: runs end with it, there is nothing to lose.
+        await worker.renew_leases([uuid.uuid4()], 0.6)
+        assert await watcher.find_lost_runs() == []
+        return
+    kept, dropped, done = [await new_run(worker) for _ in range(3)]
+    await worker.renew_leases([kept.run_id, dropped.run_id, done.run_id], 0.6)
+    await finish(worker, done.run_id)
+    assert await watcher.find_lost_runs() == []
+    for _ in range(8):  # 1.6 s: dropped's lease lapses, kept's is renewed
+        await asyncio.sleep(0.2)
+        await worker.renew_leases([kept.run_id, done.run_id], 0.6)
+    assert await watcher.find_lost_runs() == [dropped.run_id]
+    # The watcher fails it; exactly one of two watchers would win.
+    claims = await asyncio.gather(
+        watcher.update_run(dropped.run_id, {"status": RunStatus.FAILED}, expect=ACTIVE),
+        worker.update_run(dropped.run_id, {"status": RunStatus.FAILED}, expect=ACTIVE),
+    )
+    assert sum(c is not None for c in claims) == 1
+    assert await watcher.find_lost_runs() == []
+
+
+async def test_an_awaiting_run_with_a_live_lease_is_not_lost(stores: StoreScope) -> None:
+    worker = await stores.open(lease_ttl=0.5)
+    watcher = await stores.open(lease_ttl=0.5)
+    run = await new_run(worker)
+    await worker.update_run(run.run_id, {"status": RunStatus.AWAITING})
+    for _ in range(6):
+        await worker.renew_leases([run.run_id], 0.5)
+        await asyncio.sleep(0.15)
+        assert run.run_id not in await watcher.find_lost_runs()
+
+
+# retention --------------------------------------------------------------------------------------------
+async def test_finished_runs_sessions_and_resources_expire(stores: StoreScope) -> None:
+    store = await stores.open(retention=1.0, lease_ttl=0.3)
+    finished, going = await new_run(store), await new_run(store)
+    await store.append_events(finished.run_id, [event(1)])
+    await finish(store, finished.run_id, RunStatus.FAILED)
+    session_id, resource_id = uuid.uuid4(), uuid.uuid4()
+    await store.extend_session(session_id, ["u"])
+    await store.put_resource(resource_id, b"r")
+    for _ in range(8):  # 2 s, the running run's lease renewed all along
+        await asyncio.sleep(0.25)
+        await store.renew_leases([going.run_id], 0.3)
+    # Some stores evict when a run ends: end one.
+    await finish(store, (await new_run(store)).run_id)
+    assert await store.get_run(finished.run_id) is None
+    assert await store.read_events(finished.run_id, 0) == []
+    assert await store.get_session(session_id) is None
+    assert await store.get_resource(resource_id) is None
+    # A run that is still going never expires.
+    record = await store.get_run(going.run_id)
+    assert record is not None and record.run.status is RunStatus.CREATED
+    assert await store.read_events(going.run_id, 0) == [event("created", "run.created")]
+
+
+async def test_at_most_max_finished_runs_are_kept(stores: StoreScope) -> None:
+    store = await stores.open(max_finished_runs=3)
+    going = await new_run(store)
+    runs = [await new_run(store) for _ in range(5)]
+    for run in runs:
+        await finish(store, run.run_id)
+        await asyncio.sleep(0.01)  # distinct finishing times
+    kept = [run for run in runs if await store.get_run(run.run_id) is not None]
+    assert kept == runs[2:]
+    assert await store.get_run(going.run_id) is not None
