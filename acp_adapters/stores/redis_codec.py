@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from acp_adapters.core.models import Run
+from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "decode_events",
     "decode_run",
     "decode_signal",
+    "decode_status",
     "encode_run_fields",
     "encode_signal",
     "encode_status",
@@ -41,6 +42,11 @@ def encode_run_fields(values: Mapping[str, Any]) -> list[str]:
 def encode_status(status: Any) -> str:
     """A status as its hash field holds it (what ``UPDATE_RUN`` compares)."""
     return json.dumps(getattr(status, "value", status))
+
+
+def decode_status(raw: bytes) -> RunStatus:
+    """The inverse of :func:`encode_status`."""
+    return RunStatus(json.loads(raw))
 
 
 def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -102,7 +102,9 @@ async def test_update_of_a_missing_run_is_none(store: Store) -> None:
 
 async def test_update_with_expect(store: Store) -> None:
     run = await new_run(store)
-    assert await store.update_run(run.run_id, {"status": RunStatus.FAILED}, expect={RunStatus.AWAITING}) is None
+    assert (
+        await store.update_run(run.run_id, {"status": RunStatus.FAILED}, expect={RunStatus.AWAITING}) is None
+    )
     record = await store.get_run(run.run_id)
     assert record is not None and record.run.status is RunStatus.CREATED
     assert await store.update_run(run.run_id, {"status": RunStatus.FAILED}, expect=set()) is None
@@ -120,7 +122,10 @@ async def test_fifty_concurrent_compare_and_sets_exactly_one_wins(stores: StoreS
 
     async def resume(i: int) -> bool:
         store = instances[i % len(instances)]
-        changes = {"status": RunStatus.IN_PROGRESS, "output": [Message(role="user", parts=[MessagePart(content=str(i))])]}
+        changes = {
+            "status": RunStatus.IN_PROGRESS,
+            "output": [Message(role="user", parts=[MessagePart(content=str(i))])],
+        }
         return await store.update_run(run.run_id, changes, expect={RunStatus.AWAITING}) is not None
 
     wins = await asyncio.gather(*(resume(i) for i in range(50)))
@@ -178,7 +183,10 @@ async def test_events_keep_their_bytes(store: Store) -> None:
     run = await new_run(store)
     data = '{"type":"message.part","part":{"content":"é\\n\\u0000 \\"q\\""}}'.encode()
     await store.append_events(run.run_id, [EventRecord("message.part", data), EventRecord("x", b"")])
-    assert await store.read_events(run.run_id, 1) == [EventRecord("message.part", data), EventRecord("x", b"")]
+    assert await store.read_events(run.run_id, 1) == [
+        EventRecord("message.part", data),
+        EventRecord("x", b""),
+    ]
 
 
 async def test_events_of_an_unknown_run(store: Store) -> None:
@@ -205,7 +213,9 @@ async def test_blocked_reader_is_woken_by_an_append_from_another_instance(stores
 async def test_many_readers_are_all_woken(stores: StoreScope) -> None:
     store, other = await stores.open(), await stores.open()
     run = await new_run(store)
-    readers = [asyncio.create_task((store, other)[i % 2].read_events(run.run_id, 1, timeout=10)) for i in range(20)]
+    readers = [
+        asyncio.create_task((store, other)[i % 2].read_events(run.run_id, 1, timeout=10)) for i in range(20)
+    ]
     await asyncio.sleep(0.2)
     await store.append_events(run.run_id, [event(1)])
     results = await asyncio.wait_for(asyncio.gather(*readers), 5)
@@ -296,7 +306,9 @@ async def test_sessions(stores: StoreScope) -> None:
     store, other = await stores.open(), await stores.open()
     assert await store.get_session(uuid.uuid4()) is None
     session_id = uuid.uuid4()
-    record = SessionRecord(id=session_id, history=["http://h/r/1", "http://h/r/2"], state="http://h/s", owner="o")
+    record = SessionRecord(
+        id=session_id, history=["http://h/r/1", "http://h/r/2"], state="http://h/s", owner="o"
+    )
     await store.put_session(record)
     assert await other.get_session(session_id) == record
     # put replaces the whole session.
@@ -328,7 +340,9 @@ async def test_concurrent_history_appends_lose_nothing(stores: StoreScope) -> No
     record = await instances[0].get_session(session_id)
     assert record is not None
     assert len(record.history) == 200
-    assert set(record.history) == {f"w{w}-{n}-{kind}" for w in range(2) for n in range(50) for kind in ("in", "out")}
+    assert set(record.history) == {
+        f"w{w}-{n}-{kind}" for w in range(2) for n in range(50) for kind in ("in", "out")
+    }
     # Each run's messages stay together and in order.
     for url in record.history[::2]:
         assert url.endswith("-in")

@@ -1,0 +1,121 @@
+"""The Redis store's connection: one redis-py client per process and event loop, and its deadlines.
+
+Rules this module keeps:
+
+* Nothing connects before first use; a fork or a new event loop gets a new client (a connection must
+  never be shared by two processes or two loops).
+* Every command runs under a deadline of ``timeout`` seconds; Redis unreachable or too slow raises
+  :class:`StoreUnavailable` (at once when the connection is refused). redis-py reconnects by itself
+  when Redis is back.
+* The deadline is ours, not redis-py's ``socket_timeout``: with that set, redis-py sends through
+  ``asyncio.wait_for``, which on Python 3.11 and older may swallow the task's cancellation (a stream
+  reader whose client left would never stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from acp_adapters.core.store import StoreUnavailable
+from acp_adapters.stores import redis_scripts
+from acp_adapters.stores.redis_signals import SignalListener
+
+__all__ = ["RedisConnection", "milliseconds"]
+
+# OSError covers the builtin TimeoutError that our deadline raises.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+
+
+def milliseconds(seconds: float) -> int:
+    """A TTL in whole milliseconds, at least one (``PEXPIRE 0`` would delete the key at once)."""
+    return max(1, int(seconds * 1000))
+
+
+class RedisConnection:
+    """The client, the Lua scripts and the signal listener of one process, made on first use."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        channel_prefix: str,
+        timeout: float,
+        connect_timeout: float,
+        retries: int,
+        options: dict[str, Any],
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._channel_prefix = channel_prefix
+        self._options: dict[str, Any] = {
+            "socket_timeout": None,  # see the module docstring: our deadline replaces it
+            "socket_connect_timeout": connect_timeout,
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries),
+            **options,
+            "decode_responses": False,
+        }
+        self._client: aioredis.Redis | None = None
+        self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._listener: SignalListener | None = None
+        self.channel = ""
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis-py client of this process and event loop."""
+        owner = (os.getpid(), asyncio.get_running_loop())
+        if self._client is None or self._owner != owner:
+            client = aioredis.Redis.from_url(self.url, **self._options)
+            # Pub/sub channels are global to the server, whatever the database: name the database too.
+            db = client.connection_pool.connection_kwargs.get("db", 0)
+            self.channel = f"{self._channel_prefix}signals:{db}"
+            self._listener = SignalListener(client, self.channel, timeout=self.timeout)
+            self._scripts = {
+                name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
+            }
+            self._client, self._owner = client, owner
+        return self._client
+
+    @property
+    def listener(self) -> SignalListener:
+        """The process's signal listener (started by its first waiter)."""
+        self.client  # noqa: B018 - makes the listener
+        assert self._listener is not None
+        return self._listener
+
+    @contextlib.contextmanager
+    def reachable(self, timeout: float | None = None) -> Iterator[None]:
+        """Run the block's commands under a deadline; Redis unreachable raises :class:`StoreUnavailable`."""
+        try:
+            with anyio.fail_after(self.timeout if timeout is None else timeout):
+                yield
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"the store is unreachable: {exc or type(exc).__name__}") from exc
+
+    async def script(self, name: str, keys: Sequence[str], args: Sequence[Any], *, client: Any = None) -> Any:
+        """Run one of :mod:`redis_scripts` (by its name there), on ``client`` (a pipeline) if given."""
+        target = client if client is not None else self.client
+        with self.reachable():
+            return await self._scripts[name](keys=list(keys), args=list(args), client=target)
+
+    async def aclose(self) -> None:
+        """Stop the listener and close the connections of this process's client."""
+        client, listener = self._client, self._listener
+        self._client = self._listener = self._owner = None
+        if listener is not None:
+            await listener.close()
+        if client is not None:
+            await client.aclose()
