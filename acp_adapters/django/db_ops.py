@@ -25,7 +25,7 @@ from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal
 
 from . import models as db
-from .db_listen import notify_sql
+from .db_listen import CHANNEL, notify_sql
 from .db_listen import payload as notify_payload
 from .db_watch import EVENTS, SIGNALS
 
@@ -173,6 +173,8 @@ def append_events(
     using: str, run_id: uuid.UUID, events: Sequence[EventRecord], now: datetime, notify: bool = False
 ) -> int | None:
     """Append and return the run's new event count (``None`` if the run does not exist)."""
+    if connections[using].vendor == "postgresql":
+        return _append_events_postgres(using, run_id, events, now, notify)
     runs = db.Run.objects.using(using).filter(pk=run_id)
     with transaction.atomic(using=using):
         # The UPDATE comes first: it takes the row's write lock, so concurrent appends number in turn.
@@ -189,6 +191,32 @@ def append_events(
         if notify:
             _notify(using, notify_payload(run_id, EVENTS, count))
     return count
+
+
+def _append_events_postgres(
+    using: str, run_id: uuid.UUID, events: Sequence[EventRecord], now: datetime, notify: bool
+) -> int | None:
+    """:func:`append_events` in one statement, so one round trip: bump the count (which locks the run's
+    row), insert the rows numbered from it, notify; atomic as any single statement."""
+    values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
+    announce = f", pg_notify('{CHANNEL}', %s || ' {EVENTS} ' || event_count)" if notify else ""
+    sql = (
+        f"WITH bumped AS (UPDATE {db.Run._meta.db_table} SET event_count = event_count + %s WHERE id = %s "
+        "RETURNING event_count), "
+        f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
+        "SELECT %s, bumped.event_count - %s + v.i, v.type, v.data, %s "
+        f"FROM bumped, (VALUES {values}) AS v(i, type, data) RETURNING 1) "
+        f"SELECT event_count{announce} FROM bumped"
+    )
+    params: list[Any] = [len(events), run_id, run_id, len(events), now]
+    for index, event in enumerate(events):
+        params += [index, event.type, event.data.decode()]
+    if notify:
+        params.append(str(run_id))
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 def _notify(using: str, text: str) -> None:

@@ -20,7 +20,6 @@ import importlib
 import os
 import socket
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -38,6 +37,7 @@ from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signa
 
 from .db_listen import PostgresListener
 from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
+from .db_writer import EventWriter
 
 if TYPE_CHECKING:
     from . import db_ops
@@ -72,8 +72,10 @@ class DjangoStore(Store):
     :param timeout: seconds after which a query that has not answered counts as a database outage.
     :param listen: announce appends and signals with PostgreSQL's LISTEN/NOTIFY (one more connection per
         process), the poll slowing to a safety net; ``None``: on PostgreSQL only.
-    :param read_gap: seconds between two reads of one run's events by this process, at least, when the
-        reader is woken by a change: a reader following a fast writer reads batches, not single events.
+    :param write_behind: return from ``append_events`` at once and write a run's events in batches, one
+        transaction for all that came while the previous one was written (:mod:`.db_writer`): long
+        streams go many times faster, but another process sees an event only once its batch is written
+        (this process at once; everyone before the run's next status change).
 
     Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
     ``max_finished_runs``, ``lease_ttl``), so that
@@ -95,7 +97,7 @@ class DjangoStore(Store):
         threads: int = 8,
         timeout: float = 10.0,
         listen: bool | None = None,
-        read_gap: float = 0.05,
+        write_behind: bool = False,
     ) -> None:
         defaults = _project_settings()
         self.using = using
@@ -115,11 +117,12 @@ class DjangoStore(Store):
         self._connections: set[BaseDatabaseWrapper] = set()
         self._finished_since_trim = 0
         self._listen = listen
-        self.read_gap = read_gap
-        self._last_read: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self.write_behind = write_behind
+        self.writer = EventWriter(self._write_events, self._events_written)
         self._listener: PostgresListener | None = None
 
     async def close(self) -> None:
+        await self.writer.settle_all()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -141,6 +144,7 @@ class DjangoStore(Store):
     async def update_run(
         self, run_id: uuid.UUID, changes: Mapping[str, Any], *, expect: Collection[RunStatus] | None = None
     ) -> RunRecord | None:
+        await self.writer.settle(run_id)  # nobody sees the new status before the events that led to it
         record = await self._query(db_ops.update_run, run_id, changes, expect, self._now(), self.retention)
         if record is not None and "status" in changes and record.run.status.is_terminal:
             self._finished_since_trim += 1
@@ -153,7 +157,15 @@ class DjangoStore(Store):
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
         if not events:
             return
-        count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
+        if self.write_behind:
+            await self.writer.append(run_id, events)
+        else:
+            self._events_written(run_id, await self._write_events(run_id, list(events)))
+
+    async def _write_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> int | None:
+        return await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
+
+    def _events_written(self, run_id: uuid.UUID, count: int | None) -> None:
         self.watcher.changed(run_id, EVENTS, count)
 
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
@@ -168,21 +180,16 @@ class DjangoStore(Store):
             if not await self.watcher.wait(run_id, EVENTS, start, remaining):
                 return []
             # Woken: the count rose above ``start`` (read again) or the run is gone (the read is empty;
-            # a run that does not exist has nothing to wait for). A reader that keeps up with a fast
-            # writer would read one event at a time: a short pause lets a batch gather.
-            await asyncio.sleep(max(0.0, self._last_read.get(run_id, 0.0) + self.read_gap - loop.time()))
+            # a run that does not exist has nothing to wait for).
             events = await self._read(run_id, start)
             if events or not await self._exists(run_id):
                 return events
 
     async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
-        self._last_read[run_id] = asyncio.get_running_loop().time()
-        self._last_read.move_to_end(run_id)
-        if len(self._last_read) > 10_000:
-            self._last_read.popitem(last=False)
         return await self._read_query(db_ops.read_events, run_id, start, self._now(), self.retention)
 
     async def count_events(self, run_id: uuid.UUID) -> int:
+        await self.writer.settle(run_id)
         return await self._read_query(db_ops.count_events, run_id)
 
     # signals --------------------------------------------------------------------------------------

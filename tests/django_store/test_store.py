@@ -272,3 +272,57 @@ async def test_a_lost_listening_connection_leaves_the_poll_then_comes_back(postg
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_write_behind_batches_keeps_order_and_settles_before_a_status_change(
+    make_store: StoreFactory,
+) -> None:
+    store, other = make_store(write_behind=True), make_store()
+    run = await new_run(store)
+    queries = [0]
+    write = store._write_events
+
+    async def counted(run_id: uuid.UUID, events: list[EventRecord]) -> int | None:
+        queries[0] += 1
+        return await write(run_id, events)
+
+    store.writer._write = counted
+    for n in range(2000):
+        await store.append_events(run.run_id, [event(n, "message.part")])
+    # This process reads its own writes at once; the events went in a few batches.
+    assert await store.count_events(run.run_id) == 2001
+    assert queries[0] < 200
+    await store.append_events(run.run_id, [event("last")])
+    # Whoever sees the new status sees every event appended before it.
+    assert await store.update_run(run.run_id, {"status": RunStatus.COMPLETED}) is not None
+    events = await other.read_events(run.run_id, 0)
+    assert events[1:] == [event(n, "message.part") for n in range(2000)] + [event("last")]
+
+
+async def test_write_behind_wakes_readers_of_other_processes(make_store: StoreFactory) -> None:
+    store, other = make_store(write_behind=True), make_store()
+    run = await new_run(store)
+    reader = asyncio.create_task(other.read_events(run.run_id, 1, timeout=10))
+    await asyncio.sleep(0.3)
+    await store.append_events(run.run_id, [event(1)])
+    assert await asyncio.wait_for(reader, 5) == [event(1)]
+
+
+@pytest.mark.parametrize("dead", [test_settings.DEAD_SQLITE])
+async def test_write_behind_reports_a_lost_batch_on_the_next_call(
+    dead: str, django_db_blocker: DjangoDbBlocker
+) -> None:
+    django_db_blocker.unblock()
+    store = DjangoStore(dead, write_behind=True, timeout=5)
+    store.writer.retries = 0
+    run_id = uuid.uuid4()
+    try:
+        await store.append_events(run_id, [event(1)])  # queued: the failure comes later
+        with pytest.raises(StoreUnavailable):
+            await store.update_run(run_id, {"status": RunStatus.FAILED})
+        # Reported once; the store goes on (and fails again while the database is away).
+        with pytest.raises(StoreUnavailable):
+            await store.count_events(run_id)
+    finally:
+        await store.close()
+        django_db_blocker.restore()
