@@ -142,9 +142,30 @@ class RedisStore(RedisSessions, Store):
         *,
         expect: Collection[RunStatus] | None = None,
     ) -> RunRecord | None:
+        return await self._update(run_id, changes, expect, ())
+
+    async def transition(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus],
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        return await self._update(run_id, changes, expect, events)
+
+    async def _update(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        """The compare-and-set of the run's fields, and the events announcing it: one script."""
         status = changes.get("status")
         terminal = status is not None and RunStatus(status).is_terminal
         expected = [] if expect is None else [encode_status(s) for s in expect]
+        fields = encode_run_fields(changes)
         args: list[Any] = [
             str(run_id),
             milliseconds(self.retention) if terminal else self._live_ttl,
@@ -152,8 +173,11 @@ class RedisStore(RedisSessions, Store):
             milliseconds(self.retention),
             -1 if expect is None else len(expected),
             *expected,
-            *encode_run_fields(changes),
+            len(fields),
+            *fields,
         ]
+        for event in events:
+            args += [event.type, event.data]
         keys = [*self._run_keys(run_id), self._key("leases"), self._key("finished")]
         result = await self._redis.script("UPDATE_RUN", keys, args)
         if not result:

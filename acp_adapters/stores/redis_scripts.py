@@ -42,7 +42,8 @@ return 1
 
 #: KEYS: run hash, events stream, signals list, leases zset, finished zset.
 #: ARGV: run id, ttl ms, terminal ("1" when the change ends the run), retention ms,
-#:       number of expected statuses (-1: any), expected status, ..., field, value, ...
+#:       number of expected statuses (-1: any), expected status, ...,
+#:       number of field arguments, field, value, ..., then events to append: type, data, ...
 #: Returns false (no such run, or its status did not match) or {fields and values, finished count}.
 UPDATE_RUN = (
     """
@@ -56,8 +57,16 @@ if expected >= 0 then
   end
   if not matched then return false end
 end
-local first = 6 + math.max(expected, 0)
-if #ARGV >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first)) end
+local first = 7 + math.max(expected, 0)
+local last = first + tonumber(ARGV[first - 1]) - 1
+if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
+if #ARGV > last then
+  local n = redis.call('XLEN', KEYS[2])
+  for i = last + 1, #ARGV, 2 do
+    n = n + 1
+    redis.call('XADD', KEYS[2], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
+  end
+end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 local finished = 0
 if ARGV[3] == '1' then

@@ -31,12 +31,18 @@ ACTIVE = {RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING}
 
 
 def event(n: int | str, type: str = "generic") -> EventRecord:
+    """An event as the engine writes them: JSON that starts with its type."""
     return EventRecord(type, b'{"type":"%s","n":"%s"}' % (type.encode(), str(n).encode()))
+
+
+def run_event(type: str, run: Run) -> EventRecord:
+    """A ``run.*`` event: it carries the run (a store may read a finished run back from its last event)."""
+    return EventRecord(type, b'{"type":"%s","run":%s}' % (type.encode(), run.model_dump_json().encode()))
 
 
 async def new_run(store: Store, *, owner: str | None = None, session_id: uuid.UUID | None = None) -> Run:
     run = Run(agent_name="echo", session_id=session_id)
-    await store.create_run(RunRecord(run=run, owner=owner), event("created", "run.created"))
+    await store.create_run(RunRecord(run=run, owner=owner), run_event("run.created", run))
     return run
 
 
@@ -55,12 +61,12 @@ async def test_create_and_get_keep_every_field(stores: StoreScope) -> None:
         output=[Message(role="agent/echo", parts=[MessagePart(content="hé", content_type="text/plain")])],
         error=Error(code=ErrorCode.SERVER_ERROR, message="boom", data={"k": [1, 2]}),
     )
-    await store.create_run(RunRecord(run=run, owner="alice"), event(0, "run.created"))
+    await store.create_run(RunRecord(run=run, owner="alice"), run_event("run.created", run))
     record = await other.get_run(run.run_id)
     assert record is not None
     assert record.owner == "alice"
     assert record.run.model_dump(mode="json") == run.model_dump(mode="json")
-    assert await other.read_events(run.run_id, 0) == [event(0, "run.created")]
+    assert await other.read_events(run.run_id, 0) == [run_event("run.created", run)]
     assert await other.get_run(uuid.uuid4()) is None
 
 
@@ -154,11 +160,80 @@ async def test_cancel_races_resume(stores: StoreScope) -> None:
             assert sum(r is not None for r in results) == 1
 
 
+async def test_transition_applies_changes_and_appends_events_together(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    run = await new_run(store)
+    announced = [run_event("run.in-progress", run.model_copy(update={"status": RunStatus.IN_PROGRESS}))]
+    record = await other.transition(
+        run.run_id, {"status": RunStatus.IN_PROGRESS}, expect={RunStatus.CREATED}, events=announced
+    )
+    assert record is not None and record.run.status is RunStatus.IN_PROGRESS
+    assert await store.read_events(run.run_id, 1) == announced
+    # A transition that does not apply appends nothing.
+    refused = await store.transition(
+        run.run_id,
+        {"status": RunStatus.FAILED},
+        expect={RunStatus.AWAITING},
+        events=[run_event("run.failed", run.model_copy(update={"status": RunStatus.FAILED}))],
+    )
+    assert refused is None
+    assert await store.count_events(run.run_id) == 2
+    record = await store.get_run(run.run_id)
+    assert record is not None and record.run.status is RunStatus.IN_PROGRESS
+
+
+async def test_racing_transitions_announce_only_the_winner(stores: StoreScope) -> None:
+    instances = [await stores.open() for _ in range(2)]
+    run = await new_run(instances[0])
+    await instances[0].update_run(run.run_id, {"status": RunStatus.AWAITING})
+
+    async def claim(i: int) -> bool:
+        store = instances[i % 2]
+        status = RunStatus.IN_PROGRESS if i % 3 else RunStatus.CANCELLING
+        record = await store.transition(
+            run.run_id, {"status": status}, expect={RunStatus.AWAITING}, events=[event(i, "claim")]
+        )
+        return record is not None
+
+    wins = await asyncio.gather(*(claim(i) for i in range(30)))
+    assert sum(wins) == 1
+    assert await instances[1].read_events(run.run_id, 1) == [event(wins.index(True), "claim")]
+
+
+async def test_a_reader_never_sees_a_status_before_its_event(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    runs = [await new_run(store) for _ in range(20)]
+    seen_early = 0
+
+    async def watch(run: Run) -> None:
+        nonlocal seen_early
+        for _ in range(200):
+            record = await other.get_run(run.run_id)
+            assert record is not None
+            if record.run.status is RunStatus.COMPLETED:
+                if await other.count_events(run.run_id) < 2:
+                    seen_early += 1
+                return
+            await asyncio.sleep(0)
+
+    async def complete(run: Run) -> None:
+        await asyncio.sleep(0.001)
+        await store.transition(
+            run.run_id,
+            {"status": RunStatus.COMPLETED, "finished_at": utc_now()},
+            expect=ACTIVE,
+            events=[run_event("run.completed", run.model_copy(update={"status": RunStatus.COMPLETED}))],
+        )
+
+    await asyncio.gather(*(watch(run) for run in runs), *(complete(run) for run in runs))
+    assert seen_early == 0
+
+
 # events -----------------------------------------------------------------------------------------------
 async def test_events_in_order_from_any_index(stores: StoreScope) -> None:
     store, other = await stores.open(), await stores.open()
     run = await new_run(store)
-    expected = [event("created", "run.created")]
+    expected = [run_event("run.created", run)]
     for batch in range(10):
         events = [event(f"{batch}.{i}") for i in range(batch + 1)]
         await store.append_events(run.run_id, events)
@@ -240,15 +315,16 @@ async def test_a_reader_following_a_run_sees_every_event_in_order(stores: StoreS
         return seen
 
     follower = asyncio.create_task(follow())
-    sent = [event("created", "run.created")]
+    sent = [run_event("run.created", run)]
     for i in range(300):
         batch = [event(i, "message.part")] if i % 3 else [event(i, "message.part"), event(f"{i}b", "generic")]
         await store.append_events(run.run_id, batch)
         sent += batch
         if i % 50 == 0:
             await asyncio.sleep(0.01)
-    await store.append_events(run.run_id, [event("end", "run.completed")])
-    sent.append(event("end", "run.completed"))
+    completed = run_event("run.completed", run.model_copy(update={"status": RunStatus.COMPLETED}))
+    await store.append_events(run.run_id, [completed])
+    sent.append(completed)
     assert await asyncio.wait_for(follower, 20) == sent
 
 
@@ -418,7 +494,7 @@ async def test_finished_runs_sessions_and_resources_expire(stores: StoreScope) -
     # A run that is still going never expires.
     record = await store.get_run(going.run_id)
     assert record is not None and record.run.status is RunStatus.CREATED
-    assert await store.read_events(going.run_id, 0) == [event("created", "run.created")]
+    assert await store.read_events(going.run_id, 0) == [run_event("run.created", going)]
 
 
 async def test_at_most_max_finished_runs_are_kept(stores: StoreScope) -> None:
