@@ -14,8 +14,7 @@ process's event loop through :mod:`acp_adapters.bridge`; sync agents run inside 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -26,7 +25,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import Rule
 
 from .bridge import SyncBridge, SyncStreamResponse
-from .core.agents import AgentDefinition, AgentRegistry
+from .core.agents import AgentRegistry
 from .core.service import ACPService
 from .core.settings import Settings
 from .core.store import Store
@@ -84,7 +83,10 @@ class ACP:
         prefix = self.url_prefix if self.url_prefix is not None else app.config.get("ACP_URL_PREFIX", "/acp")
         prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         settings = settings_from_config(app.config, self.settings)
-        service = ACPService(_in_app_context(self.registry, app), store=self.store, settings=settings)
+        # Sync agents run in worker threads, inside an app context of this app (current_app, g).
+        service = ACPService(
+            self.registry, store=self.store, settings=settings, sync_agent_context=app.app_context
+        )
         state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
         app.extensions["acp"] = state
         app.register_blueprint(_blueprint(state), url_prefix=prefix)
@@ -157,43 +159,3 @@ def _blueprint(state: ACPState) -> Blueprint:
 def read_body_of_stream(limit: int) -> bytes:
     """Up to ``limit + 1`` bytes of the current request's body stream (chunked or too large)."""
     return read_body({"wsgi.input": request.stream, "wsgi.input_terminated": True}, limit)
-
-
-def _in_app_context(registry: AgentRegistry, app: Flask) -> AgentRegistry:
-    """A registry whose sync agents run inside ``app``'s app context (``current_app``, ``g``)."""
-    wrapped = AgentRegistry()
-    for agent in registry:
-        manifest = agent.manifest
-        wrapped.add(
-            _with_app_context(agent, app),
-            name=manifest.name,
-            description=manifest.description,
-            input_content_types=manifest.input_content_types,
-            output_content_types=manifest.output_content_types,
-            metadata=manifest.metadata,
-        )
-    return wrapped
-
-
-def _with_app_context(agent: AgentDefinition, app: Flask) -> Callable[..., Any]:
-    # The wrappers keep the agent's kind (a generator stays a generator function) and, through
-    # functools.wraps, its signature, which tells the registry whether it takes a context.
-    func = agent.func
-    if agent.kind == "sync_generator":
-
-        @functools.wraps(func)
-        def generator(*args: Any) -> Generator[Any, Any, Any]:
-            # The engine drives a sync generator from one thread, start to end.
-            with app.app_context():
-                return (yield from func(*args))
-
-        return generator
-    if agent.kind == "function":
-
-        @functools.wraps(func)
-        def function(*args: Any) -> Any:
-            with app.app_context():
-                return func(*args)
-
-        return function
-    return func  # async agents run on the event loop, outside any request

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask, abort, g, jsonify, request
+from flask import Flask, abort, current_app, g, jsonify, request
 from werkzeug.test import TestResponse
 
 from acp_adapters import AgentRegistry, Settings
@@ -151,6 +151,21 @@ def test_sync_agents_run_in_the_app_context() -> None:
     assert texts(run(app, "configured-gen")) == ["hello from the app config", "g kept tests.flask.app"]
 
 
+def test_agents_registered_after_init_app_are_served() -> None:
+    agents = AgentRegistry()
+    app = Flask(__name__)
+    app.config["GREETING"] = "late"
+    ACP(app, agents)
+
+    @agents.agent()
+    def late(input: list[Any]) -> str:
+        """Registered after the extension."""
+        return str(current_app.config["GREETING"])
+
+    assert [a["name"] for a in json_of(app.test_client().get("/acp/agents"))["agents"]] == ["late"]
+    assert texts(run(app, "late")) == ["late"]
+
+
 def test_before_request_hooks_and_error_handlers_apply_to_the_api() -> None:
     app = Flask(__name__)
 
@@ -236,7 +251,7 @@ def test_cli_lists_the_agents() -> None:
     assert "echo                     Echoes every input message back." in lines
 
 
-def test_a_registry_without_a_sync_agent_is_served_unchanged() -> None:
+def test_a_sync_agent_without_a_context_argument() -> None:
     agents = AgentRegistry()
 
     @agents.agent()
