@@ -22,8 +22,6 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-import anyio
-
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
 from acp_adapters.stores.redis_codec import (
@@ -64,6 +62,7 @@ class RedisStore(RedisSessions, Store):
         timeout: float = 3.0,
         connect_timeout: float = 2.0,
         retries: int = 1,
+        max_connections: int = 50,
         outage_grace: float = 2.0,
         **redis_options: Any,
     ) -> None:
@@ -73,12 +72,15 @@ class RedisStore(RedisSessions, Store):
         self.lease_ttl = lease_ttl
         #: How long a blocked reader rides out Redis being unreachable before it gives up.
         self.outage_grace = outage_grace
+        #: Waiters look at their run again after this many seconds without a notification.
+        self.poll_interval = 5.0
         self._redis = RedisConnection(
             url,
             channel_prefix=prefix,
             timeout=timeout,
             connect_timeout=connect_timeout,
             retries=retries,
+            max_connections=max_connections,
             options=redis_options,
         )
 
@@ -171,6 +173,7 @@ class RedisStore(RedisSessions, Store):
             milliseconds(self.retention) if terminal else self._live_ttl,
             "1" if terminal else "0",
             milliseconds(self.retention),
+            self._redis.channel("events", run_id),
             -1 if expect is None else len(expected),
             *expected,
             len(fields),
@@ -200,7 +203,7 @@ class RedisStore(RedisSessions, Store):
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
         if not events:
             return
-        args: list[Any] = []
+        args: list[Any] = [self._redis.channel("events", run_id)]
         for event in events:
             args += [event.type, event.data]
         await self._redis.script("APPEND_EVENTS", [self._run_keys(run_id)[1]], args)
@@ -214,7 +217,7 @@ class RedisStore(RedisSessions, Store):
         self,
         run_id: uuid.UUID,
         start: int,
-        timeout: float = 0.0,  # noqa: ASYNC109 - the Store interface
+        timeout: float = 0.0,
     ) -> list[EventRecord]:
         key = self._run_keys(run_id)[1]
         client = self._redis.client
@@ -222,60 +225,57 @@ class RedisStore(RedisSessions, Store):
             entries = await client.xrange(key, f"0-{start + 1}", "+")
             if entries or timeout <= 0 or not await client.exists(key):
                 return decode_events(entries)
-        return await self._wait_for_events(key, start, timeout)
+        return await self._wait_for_events(run_id, key, start, timeout)
 
-    async def _wait_for_events(self, key: str, start: int, wait: float) -> list[EventRecord]:
-        """``XREAD BLOCK`` until an event comes or ``wait`` seconds pass.
+    async def _wait_for_events(
+        self, run_id: uuid.UUID, key: str, start: int, wait: float
+    ) -> list[EventRecord]:
+        """Wait on the run's channel, looking at the stream after each wake-up.
 
         A blip of Redis shorter than ``outage_grace`` (a failover, a restart) goes unnoticed by the
         reader; a longer outage raises :class:`StoreUnavailable`.
         """
         deadline = time.monotonic() + wait
         failing_since: float | None = None
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                with self._redis.reachable(remaining + self._redis.timeout):
-                    found: Any = await self._redis.client.xread(
-                        {key: f"0-{start}"}, block=milliseconds(remaining)
-                    )
-            except StoreUnavailable:
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since >= self.outage_grace or now >= deadline:
-                    raise
-                await anyio.sleep(0.2)
-                continue
-            if found:
-                return decode_events(found[0][1])
-            failing_since = None
-        return []
+        async with self._redis.notifier.watch(self._redis.channel("events", run_id)) as watch:
+            while True:
+                try:
+                    with self._redis.reachable():
+                        entries = await self._redis.client.xrange(key, f"0-{start + 1}", "+")
+                    failing_since = None
+                    if entries:
+                        return decode_events(entries)
+                except StoreUnavailable:
+                    now = time.monotonic()
+                    failing_since = failing_since or now
+                    if now - failing_since >= self.outage_grace or now >= deadline:
+                        raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                # Waiters look again now and then on their own: the notifier is only a hint.
+                await watch.wait(min(remaining, self.poll_interval))
 
     # signals --------------------------------------------------------------------------------------
     async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
         run_key, _, signals_key = self._run_keys(run_id)
-        self._redis.client  # noqa: B018 - makes the channel
-        args = [encode_signal(signal), self._live_ttl, self._redis.channel, str(run_id)]
+        args = [encode_signal(signal), self._live_ttl, self._redis.channel("signal", run_id)]
         await self._redis.script("SEND_SIGNAL", [run_key, signals_key], args)
 
     async def receive_signal(self, run_id: uuid.UUID) -> Signal:
         key = self._run_keys(run_id)[2]
-        client, listener = self._redis.client, self._redis.listener
-        with listener.watch(str(run_id)) as woken:
+        async with self._redis.notifier.watch(self._redis.channel("signal", run_id)) as watch:
             while True:
-                woken.clear()
                 try:
                     with self._redis.reachable():
-                        raw: Any = await client.lpop(key)
+                        raw: Any = await self._redis.client.lpop(key)
                 except StoreUnavailable as exc:
                     # The executing worker has nothing better to do than wait for Redis to return.
                     logger.warning("run %s: cannot read its signals (%s); retrying", run_id, exc)
                     raw = None
-                    await anyio.sleep(0.5)
                 if raw is not None:
                     return decode_signal(raw)
-                with anyio.move_on_after(listener.fallback_poll):
-                    await woken.wait()
-                listener.ensure_running()
+                await watch.wait(self.poll_interval)
 
     # liveness -------------------------------------------------------------------------------------
     async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:

@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from acp_adapters.core.store import StoreUnavailable
 from acp_adapters.stores import redis_scripts
-from acp_adapters.stores.redis_signals import SignalListener
+from acp_adapters.stores.redis_notifier import Notifier
 
 __all__ = ["RedisConnection", "milliseconds"]
 
@@ -55,12 +55,15 @@ class RedisConnection:
         timeout: float,
         connect_timeout: float,
         retries: int,
+        max_connections: int,
         options: dict[str, Any],
     ) -> None:
         self.url = url
         self.timeout = timeout
         self._channel_prefix = channel_prefix
         self._options: dict[str, Any] = {
+            "max_connections": max_connections,
+            "timeout": None,  # the pool's wait: our deadline bounds it
             "socket_timeout": None,  # see the module docstring: our deadline replaces it
             "socket_connect_timeout": connect_timeout,
             "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries),
@@ -70,19 +73,22 @@ class RedisConnection:
         self._client: aioredis.Redis | None = None
         self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._listener: SignalListener | None = None
-        self.channel = ""
+        self._notifier: Notifier | None = None
+        self._channels = ""
 
     @property
     def client(self) -> aioredis.Redis:
         """The redis-py client of this process and event loop."""
         owner = (os.getpid(), asyncio.get_running_loop())
         if self._client is None or self._owner != owner:
-            client = aioredis.Redis.from_url(self.url, **self._options)
+            # A blocking pool: under load a command waits (within its deadline) for a connection
+            # rather than failing with "Too many connections".
+            pool = aioredis.BlockingConnectionPool.from_url(self.url, **self._options)
+            client = aioredis.Redis(connection_pool=pool)
             # Pub/sub channels are global to the server, whatever the database: name the database too.
             db = client.connection_pool.connection_kwargs.get("db", 0)
-            self.channel = f"{self._channel_prefix}signals:{db}"
-            self._listener = SignalListener(client, self.channel, timeout=self.timeout)
+            self._channels = f"{self._channel_prefix}ch:{db}"
+            self._notifier = Notifier(client, self._channels, timeout=self.timeout)
             self._scripts = {
                 name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
             }
@@ -90,11 +96,16 @@ class RedisConnection:
         return self._client
 
     @property
-    def listener(self) -> SignalListener:
-        """The process's signal listener (started by its first waiter)."""
-        self.client  # noqa: B018 - makes the listener
-        assert self._listener is not None
-        return self._listener
+    def notifier(self) -> Notifier:
+        """The process's notifier (started by its first waiter)."""
+        self.client  # noqa: B018 - makes the notifier
+        assert self._notifier is not None
+        return self._notifier
+
+    def channel(self, kind: str, run_id: object) -> str:
+        """The pub/sub channel announcing a run's ``events`` or ``signal``."""
+        self.client  # noqa: B018 - names the channels after the database
+        return f"{self._channels}:{kind}:{run_id}"
 
     @contextlib.contextmanager
     def reachable(self, timeout: float | None = None) -> Iterator[None]:
@@ -112,10 +123,10 @@ class RedisConnection:
             return await self._scripts[name](keys=list(keys), args=list(args), client=target)
 
     async def aclose(self) -> None:
-        """Stop the listener and close the connections of this process's client."""
-        client, listener = self._client, self._listener
-        self._client = self._listener = self._owner = None
-        if listener is not None:
-            await listener.close()
+        """Stop the notifier and close the connections of this process's client."""
+        client, notifier = self._client, self._notifier
+        self._client = self._notifier = self._owner = None
+        if notifier is not None:
+            await notifier.close()
         if client is not None:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)

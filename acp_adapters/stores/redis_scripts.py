@@ -5,7 +5,8 @@ Rules these scripts keep:
 * They touch only the keys they are given (``KEYS``), plus nothing: no key names built in Lua.
 * Time comes from the Redis server (``TIME``), so that leases mean the same on every machine.
 * A run's event with index ``i`` has the stream id ``0-(i+1)``: a reader resumes from any index with
-  ``XRANGE``/``XREAD`` and the next index is ``XLEN`` (streams are never trimmed).
+  ``XRANGE`` and the next index is ``XLEN`` (streams are never trimmed).
+* What a waiter may be waiting for is announced on the run's channel (``PUBLISH``), after it is written.
 """
 
 from __future__ import annotations
@@ -41,23 +42,23 @@ return 1
 )
 
 #: KEYS: run hash, events stream, signals list, leases zset, finished zset.
-#: ARGV: run id, ttl ms, terminal ("1" when the change ends the run), retention ms,
+#: ARGV: run id, ttl ms, terminal ("1" when the change ends the run), retention ms, events channel,
 #:       number of expected statuses (-1: any), expected status, ...,
 #:       number of field arguments, field, value, ..., then events to append: type, data, ...
 #: Returns false (no such run, or its status did not match) or {fields and values, finished count}.
 UPDATE_RUN = (
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local expected = tonumber(ARGV[5])
+local expected = tonumber(ARGV[6])
 if expected >= 0 then
   local status = redis.call('HGET', KEYS[1], 'status')
   local matched = false
-  for i = 6, 5 + expected do
+  for i = 7, 6 + expected do
     if ARGV[i] == status then matched = true; break end
   end
   if not matched then return false end
 end
-local first = 7 + math.max(expected, 0)
+local first = 8 + math.max(expected, 0)
 local last = first + tonumber(ARGV[first - 1]) - 1
 if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
 if #ARGV > last then
@@ -66,6 +67,7 @@ if #ARGV > last then
     n = n + 1
     redis.call('XADD', KEYS[2], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
   end
+  redis.call('PUBLISH', ARGV[5], n)
 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 local finished = 0
@@ -82,25 +84,26 @@ return {redis.call('HGETALL', KEYS[1]), finished}
 """
 )
 
-#: KEYS: events stream. ARGV: type, data, type, data, ...
+#: KEYS: events stream. ARGV: events channel, type, data, type, data, ...
 #: Appends nothing to a run that is gone (so that no stream is left without a TTL).
 APPEND_EVENTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local n = redis.call('XLEN', KEYS[1])
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   n = n + 1
   redis.call('XADD', KEYS[1], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
 end
+redis.call('PUBLISH', ARGV[1], n)
 return n
 """
 
-#: KEYS: run hash, signals list. ARGV: signal, ttl ms, channel, run id.
+#: KEYS: run hash, signals list. ARGV: signal, ttl ms, signal channel.
 #: The list keeps the signal until the executing worker takes it; the message only wakes it.
 SEND_SIGNAL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[3], 1)
 return 1
 """
 

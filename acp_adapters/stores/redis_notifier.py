@@ -1,0 +1,200 @@
+"""One pub/sub connection per process that wakes local waiters: readers of a run's events, and the
+worker waiting for a run's signals.
+
+Rules this module keeps:
+
+* The data never travels by pub/sub: events are in the run's stream, signals in its list. A message on
+  a run's channel only says "look again". Whatever the notifier misses (it was reconnecting, the
+  connection died silently) costs latency, never data: after every (re)connection it wakes every
+  waiter, and waiters look again on their own now and then.
+* A waiter holds no Redis connection: however many runs are awaited or streamed here, this process
+  has one pub/sub connection. It subscribes to a run's channel while someone here waits on it (and a
+  little longer, so that a stream waiting again and again does not churn subscriptions).
+* A waiter knows when its subscription is live (the server confirmed it): after that, anything
+  written to the run is announced to it, so looking once more then waiting misses nothing.
+* Closing stops it even if a library swallows the task's cancellation (see ``redis_connection``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+__all__ = ["Notifier", "Watch"]
+
+logger = logging.getLogger("acp_adapters.stores.redis")
+
+#: How long a channel stays subscribed after its last waiter left.
+_LINGER = 5.0
+
+
+class _Channel:
+    __slots__ = ("confirmed", "idle_since", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: set[asyncio.Event] = set()
+        #: Resolved when the server confirmed the subscription on the current connection.
+        self.confirmed: asyncio.Future[None] | None = None
+        self.idle_since: float | None = None
+
+
+class Watch:
+    """A waiter on one channel (see :meth:`Notifier.watch`)."""
+
+    def __init__(self, notifier: Notifier, channel: str, state: _Channel) -> None:
+        self._notifier = notifier
+        self._channel = channel
+        self._state = state
+        self.woken = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        """Return when a message came, or after ``seconds``; look at the data again then.
+
+        While the subscription is not live (the notifier is reconnecting) this polls: it returns
+        within half a second, and at once when the subscription has just become live.
+        """
+        confirmed = self._state.confirmed
+        if confirmed is None or not confirmed.done():
+            if await self._notifier._subscribed(self._channel, self._state):
+                return
+            seconds = min(seconds, 0.5)
+        with anyio.move_on_after(seconds):
+            await self.woken.wait()
+        self.woken.clear()
+
+
+class Notifier:
+    """Wakes the local waiters of pub/sub channels, over one connection of ``client``'s pool."""
+
+    def __init__(self, client: Redis, home: str, *, timeout: float) -> None:
+        self._client = client
+        self._home = home  # always subscribed: keeps the connection open with no waiter
+        self._timeout = timeout
+        self._channels: dict[str, _Channel] = {}
+        self._pubsub: PubSub | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @contextlib.asynccontextmanager
+    async def watch(self, channel: str) -> AsyncIterator[Watch]:
+        """Wait on ``channel`` within the block: look at the data, then ``await watch.wait(...)``, repeat."""
+        self._ensure_running()
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel()
+        watch = Watch(self, channel, state)
+        state.waiters.add(watch.woken)
+        state.idle_since = None
+        try:
+            await self._subscribed(channel, state)
+            yield watch
+        finally:
+            state.waiters.discard(watch.woken)
+            if not state.waiters:
+                state.idle_since = time.monotonic()
+
+    async def _subscribed(self, channel: str, state: _Channel) -> bool:
+        """Make the subscription live if it is not; whether it is live now."""
+        pubsub = self._pubsub
+        if pubsub is None:
+            return False  # the listener reconnects, resubscribes and wakes everyone
+        if state.confirmed is None:
+            state.confirmed = asyncio.get_running_loop().create_future()
+            try:
+                with anyio.fail_after(self._timeout):
+                    await pubsub.subscribe(channel)
+            except (RedisError, OSError):
+                return False
+        confirmed = state.confirmed
+        with anyio.move_on_after(self._timeout):
+            await asyncio.shield(confirmed)
+        return confirmed.done()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # The loop also checks ``_closing`` every second, should the cancel be swallowed.
+            await asyncio.wait({task}, timeout=2 * self._timeout + 1)
+
+    def _ensure_running(self) -> None:
+        if (self._task is None or self._task.done()) and not self._closing:
+            self._task = asyncio.get_running_loop().create_task(self._listen(), name="acp-redis-notifier")
+
+    def _wake_all(self) -> None:
+        for state in self._channels.values():
+            for woken in state.waiters:
+                woken.set()
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while not self._closing:
+            pubsub = self._client.pubsub()
+            try:
+                for state in self._channels.values():
+                    state.confirmed = asyncio.get_running_loop().create_future()
+                with anyio.fail_after(self._timeout):
+                    await pubsub.subscribe(self._home, *self._channels)
+                self._pubsub = pubsub
+                self._wake_all()  # whatever was written while we were not listening
+                backoff = 0.1
+                await self._dispatch(pubsub)
+            except (RedisError, OSError) as exc:  # OSError: the deadline's TimeoutError too
+                if self._closing:
+                    return
+                logger.warning("redis notifier disconnected (%s); reconnecting in %.1f s", exc, backoff)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                self._pubsub = None
+                for state in self._channels.values():
+                    state.confirmed = None
+                self._wake_all()
+                with contextlib.suppress(Exception), anyio.move_on_after(self._timeout, shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _dispatch(self, pubsub: PubSub) -> None:
+        last_sweep = time.monotonic()
+        while not self._closing:
+            message: Any = await pubsub.get_message(timeout=1.0)
+            if message is not None:
+                channel = message["channel"].decode()
+                state = self._channels.get(channel)
+                if state is not None and message["type"] == "message":
+                    for woken in state.waiters:
+                        woken.set()
+                elif (
+                    state is not None
+                    and message["type"] == "subscribe"
+                    and state.confirmed is not None
+                    and not state.confirmed.done()
+                ):
+                    state.confirmed.set_result(None)
+            if time.monotonic() - last_sweep >= 1.0:
+                last_sweep = time.monotonic()
+                await self._unsubscribe_idle(pubsub, last_sweep)
+
+    async def _unsubscribe_idle(self, pubsub: PubSub, now: float) -> None:
+        idle = [
+            channel
+            for channel, state in self._channels.items()
+            if not state.waiters and state.idle_since is not None and now - state.idle_since >= _LINGER
+        ]
+        for channel in idle:
+            del self._channels[channel]
+        if idle:
+            with anyio.fail_after(self._timeout):
+                await pubsub.unsubscribe(*idle)
