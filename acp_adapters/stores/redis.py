@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
@@ -88,7 +89,17 @@ class RedisStore(RedisSessions, Store):
     def from_url(cls, url: str, **options: Any) -> RedisStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``; the path picks the
         database). ``options`` are this class's keyword arguments, then redis-py's (``client_name``,
-        ``ssl_ca_certs``...)."""
+        ``ssl_ca_certs``...).
+
+        The URL may carry the key prefix, so that one setting says it all:
+        ``redis://127.0.0.1:6379/0?prefix=myapp:acp:`` (an explicit ``prefix`` option wins).
+        """
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [value for name, value in query if name == "prefix"]
+        if prefixes:
+            options.setdefault("prefix", prefixes[-1])
+            url = urlunsplit(parts._replace(query=urlencode([(n, v) for n, v in query if n != "prefix"])))
         return cls(url, **options)
 
     @property

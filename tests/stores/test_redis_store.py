@@ -88,6 +88,9 @@ def test_store_from_url() -> None:
         assert (shared.url, shared.prefix) == (url, "app:")
         assert (shared.retention, shared.max_finished_runs, shared.lease_ttl) == (12.0, 7, 3.0)
     assert isinstance(store_from_url("redis://h/0"), RedisStore)
+    from_query = store_from_url("redis://h:1/2?prefix=app:acp:&client_name=x")
+    assert isinstance(from_query, RedisStore)
+    assert (from_query.url, from_query.prefix) == ("redis://h:1/2?client_name=x", "app:acp:")
     with pytest.raises(ValueError, match="unknown store URL"):
         store_from_url("postgres://h/db")
 

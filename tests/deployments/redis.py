@@ -1,0 +1,81 @@
+"""The three examples on the Redis store, each with 4 worker processes.
+
+* ``starlette-uvicorn-redis``: ``uvicorn --workers 4 example_starlette.app:app``;
+* ``flask-gunicorn-redis``: ``gunicorn -w 4 -k gthread --threads 32 example_flask.app:app``;
+* ``django-gunicorn-redis``: ``gunicorn -w 4 -k gthread --threads 32 example_django.wsgi:application``.
+
+Each picks the store from ``ACP_STORE`` (``REDIS_URL`` with a key prefix of its own, deleted after the
+stop). The test client opens a new connection per request, so a run created through one worker is
+polled, streamed, cancelled and resumed through others. ``Target.extra`` has ``redis_url``, ``prefix``
+and ``workers``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis  # noqa: F401 - without redis-py these deployments are skipped
+
+from tests.stores.backends import REDIS_URL, delete_prefix, redis_address
+
+from .base import Deployment, Target, require_service, serve
+
+WORKERS = 4
+
+
+def store_url(prefix: str, url: str = REDIS_URL) -> str:
+    """``url`` with ``prefix`` as its key prefix (``?prefix=``, which the Redis store reads)."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, f"prefix={prefix}") if q)
+    return urlunsplit(parts._replace(query=query))
+
+
+@contextlib.contextmanager
+def on_redis(command: list[str], *, name: str, env: Mapping[str, str] | None = None) -> Iterator[Target]:
+    """Serve ``command`` with ``ACP_STORE`` on Redis under a fresh key prefix; delete its keys after."""
+    host, port = redis_address(REDIS_URL)
+    require_service(host, port, f"Redis ({REDIS_URL}, from REDIS_URL)")
+    prefix = f"acp-deploy-{uuid.uuid4().hex[:12]}:"
+    try:
+        with serve(command, env={"ACP_STORE": store_url(prefix), **(env or {})}, name=name) as target:
+            target.extra.update(redis_url=REDIS_URL, prefix=prefix, workers=WORKERS)
+            yield target
+    finally:
+        delete_prefix(REDIS_URL, prefix)
+
+
+_GUNICORN = ["{python}", "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", "32"]
+_GUNICORN += ["--graceful-timeout", "3", "-b", "{host}:{port}"]
+
+
+def starlette_uvicorn_redis() -> contextlib.AbstractContextManager[Target]:
+    command = ["{python}", "-m", "uvicorn", "example_starlette.app:app", "--workers", str(WORKERS)]
+    command += ["--host", "{host}", "--port", "{port}"]
+    return on_redis(command, name="starlette-uvicorn-redis")
+
+
+def flask_gunicorn_redis() -> contextlib.AbstractContextManager[Target]:
+    return on_redis([*_GUNICORN, "example_flask.app:app"], name="flask-gunicorn-redis")
+
+
+def django_gunicorn_redis() -> contextlib.AbstractContextManager[Target]:
+    return on_redis(
+        [*_GUNICORN, "example_django.wsgi:application"],
+        name="django-gunicorn-redis",
+        env={"DJANGO_SETTINGS_MODULE": "example_django.settings"},
+    )
+
+
+_MARKS = (pytest.mark.redis, pytest.mark.slow)
+
+DEPLOYMENTS = [
+    Deployment("starlette-uvicorn-redis", starlette_uvicorn_redis, (pytest.mark.starlette, *_MARKS), True),
+    Deployment("flask-gunicorn-redis", flask_gunicorn_redis, (pytest.mark.flask, *_MARKS), True),
+    Deployment("django-gunicorn-redis", django_gunicorn_redis, (pytest.mark.django, *_MARKS), True),
+]
+
+__all__ = ["DEPLOYMENTS", "WORKERS", "on_redis", "store_url"]
