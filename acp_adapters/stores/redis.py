@@ -27,6 +27,7 @@ from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
 from acp_adapters.stores.redis_codec import (
     OWNER_FIELD,
+    WORKER_FIELD,
     decode_events,
     decode_run,
     decode_signal,
@@ -35,6 +36,7 @@ from acp_adapters.stores.redis_codec import (
     encode_signal,
     encode_status,
     pairs,
+    worker_name,
 )
 from acp_adapters.stores.redis_connection import RedisConnection, milliseconds
 from acp_adapters.stores.redis_sessions import RedisSessions
@@ -130,7 +132,7 @@ class RedisStore(RedisSessions, Store):
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
         run_key, events_key, _ = self._run_keys(record.run.run_id)
-        fields = encode_run_fields(dict(record.run))
+        fields = [*encode_run_fields(dict(record.run)), WORKER_FIELD, worker_name()]
         if record.owner is not None:
             fields += [OWNER_FIELD, record.owner]
         args = [
@@ -293,15 +295,11 @@ class RedisStore(RedisSessions, Store):
         self.lease_ttl = ttl
         if not run_ids:
             return
-        client = self._redis.client
-        with self._redis.reachable():
-            async with client.pipeline(transaction=False) as pipe:
-                args: list[Any] = [milliseconds(ttl), *(str(run_id) for run_id in run_ids)]
-                await self._redis.script("RENEW_LEASES", [self._key("leases")], args, client=pipe)
-                for run_id in run_ids:
-                    for key in self._run_keys(run_id):
-                        pipe.pexpire(key, self._live_ttl)
-                await pipe.execute()
+        keys = [self._key("leases")]
+        for run_id in run_ids:
+            keys += self._run_keys(run_id)
+        args = [milliseconds(ttl), self._live_ttl, worker_name(), *(str(run_id) for run_id in run_ids)]
+        await self._redis.script("RENEW_LEASES", keys, args)
 
     async def find_lost_runs(self) -> list[uuid.UUID]:
         candidates = await self._redis.script("FIND_LOST_RUNS", [self._key("leases")], [])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +13,7 @@ from acp_adapters.core.store import EventRecord, RunRecord, Signal
 
 __all__ = [
     "OWNER_FIELD",
+    "WORKER_FIELD",
     "decode_events",
     "decode_run",
     "decode_signal",
@@ -19,12 +22,20 @@ __all__ = [
     "encode_signal",
     "encode_status",
     "pairs",
+    "worker_name",
 ]
 
 _RUN_FIELDS = frozenset(Run.model_fields)
-#: The hash field of a run's owner (not a ``Run`` field, so it cannot clash with one).
+#: The hash fields of a run's owner and of the worker executing it (``host:pid``, for operators and
+#: tests); not ``Run`` fields (``~``), so they cannot clash with one.
 OWNER_FIELD = "~owner"
+WORKER_FIELD = "~worker"
 _OWNER = OWNER_FIELD.encode()
+
+
+def worker_name() -> str:
+    """This process, as a run's hash names the worker executing it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def encode_run_fields(values: Mapping[str, Any]) -> list[str]:
@@ -57,7 +68,7 @@ def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
 def decode_run(fields: Mapping[bytes, bytes]) -> RunRecord:
     """A run's hash as a :class:`RunRecord` (one JSON document built from the fields, validated once)."""
     owner = fields.get(_OWNER)
-    members = [b'"' + name + b'":' + value for name, value in fields.items() if name != _OWNER]
+    members = [b'"' + name + b'":' + value for name, value in fields.items() if not name.startswith(b"~")]
     run = Run.model_validate_json(b"{" + b",".join(members) + b"}")
     return RunRecord(run=run, owner=None if owner is None else owner.decode())
 

@@ -107,14 +107,21 @@ redis.call('PUBLISH', ARGV[3], 1)
 return 1
 """
 
-#: KEYS: leases zset. ARGV: lease ms, run id, ...  Only runs still in the set (not finished) renew.
+#: KEYS: leases zset, then per run: run hash, events stream, signals list.
+#: ARGV: lease ms, ttl ms, worker, run id, ...  A run that is gone stays gone; only runs still in the
+#: set (not finished) renew their lease; every run still there keeps its keys ``ttl`` longer.
 RENEW_LEASES = (
     _NOW_MS
     + """
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+for i = 4, #ARGV do
+  local run = 2 + (i - 4) * 3
+  if redis.call('EXISTS', KEYS[run]) == 1 then
+    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+    redis.call('HSET', KEYS[run], '~worker', ARGV[3])
+    for k = run, run + 2 do redis.call('PEXPIRE', KEYS[k], ARGV[2]) end
+  end
 end
-return #ARGV - 1
+return #ARGV - 3
 """
 )
 

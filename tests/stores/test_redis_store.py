@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -166,7 +167,9 @@ async def test_the_snapshot_is_a_small_hash_beside_the_stream(
     await store.update_run(run.run_id, {"status": RunStatus.IN_PROGRESS, "output": output})
     run_key = f"{prefix}run:{run.run_id}"
     assert raw.type(run_key) == b"hash"
-    assert raw.hlen(run_key) == len(Run.model_fields)
+    assert raw.hlen(run_key) == len(Run.model_fields) + 1  # and ~worker
+    _, pid = raw.hget(run_key, "~worker").decode().rsplit(":", 1)  # type: ignore[union-attr]
+    assert int(pid) == os.getpid()
     assert raw.memory_usage(run_key) < 2000  # type: ignore[operator]
     assert raw.xlen(run_key + ":events") == 501
     # Event i is entry 0-(i+1): a reader resumes from any index with one range.
