@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connections, transaction
 from django.db.models import F, Model, Q, QuerySet
@@ -31,6 +31,7 @@ from .db_watch import EVENTS, SIGNALS
 
 __all__ = [
     "NON_TERMINAL",
+    "Seen",
     "append_events",
     "count_events",
     "counters",
@@ -76,8 +77,9 @@ def _alive(now: datetime, retention: float) -> Q:
 # runs ---------------------------------------------------------------------------------------------
 def create_run(
     using: str, record: RunRecord, first_event: EventRecord, now: datetime, initial_lease: float
-) -> None:
+) -> Seen:
     run = record.run
+    snapshot = run.model_dump(mode="json")
     with transaction.atomic(using=using):
         db.Run.objects.using(using).create(
             id=run.run_id,
@@ -85,7 +87,7 @@ def create_run(
             session_id=run.session_id,
             status=run.status.value,
             owner=record.owner,
-            snapshot=run.model_dump(mode="json"),
+            snapshot=snapshot,
             event_count=1,
             # A worker that dies before its first renewal still leaves a run that can be found lost.
             lease_expires_at=now + timedelta(seconds=initial_lease),
@@ -96,6 +98,7 @@ def create_run(
         db.RunEvent.objects.using(using).create(
             run_id=run.run_id, seq=0, type=first_event.type, data=first_event.data.decode(), created_at=now
         )
+    return Seen(snapshot, record.owner, 0)
 
 
 def get_run(using: str, run_id: uuid.UUID, now: datetime, retention: float) -> RunRecord | None:
@@ -110,6 +113,14 @@ def get_run(using: str, run_id: uuid.UUID, now: datetime, retention: float) -> R
     return RunRecord(run=Run.model_validate(row[0]), owner=row[1])
 
 
+class Seen(NamedTuple):
+    """A run's row as this process last wrote it: compare-and-set can start from it, saving a read."""
+
+    snapshot: dict[str, Any]
+    owner: str | None
+    version: int
+
+
 def update_run(
     using: str,
     run_id: uuid.UUID,
@@ -117,32 +128,57 @@ def update_run(
     expect: Collection[RunStatus] | None,
     now: datetime,
     retention: float,
-) -> RunRecord | None:
+    seen: Seen | None = None,
+    events: Sequence[EventRecord] = (),
+    notify: bool = False,
+) -> tuple[RunRecord, Seen, int | None] | None:
+    """Compare-and-set, and if it applied, append ``events`` in the same transaction.
+
+    Returns the record, the row as written and the run's new event count (``None`` without events), or
+    ``None`` (the run is missing, or its status is not expected). With ``seen``, the first attempt trusts
+    it (the version check catches a stale one) when it expects a status that ``seen`` has; otherwise,
+    and after a lost attempt, the row is read.
+    """
     expected = None if expect is None else {RunStatus(status).value for status in expect}
     runs = db.Run.objects.using(using)
+    write = bool(changes or events)  # events are appended only with a status check that holds
+    if seen is not None and (not write or (expected is not None and seen.snapshot["status"] not in expected)):
+        seen = None  # a check, or a refusal, must look at the row itself
     for _ in range(_CAS_ATTEMPTS):
-        row = (
-            runs.filter(_alive(now, retention), pk=run_id).values_list("snapshot", "owner", "version").first()
-        )
-        if row is None:
-            return None
-        snapshot, owner, version = row
-        if expected is not None and snapshot["status"] not in expected:
-            return None
+        if seen is None:
+            # Read outside the transaction: in SQLite, a transaction that reads and then writes may be
+            # refused at once; one that starts with its write waits its turn.
+            row = (
+                runs.filter(_alive(now, retention), pk=run_id)
+                .values_list("snapshot", "owner", "version")
+                .first()
+            )
+            if row is None:
+                return None
+            snapshot, owner, version = row
+            if expected is not None and snapshot["status"] not in expected:
+                return None
+        else:
+            snapshot, owner, version = seen
+            seen = None
         run = Run.model_validate({**snapshot, **changes})
-        if not changes:  # a check only: nothing to write
-            return RunRecord(run=run, owner=owner)
-        terminal = run.status.is_terminal
-        updated = runs.filter(pk=run_id, version=version).update(
-            snapshot=run.model_dump(mode="json"),
-            status=run.status.value,
-            session_id=run.session_id,
-            version=version + 1,
-            updated_at=now,
-            finished_at=now if terminal else None,
-        )
+        if not write:  # a check only: nothing to write
+            return RunRecord(run=run, owner=owner), Seen(snapshot, owner, version), None
+        written = run.model_dump(mode="json")
+        count = None
+        with transaction.atomic(using=using):
+            updated = runs.filter(pk=run_id, version=version).update(
+                snapshot=written,
+                status=run.status.value,
+                session_id=run.session_id,
+                version=version + 1,
+                updated_at=now,
+                finished_at=now if run.status.is_terminal else None,
+            )
+            if updated and events:
+                count = append_events(using, run_id, events, now, notify)
         if updated:
-            return RunRecord(run=run, owner=owner)
+            return RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count
     raise RuntimeError(f"run {run_id}: compare-and-set lost {_CAS_ATTEMPTS} times in a row")
 
 
@@ -395,9 +431,12 @@ def _touch_resources(using: str, urls: Iterable[str], now: datetime) -> None:
 
 # resources ----------------------------------------------------------------------------------------
 def put_resource(using: str, resource_id: uuid.UUID, data: bytes, owner: str | None, now: datetime) -> None:
-    with transaction.atomic(using=using):
-        _ensure(using, db.Resource(id=resource_id, data=b"", created_at=now, touched_at=now))
-        db.Resource.objects.using(using).filter(pk=resource_id).update(data=data, owner=owner, touched_at=now)
+    db.Resource.objects.using(using).bulk_create(
+        [db.Resource(id=resource_id, data=data, owner=owner, created_at=now, touched_at=now)],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["data", "owner", "touched_at"],
+    )
 
 
 def get_resource(using: str, resource_id: uuid.UUID, now: datetime, retention: float) -> bytes | None:

@@ -20,6 +20,7 @@ import importlib
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -116,6 +117,8 @@ class DjangoStore(Store):
         # connection cannot be dropped, as a test database must be).
         self._connections: set[BaseDatabaseWrapper] = set()
         self._finished_since_trim = 0
+        # What this process last wrote of the runs it changes (compare-and-set starts from it).
+        self._seen: OrderedDict[uuid.UUID, db_ops.Seen] = OrderedDict()
         self._listen = listen
         self.write_behind = write_behind
         self.writer = EventWriter(self._write_events, self._events_written)
@@ -136,7 +139,8 @@ class DjangoStore(Store):
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
-        await self._query(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
+        seen = await self._query(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
+        self._remember(record.run.run_id, seen)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
@@ -144,14 +148,64 @@ class DjangoStore(Store):
     async def update_run(
         self, run_id: uuid.UUID, changes: Mapping[str, Any], *, expect: Collection[RunStatus] | None = None
     ) -> RunRecord | None:
+        return await self._change(run_id, changes, expect, ())
+
+    async def transition(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus],
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        # One transaction: nobody, in any process, sees the new status without its event.
+        return await self._change(run_id, changes, expect, events)
+
+    async def _change(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
         await self.writer.settle(run_id)  # nobody sees the new status before the events that led to it
-        record = await self._query(db_ops.update_run, run_id, changes, expect, self._now(), self.retention)
-        if record is not None and "status" in changes and record.run.status.is_terminal:
-            self._finished_since_trim += 1
-            if self._finished_since_trim >= max(1, self.max_finished_runs // 10):
-                self._finished_since_trim = 0
-                await self._query(db_ops.trim_finished, self.max_finished_runs)
+        seen = self._seen.get(run_id)
+        result = await self._query(
+            db_ops.update_run,
+            run_id,
+            changes,
+            expect,
+            self._now(),
+            self.retention,
+            seen,
+            events,
+            self.listens,
+        )
+        if result is None:
+            self._seen.pop(run_id, None)
+            return None
+        record, written, count = result
+        if count is not None:
+            self._events_written(run_id, count)
+        if record.run.status.is_terminal:
+            self._seen.pop(run_id, None)
+            if "status" in changes:
+                await self._count_finished()
+        else:
+            self._remember(run_id, written)
         return record
+
+    def _remember(self, run_id: uuid.UUID, seen: db_ops.Seen) -> None:
+        self._seen[run_id] = seen
+        self._seen.move_to_end(run_id)
+        if len(self._seen) > 10_000:
+            self._seen.popitem(last=False)
+
+    async def _count_finished(self) -> None:
+        self._finished_since_trim += 1
+        if self._finished_since_trim >= max(1, self.max_finished_runs // 10):
+            self._finished_since_trim = 0
+            await self._query(db_ops.trim_finished, self.max_finished_runs)
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
