@@ -1,0 +1,60 @@
+"""Request bodies under Django: the core's ``max_body_size`` applies (not Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE``), and a chunked body under WSGI is read when the server ends it."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from tests.django.conftest import Served
+from tests.helpers import acp_error, ok_json, run_body
+
+pytestmark = pytest.mark.django
+
+
+def test_bodies_over_djangos_upload_limit_but_under_the_core_limit_are_served(served: Served) -> None:
+    text = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 100_000)
+    run = ok_json(served.target().client.request("POST", "/runs", json=run_body("echo", text)), 200, "Run")
+    assert run["output"][0]["parts"][0]["content"] == text
+
+
+def test_bodies_over_the_core_limit_get_413(served: Served) -> None:
+    text = "x" * (4 * 1024 * 1024 + 1)
+    answer = served.target().client.request("POST", "/runs", json=run_body("echo", text))
+    assert acp_error(answer, 413, "invalid_input")["data"] == {"max_body_size": 4 * 1024 * 1024}
+
+
+# Django's WSGI handler checks the database connections as each request starts and ends.
+@pytest.mark.django_db
+@pytest.mark.parametrize("terminated", [True, False])
+def test_a_chunked_body_under_wsgi(wsgi: Served, terminated: bool) -> None:
+    from example_django.wsgi import application
+
+    body = json.dumps(run_body("echo", "chunked")).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/acp/runs",
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",  # no CONTENT_LENGTH
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": terminated,
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+    }
+    started: list[Any] = []
+    result = application(environ, lambda status, headers, exc_info=None: started.append(status))
+    answer = json.loads(b"".join(result))
+    result.close()
+    if terminated:  # the server (gunicorn, uWSGI) says where the body ends: it is read
+        assert started == ["200 OK"] and answer["output"][0]["parts"][0]["content"] == "chunked"
+    else:  # PEP 3333 forbids reading past CONTENT_LENGTH: no body, which the core answers with 422
+        assert started[0].startswith("422") and answer["code"] == "invalid_input"
