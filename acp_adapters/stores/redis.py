@@ -39,6 +39,7 @@ from acp_adapters.stores.redis_codec import (
     worker_name,
 )
 from acp_adapters.stores.redis_connection import RedisConnection, milliseconds
+from acp_adapters.stores.redis_outbox import Outbox
 from acp_adapters.stores.redis_sessions import RedisSessions
 
 __all__ = ["RedisStore"]
@@ -62,7 +63,7 @@ class RedisStore(RedisSessions, Store):
         retention: float = 3600.0,
         max_finished_runs: int = 10_000,
         lease_ttl: float = 10.0,
-        timeout: float = 3.0,
+        timeout: float = 5.0,
         connect_timeout: float = 2.0,
         retries: int = 1,
         max_connections: int = 50,
@@ -86,6 +87,7 @@ class RedisStore(RedisSessions, Store):
             max_connections=max_connections,
             options=redis_options,
         )
+        self._outbox = Outbox(self._append_now)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -109,11 +111,23 @@ class RedisStore(RedisSessions, Store):
         """The Redis URL."""
         return self._redis.url
 
+    async def _append_now(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
+        args: list[Any] = [self._redis.channel("events", run_id)]
+        for event in events:
+            args += [event.type, event.data]
+        await self._redis.script("APPEND_EVENTS", [self._run_keys(run_id)[1]], args)
+
     async def start(self) -> None:
-        with self._redis.reachable():
-            await self._redis.client.ping()
+        # A worker that starts while Redis is down still serves what needs no store (the agent
+        # list); each store operation then answers for itself. The ping only says it early, in the log.
+        try:
+            with self._redis.reachable():
+                await self._redis.client.ping()
+        except StoreUnavailable as exc:
+            logger.warning("Redis store %s: %s; retrying on each use", self._redis.url, exc)
 
     async def close(self) -> None:
+        await self._outbox.drain_all()
         await self._redis.aclose()
 
     def _key(self, *parts: object) -> str:
@@ -177,6 +191,7 @@ class RedisStore(RedisSessions, Store):
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
         """The compare-and-set of the run's fields, and the events announcing it: one script."""
+        await self._outbox.drain(run_id)  # the events before the change come before it
         status = changes.get("status")
         terminal = status is not None and RunStatus(status).is_terminal
         expected = [] if expect is None else [encode_status(s) for s in expect]
@@ -214,14 +229,13 @@ class RedisStore(RedisSessions, Store):
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
-        if not events:
-            return
-        args: list[Any] = [self._redis.channel("events", run_id)]
-        for event in events:
-            args += [event.type, event.data]
-        await self._redis.script("APPEND_EVENTS", [self._run_keys(run_id)[1]], args)
+        # Batched per run in the background (see redis_outbox): an agent streaming parts does not
+        # wait for a round trip per part.
+        if events:
+            await self._outbox.append(run_id, events)
 
     async def count_events(self, run_id: uuid.UUID) -> int:
+        await self._outbox.drain(run_id)
         client = self._redis.client
         with self._redis.reachable():
             return int(await client.xlen(self._run_keys(run_id)[1]))

@@ -22,12 +22,12 @@ from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from acp_adapters.core.store import StoreUnavailable
 from acp_adapters.stores import redis_scripts
@@ -114,7 +114,7 @@ class RedisConnection:
             with anyio.fail_after(self.timeout if timeout is None else timeout):
                 yield
         except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"the store is unreachable: {exc or type(exc).__name__}") from exc
+            raise StoreUnavailable(f"the store is unreachable: {str(exc) or type(exc).__name__}") from exc
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any], *, client: Any = None) -> Any:
         """Run one of :mod:`redis_scripts` (by its name there), on ``client`` (a pipeline) if given."""

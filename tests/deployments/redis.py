@@ -35,38 +35,43 @@ def store_url(prefix: str, url: str = REDIS_URL) -> str:
 
 
 @contextlib.contextmanager
-def on_redis(command: list[str], *, name: str, env: Mapping[str, str] | None = None) -> Iterator[Target]:
-    """Serve ``command`` with ``ACP_STORE`` on Redis under a fresh key prefix; delete its keys after."""
-    host, port = redis_address(REDIS_URL)
-    require_service(host, port, f"Redis ({REDIS_URL}, from REDIS_URL)")
+def on_redis(
+    command: list[str], *, name: str, env: Mapping[str, str] | None = None, redis_url: str = REDIS_URL
+) -> Iterator[Target]:
+    """Serve ``command`` with ``ACP_STORE`` on ``redis_url`` under a fresh key prefix; delete them after."""
+    host, port = redis_address(redis_url)
+    require_service(host, port, f"Redis ({redis_url}, from REDIS_URL)")
     prefix = f"acp-deploy-{uuid.uuid4().hex[:12]}:"
+    environment = {"ACP_STORE": store_url(prefix, redis_url), **(env or {})}
     try:
-        with serve(command, env={"ACP_STORE": store_url(prefix), **(env or {})}, name=name) as target:
-            target.extra.update(redis_url=REDIS_URL, prefix=prefix, workers=WORKERS)
+        with serve(command, env=environment, name=name) as target:
+            target.extra.update(redis_url=redis_url, prefix=prefix, workers=WORKERS)
             yield target
     finally:
-        delete_prefix(REDIS_URL, prefix)
+        with contextlib.suppress(Exception):  # a test may have stopped that Redis
+            delete_prefix(redis_url, prefix)
 
 
 _GUNICORN = ["{python}", "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", "32"]
 _GUNICORN += ["--graceful-timeout", "3", "-b", "{host}:{port}"]
 
 
-def starlette_uvicorn_redis() -> contextlib.AbstractContextManager[Target]:
+def starlette_uvicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
     command = ["{python}", "-m", "uvicorn", "example_starlette.app:app", "--workers", str(WORKERS)]
     command += ["--host", "{host}", "--port", "{port}"]
-    return on_redis(command, name="starlette-uvicorn-redis")
+    return on_redis(command, name="starlette-uvicorn-redis", redis_url=redis_url)
 
 
-def flask_gunicorn_redis() -> contextlib.AbstractContextManager[Target]:
-    return on_redis([*_GUNICORN, "example_flask.app:app"], name="flask-gunicorn-redis")
+def flask_gunicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
+    return on_redis([*_GUNICORN, "example_flask.app:app"], name="flask-gunicorn-redis", redis_url=redis_url)
 
 
-def django_gunicorn_redis() -> contextlib.AbstractContextManager[Target]:
+def django_gunicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
     return on_redis(
         [*_GUNICORN, "example_django.wsgi:application"],
         name="django-gunicorn-redis",
         env={"DJANGO_SETTINGS_MODULE": "example_django.settings"},
+        redis_url=redis_url,
     )
 
 
@@ -78,4 +83,12 @@ DEPLOYMENTS = [
     Deployment("django-gunicorn-redis", django_gunicorn_redis, (pytest.mark.django, *_MARKS), True),
 ]
 
-__all__ = ["DEPLOYMENTS", "WORKERS", "on_redis", "store_url"]
+__all__ = [
+    "DEPLOYMENTS",
+    "WORKERS",
+    "django_gunicorn_redis",
+    "flask_gunicorn_redis",
+    "on_redis",
+    "starlette_uvicorn_redis",
+    "store_url",
+]

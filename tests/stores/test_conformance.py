@@ -46,6 +46,21 @@ async def new_run(store: Store, *, owner: str | None = None, session_id: uuid.UU
     return run
 
 
+async def settled(store: Store, run_id: uuid.UUID, count: int, within: float = 5.0) -> list[EventRecord]:
+    """The run's first ``count`` events, once they are all visible.
+
+    Appended events become visible soon, not necessarily when ``append_events`` returns: a store may
+    send them in batches (what it must keep is their order, and that a status change it records
+    later is never seen before them).
+    """
+    seen: list[EventRecord] = []
+    deadline = time.monotonic() + within
+    while len(seen) < count and time.monotonic() < deadline:
+        seen += await store.read_events(run_id, len(seen), timeout=max(0.0, deadline - time.monotonic()))
+    assert len(seen) == count, f"{len(seen)} of {count} events visible after {within} s"
+    return seen
+
+
 async def finish(store: Store, run_id: uuid.UUID, status: RunStatus = RunStatus.COMPLETED) -> None:
     assert await store.update_run(run_id, {"status": status, "finished_at": utc_now()}) is not None
 
@@ -211,13 +226,15 @@ async def test_a_reader_never_sees_a_status_before_its_event(stores: StoreScope)
             record = await other.get_run(run.run_id)
             assert record is not None
             if record.run.status is RunStatus.COMPLETED:
-                if await other.count_events(run.run_id) < 2:
+                if await other.count_events(run.run_id) < 7:
                     seen_early += 1
                 return
             await asyncio.sleep(0)
 
     async def complete(run: Run) -> None:
         await asyncio.sleep(0.001)
+        for i in range(5):  # appended just before: they too come before the new status
+            await store.append_events(run.run_id, [event(i, "message.part")])
         await store.transition(
             run.run_id,
             {"status": RunStatus.COMPLETED, "finished_at": utc_now()},
@@ -238,6 +255,7 @@ async def test_events_in_order_from_any_index(stores: StoreScope) -> None:
         events = [event(f"{batch}.{i}") for i in range(batch + 1)]
         await store.append_events(run.run_id, events)
         expected += events
+    assert await settled(other, run.run_id, len(expected)) == expected
     assert await other.count_events(run.run_id) == len(expected)
     for start in (0, 1, 7, len(expected) - 1):
         assert await other.read_events(run.run_id, start) == expected[start:]
@@ -249,16 +267,17 @@ async def test_many_events_from_many_appends(store: Store) -> None:
     run = await new_run(store)
     for i in range(2000):
         await store.append_events(run.run_id, [event(i, "message.part")])
-    events = await store.read_events(run.run_id, 1)
-    assert events == [event(i, "message.part") for i in range(2000)]
     assert await store.count_events(run.run_id) == 2001
+    events = await settled(store, run.run_id, 2001)
+    assert events[1:] == [event(i, "message.part") for i in range(2000)]
+    assert await store.read_events(run.run_id, 1) == events[1:]
 
 
 async def test_events_keep_their_bytes(store: Store) -> None:
     run = await new_run(store)
     data = '{"type":"message.part","part":{"content":"é\\n\\u0000 \\"q\\""}}'.encode()
     await store.append_events(run.run_id, [EventRecord("message.part", data), EventRecord("x", b"")])
-    assert await store.read_events(run.run_id, 1) == [
+    assert (await settled(store, run.run_id, 3))[1:] == [
         EventRecord("message.part", data),
         EventRecord("x", b""),
     ]

@@ -66,6 +66,12 @@ async def new_run(store: RedisStore) -> Run:
     return run
 
 
+async def append_then_count(store: RedisStore, run_id: uuid.UUID) -> None:
+    # Appends are sent in the background: a failed batch is reported by the next call on the run.
+    await store.append_events(run_id, [event(1)])
+    await store.count_events(run_id)
+
+
 async def seconds_until_unavailable(call: Callable[[], Awaitable[Any]]) -> float:
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="the store is unreachable"):
@@ -84,7 +90,7 @@ async def test_every_operation_fails_fast_while_redis_is_down_then_recovers(
         lambda: store.get_run(run_id),
         lambda: store.update_run(run_id, {"status": RunStatus.IN_PROGRESS}, expect={RunStatus.CREATED}),
         lambda: store.transition(run_id, {"status": RunStatus.FAILED}, expect={RunStatus.CREATED}, events=[]),
-        lambda: store.append_events(run_id, [event(1)]),
+        lambda: append_then_count(store, run_id),
         lambda: store.read_events(run_id, 0),
         lambda: store.read_events(run_id, 1, timeout=10),
         lambda: store.count_events(run_id),
@@ -105,8 +111,23 @@ async def test_every_operation_fails_fast_while_redis_is_down_then_recovers(
     server.start()  # empty: SHUTDOWN NOSAVE lost everything
     again = await new_run(store)
     await store.append_events(again.run_id, [event(1)])
+    assert await store.count_events(again.run_id) == 2
     assert await store.read_events(again.run_id, 0) == [event(0), event(1)]
     assert await store.update_run(again.run_id, {"status": RunStatus.IN_PROGRESS}) is not None
+
+
+async def test_connections_left_over_from_before_a_restart_are_replaced_unseen(
+    server: RedisServer, store: RedisStore
+) -> None:
+    runs = await asyncio.gather(*(new_run(store) for _ in range(10)))  # ten pooled connections
+    server.shutdown()
+    server.start()
+    # Each stale connection fails once and is reconnected by the retry: no caller sees it.
+    assert await asyncio.gather(*(store.get_run(run.run_id) for run in runs)) == [None] * 10
+    again = await asyncio.gather(*(new_run(store) for _ in range(10)))
+    assert all(
+        record is not None for record in await asyncio.gather(*(store.get_run(r.run_id) for r in again))
+    )
 
 
 async def test_a_blocked_reader_gives_up_soon_when_redis_goes_away(
@@ -170,7 +191,7 @@ async def test_a_frozen_redis_gives_store_unavailable_within_the_timeout(
     try:
         duration = await seconds_until_unavailable(lambda: store.get_run(run.run_id))
         assert 0.9 < duration < 2.5  # timeout=1.0: the deadline, not a hang
-        duration = await seconds_until_unavailable(lambda: store.append_events(run.run_id, [event(1)]))
+        duration = await seconds_until_unavailable(lambda: append_then_count(store, run.run_id))
         assert duration < 2.5
     finally:
         server.resume()
