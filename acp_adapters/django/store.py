@@ -363,8 +363,14 @@ class DjangoStore(Store):
         raise AssertionError("unreachable")
 
     def _pool(self) -> ThreadPoolExecutor:
-        # A pool inherited through fork has no threads: a forked worker makes its own.
         if self._executor is None or self._pid != os.getpid():
+            if self._pid and self._pid != os.getpid():
+                # Forked (gunicorn --preload): the parent's threads, connections and tasks are not ours.
+                self._connections = set()
+                self._listener = None
+                self.watcher = ChangeWatcher(
+                    self._counters, interval=self.watcher.interval, max_interval=self.watcher.max_interval
+                )
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="acp-django-store")
             self._pid = os.getpid()
         return self._executor
