@@ -52,16 +52,6 @@ KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {
         "DjangoStore on PostgreSQL: a text with U+0000 fails the run (jsonb rejects \\u0000 in snapshots)",
         True,
     ),
-    ("test_cancel_an_awaiting_run", "django-gunicorn-postgres"): (
-        "core _finish() sets the final status, then appends the final event in a second store call: "
-        "another worker can see 'cancelled' before run.cancelled is in the log (race)",
-        False,
-    ),
-    ("test_a_finished_run_has_its_final_event", "django-gunicorn-postgres"): (
-        "core _finish() sets the final status, then appends the final event in a second store call: "
-        "another worker can see the final status before the final event is in the log (race)",
-        False,
-    ),
 }
 
 

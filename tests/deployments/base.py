@@ -61,6 +61,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -194,7 +195,7 @@ class ContractClient(Protocol):
 class HttpxContractClient:
     """A :class:`ContractClient` over an ``httpx.Client`` (sockets, or Starlette's ``TestClient``)."""
 
-    def __init__(self, client: httpx.Client, base_url: str) -> None:
+    def __init__(self, client: httpx.Client | PerThreadClient, base_url: str) -> None:
         self.client = client
         self.base_url = base_url
 
@@ -215,6 +216,36 @@ class HttpxContractClient:
             key = name.lower()
             merged[key] = f"{merged[key]}, {value}" if key in merged else value
         return HttpResult(status=response.status_code, headers=merged, body=response.read())
+
+
+class PerThreadClient:
+    """An ``httpx.Client`` per calling thread, each opening a new connection per request.
+
+    Tests call one target from many threads at once; one shared sync pool across threads has been
+    seen to read from a socket another thread had just closed (EBADF).
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(
+                timeout=REQUEST_TIMEOUT, limits=httpx.Limits(max_connections=10, max_keepalive_connections=0)
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client.request(method, url, **kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
 
 @dataclass
@@ -349,10 +380,7 @@ def serve(
             if attempt == attempts or process.returncode is None:
                 raise
             continue
-        client = httpx.Client(
-            timeout=REQUEST_TIMEOUT,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=0),
-        )
+        client = PerThreadClient()
         try:
             contract_client = HttpxContractClient(client, base_url)
             yield Target(base_url=base_url, client=contract_client, name=name, server_log=log)
