@@ -18,6 +18,7 @@ raises :class:`ACPConfigurationError`, whose ``id`` is the one the system checks
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -63,10 +64,13 @@ class ACPConf:
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
+        # WSGI threads may ask at once: a REGISTRY factory must still be called only once.
+        self._lock = threading.Lock()
 
     def reload(self) -> None:
         """Forget what was resolved (``override_settings(ACP_ADAPTERS=...)`` calls this)."""
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     @property
     def configured(self) -> bool:
@@ -132,17 +136,22 @@ class ACPConf:
 
     # resolution -----------------------------------------------------------------------------------
     def _resolved(self, key: str, resolve: Callable[[Any], T]) -> T | None:
-        if key not in self._cache:
-            raw = self.raw
-            if key == "REGISTRY" and raw.get(key) is None:
-                raise _fail(
-                    "E003",
-                    "ACP_ADAPTERS['REGISTRY'] is not set: there are no agents to serve.",
-                    "Set it to the dotted path of an AgentRegistry, or of a function returning one.",
-                )
-            value = raw.get(key)
-            self._cache[key] = None if value is None else resolve(self._import(key, value))
-        return cast("T | None", self._cache[key])
+        if key in self._cache:
+            return cast("T | None", self._cache[key])
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._resolve(key, resolve)
+            return cast("T | None", self._cache[key])
+
+    def _resolve(self, key: str, resolve: Callable[[Any], T]) -> T | None:
+        value = self.raw.get(key)
+        if value is None and key == "REGISTRY":
+            raise _fail(
+                "E003",
+                "ACP_ADAPTERS['REGISTRY'] is not set: there are no agents to serve.",
+                "Set it to the dotted path of an AgentRegistry, or of a function returning one.",
+            )
+        return None if value is None else resolve(self._import(key, value))
 
     @staticmethod
     def _import(key: str, value: Any) -> Any:
