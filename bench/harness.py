@@ -297,6 +297,17 @@ class BenchRun:
                     self.record("stream", server, rep, result, n=n)
                     if result.get("timed_out"):
                         gave_up[name] = n
+        # A deployment that finished fewer than two N has no exponent yet: fit it on smaller N.
+        for server in servers:
+            limit = gave_up.get(server.deployment.name)
+            finished = [n for n in self.options.stream_ns if limit is None or n < limit]
+            if limit is None or len(finished) >= 2:
+                continue
+            smallest = min(finished or [limit])
+            for n in (smallest // 4, smallest // 2):
+                for rep in range(self.options.reps):
+                    job = self.job(server, kind="stream", n=n, timeout=self.options.stream_timeout)
+                    self.record("stream", server, rep, self.measure(job), n=n, probe=True)
 
     def memory(self, deployments: list[Deployment]) -> None:
         for deployment in deployments:

@@ -104,14 +104,10 @@ class _View:
         if name == _ACP_SDK or _ACP_SDK not in self.measured:
             return to_floor, "-"
         reference = self.summary(scenario, _ACP_SDK, key, n)
-        if (
-            reference is None
-            and value is not None
-            and any(m.get("timed_out") for m in self.entries(scenario, _ACP_SDK, n))
-        ):
-            # acp-sdk did not finish: its rate is below (all events) / timeout.
-            bound = (n or 0) / self.options["stream_timeout"]
-            return to_floor, _ratio(value.median / bound, "> ") if bound else "-"
+        timed_out = [m["n"] for m in self.entries(scenario, _ACP_SDK) if m.get("timed_out")]
+        if reference is None and value is not None and n and timed_out and n >= min(timed_out):
+            # acp-sdk did not finish this N (or a smaller one): its rate is below N / timeout.
+            return to_floor, _ratio(value.median * self.options["stream_timeout"] / n, "> ")
         return to_floor, _ratio(ratio(value, reference))
 
 
@@ -147,10 +143,15 @@ def _load_table(view: _View, scenario: str) -> list[str]:
     return _table(header, rows)
 
 
+def _stream_ns(view: _View, name: str) -> list[int]:
+    """Every N streamed by ``name`` (the harness adds smaller N for a deployment that was too slow)."""
+    return sorted({int(m["n"]) for m in view.entries("stream", name)})
+
+
 def _stream_points(view: _View, name: str) -> tuple[list[tuple[float, float]], float | None]:
     """(N, median seconds) of the finished streams, and a lower bound on b if a larger N timed out."""
     points: list[tuple[float, float]] = []
-    for n in view.options["stream_ns"]:
+    for n in _stream_ns(view, name):
         elapsed = view.summary("stream", name, "elapsed", n)
         if elapsed is not None:
             points.append((n, elapsed.median))
@@ -172,7 +173,8 @@ def _exponent(view: _View, name: str) -> str:
 def _stream_table(view: _View) -> list[str]:
     header = ["deployment", "N", "total s", "events/s", "first event ms", "x floor", "x acp-sdk", "failed"]
     rows = []
-    for n in view.options["stream_ns"]:
+    every_n = sorted({int(m["n"]) for m in view.results["measurements"] if m["scenario"] == "stream"})
+    for n in every_n:
         for name in view.measured:
             entries = view.entries("stream", name, n)
             if not entries:
@@ -287,8 +289,8 @@ def _targets(view: _View) -> list[str]:
         clients = (1, 16) if name == "starlette" else (16,)
         for c in clients:
             if view.entries(f"sync-{c}", name):
-                target(f"{label}: sync echo, {c} clients, >= 0.5x floor", by_ratio(f"sync-{c}", name, "rate"),
-                       0.5, True, lambda v: f"{v:.2f}x")  # fmt: skip
+                what = f"{label}: sync echo, {c} client{'s' if c > 1 else ''}, >= 0.5x floor"
+                target(what, by_ratio(f"sync-{c}", name, "rate"), 0.5, True, "{:.2f}x".format)
         if view.entries("stream", name):
             points, bound = _stream_points(view, name)
             b = power_law_exponent(points) if bound is None else None
