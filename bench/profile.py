@@ -103,7 +103,7 @@ def _profile(args: argparse.Namespace, code: Path) -> int:
     if py_spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     deployment = by_name(args.deployment)
-    run = harness.BenchRun(harness.Options(), code)
+    run = harness.BenchRun(harness.Options(deployments=(deployment.name,)), code)
     if run.available([deployment]) != [deployment]:
         raise SystemExit(f"{deployment.name}: {run.results.deployments[deployment.name]['note']}")
     out = REPO / "bench" / "results" / f"profile-{deployment.name}-{args.load}-{time.strftime('%H%M%S')}.txt"
