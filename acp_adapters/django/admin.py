@@ -65,7 +65,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="snapshot")
     def pretty_snapshot(self, run: Run) -> str:
-        return _pretty(run.snapshot)
+        return _pretty(json.loads(run.snapshot))
 
 
 @admin.register(RunEvent)

@@ -12,6 +12,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -64,6 +65,10 @@ _TRAILING_UUID = re.compile(
 )
 
 
+def _json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for index in range(0, len(items), _CHUNK):
         yield items[index : index + _CHUNK]
@@ -87,7 +92,7 @@ def create_run(
             session_id=run.session_id,
             status=run.status.value,
             owner=record.owner,
-            snapshot=snapshot,
+            snapshot=_json(snapshot),
             event_count=1,
             # A worker that dies before its first renewal still leaves a run that can be found lost.
             lease_expires_at=now + timedelta(seconds=initial_lease),
@@ -110,7 +115,7 @@ def get_run(using: str, run_id: uuid.UUID, now: datetime, retention: float) -> R
     )
     if row is None:
         return None
-    return RunRecord(run=Run.model_validate(row[0]), owner=row[1])
+    return RunRecord(run=Run.model_validate_json(row[0]), owner=row[1])
 
 
 class Seen(NamedTuple):
@@ -155,7 +160,8 @@ def update_run(
             )
             if row is None:
                 return None
-            snapshot, owner, version = row
+            text, owner, version = row
+            snapshot = json.loads(text)
             if expected is not None and snapshot["status"] not in expected:
                 return None
         else:
@@ -168,7 +174,7 @@ def update_run(
         count = None
         with transaction.atomic(using=using):
             updated = runs.filter(pk=run_id, version=version).update(
-                snapshot=written,
+                snapshot=_json(written),
                 status=run.status.value,
                 session_id=run.session_id,
                 version=version + 1,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from django.db import models
 
@@ -30,8 +29,9 @@ class Run(models.Model):
     )
     status: models.CharField[str, str] = models.CharField(max_length=16)
     owner: models.CharField[str | None, str | None] = models.CharField(max_length=255, null=True, blank=True)
-    #: The ``Run`` as the API shows it (``Run.model_dump(mode="json")``).
-    snapshot: models.JSONField[Any, Any] = models.JSONField()
+    #: The ``Run`` as the API shows it, as JSON text (not ``jsonb``, which refuses the ``\u0000`` that a
+    #: message may hold).
+    snapshot: models.TextField[str, str] = models.TextField()
     #: Bumped by every snapshot change: the compare of compare-and-set.
     version: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
     #: How many events the run has (the next event's ``seq``).

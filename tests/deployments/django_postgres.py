@@ -61,7 +61,9 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn_postgres(*, workers: int = WORKERS, lease_ttl: float = 10.0) -> Iterator[Target]:
+def gunicorn_postgres(
+    *, workers: int = WORKERS, lease_ttl: float = 10.0, write_behind: bool = False
+) -> Iterator[Target]:
     """Start the deployment (see the module docstring); ``Target.extra`` has ``database_url``."""
     parts = urlsplit(DATABASE_URL)
     require_service(parts.hostname or "127.0.0.1", parts.port or 5432, f"PostgreSQL ({DATABASE_URL})")
@@ -70,6 +72,7 @@ def gunicorn_postgres(*, workers: int = WORKERS, lease_ttl: float = 10.0) -> Ite
             "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
             "ACP_DEPLOY_DATABASE_URL": url,
             "ACP_LEASE_TTL": str(lease_ttl),
+            "ACP_WRITE_BEHIND": "1" if write_behind else "",
         }
         migrate(env)
         command = ["{python}", "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", "32"]

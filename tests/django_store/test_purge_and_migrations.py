@@ -115,3 +115,27 @@ def _tables(alias: str) -> set[str]:
     from django.db import connections
 
     return set(connections[alias].introspection.table_names())
+
+
+def test_snapshots_written_as_json_before_0003_are_read_after_it(alias: str) -> None:
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    call_command("migrate", "acp_adapters", "0002", database=alias, verbosity=0)
+    old_apps = (
+        MigrationExecutor(connections[alias]).loader.project_state(("acp_adapters", "0002_run_worker")).apps
+    )
+    run = Run(agent_name="echo", status=RunStatus.COMPLETED)
+    now = timezone.now()
+    old_apps.get_model("acp_adapters", "Run").objects.using(alias).create(
+        id=run.run_id,
+        agent_name="echo",
+        status="completed",
+        snapshot=run.model_dump(mode="json"),
+        created_at=now,
+        updated_at=now,
+        finished_at=now,
+    )
+    call_command("migrate", "acp_adapters", database=alias, verbosity=0)
+    record = db_ops.get_run(alias, run.run_id, timezone.now(), HOUR)
+    assert record is not None and record.run == run

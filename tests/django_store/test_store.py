@@ -326,3 +326,14 @@ async def test_write_behind_reports_a_lost_batch_on_the_next_call(
     finally:
         await store.close()
         django_db_blocker.restore()
+
+
+async def test_a_run_whose_output_holds_nul_is_kept(make_store: StoreFactory) -> None:
+    from acp_adapters.core.models import Message, MessagePart
+
+    store, other = make_store(), make_store()
+    run = await new_run(store)
+    output = [Message(role="agent/echo", parts=[MessagePart(content="before\x00after")])]
+    assert await store.update_run(run.run_id, {"status": RunStatus.COMPLETED, "output": output}) is not None
+    record = await other.get_run(run.run_id)
+    assert record is not None and record.run.output[0].parts[0].content == "before\x00after"
