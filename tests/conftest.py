@@ -48,10 +48,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 #: Strict entries are deterministic and fail (XPASS) the day the bug is fixed: then remove them.
 #: Non-strict entries are races the test catches often but not always.
 KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {
-    ("test_text_with_nul_survives_a_run", "django-gunicorn-postgres"): (
-        "DjangoStore on PostgreSQL: a text with U+0000 fails the run (jsonb rejects \\u0000 in snapshots)",
-        True,
-    ),
 }
 
 
