@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Context", "SessionContext"]
 
 logger = logging.getLogger("acp_adapters")
+_EVENT_LOCK = threading.Lock()
 
 
 class SessionContext:
@@ -93,13 +94,31 @@ class Context:
         self.agent_name = agent_name
         self.session = session
         self.owner = owner
-        self.cancel_event = threading.Event()
+        self._cancelled = False
+        self._cancel_event: threading.Event | None = None
         self._sink = sink
 
     @property
     def cancelled(self) -> bool:
         """Whether the run was cancelled."""
-        return self.cancel_event.is_set()
+        return self._cancelled
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """A ``threading.Event`` set when the run is cancelled, for sync agents to wait on."""
+        with _EVENT_LOCK:  # made on first use: most agents never ask for it
+            if self._cancel_event is None:
+                self._cancel_event = threading.Event()
+                if self._cancelled:
+                    self._cancel_event.set()
+            return self._cancel_event
+
+    def mark_cancelled(self) -> None:
+        """Called by the engine when a client cancels the run."""
+        with _EVENT_LOCK:
+            self._cancelled = True
+            if self._cancel_event is not None:
+                self._cancel_event.set()
 
     async def yield_async(self, value: Any) -> Any:
         """Yield ``value`` from an async agent's nested code; returns the resume value, if any."""

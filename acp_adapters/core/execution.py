@@ -113,7 +113,7 @@ class RunExecution:
     # commands from the engine (same loop) ---------------------------------------------------------
     def cancel(self) -> None:
         """Stop the agent: the run ends ``cancelled`` once the agent has let go."""
-        self.context.cancel_event.set()
+        self.context.mark_cancelled()
         self.cancel_scope.cancel()
         if self.resume is not None and not self.resume.done():
             self.resume.set_exception(RunCancelled())

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +25,9 @@ from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
 __all__ = ["MemoryStore"]
 
 _TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
+#: Finished runs kept unpacked, newest first, so that the readers of a run that just ended (a sync
+#: request, a stream) read its events without unpacking them.
+_UNPACKED_FINISHED = 256
 
 
 class _RunSlot:
@@ -83,6 +86,7 @@ class MemoryStore(Store):
     def __init__(self, *, retention: float = 3600.0, max_finished_runs: int = 10_000) -> None:
         self.retention = retention
         self.max_finished_runs = max_finished_runs
+        self._to_pack: deque[_RunSlot] = deque()
         self._runs: dict[uuid.UUID, _RunSlot] = {}
         self._finished: OrderedDict[uuid.UUID, float] = OrderedDict()
         self._sessions: dict[uuid.UUID, SessionRecord] = {}
@@ -149,7 +153,9 @@ class MemoryStore(Store):
         slot.events.extend(events)
         slot.count += len(events)
         if events[-1].type in _TERMINAL_EVENTS:
-            slot.pack()
+            self._to_pack.append(slot)
+            if len(self._to_pack) > _UNPACKED_FINISHED:
+                self._to_pack.popleft().pack()
         if slot.waiters:
             slot.wake()
 
