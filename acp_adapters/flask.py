@@ -18,11 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import click
-from flask import Blueprint, Flask, current_app, request
-from flask import Response as FlaskResponse
-from flask.blueprints import BlueprintSetupState
-from werkzeug.routing import Rule
+try:
+    import click
+    from flask import Blueprint, Flask, current_app, request
+    from flask import Response as FlaskResponse
+    from flask.blueprints import BlueprintSetupState
+    from werkzeug.routing import Rule
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("acp_adapters.flask needs Flask: pip install 'acp-adapters[flask]'") from exc
 
 from .bridge import SyncBridge, SyncStreamResponse
 from .core.agents import AgentRegistry
