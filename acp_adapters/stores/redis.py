@@ -30,6 +30,7 @@ from acp_adapters.stores.redis_codec import (
     WORKER_FIELD,
     decode_events,
     decode_run,
+    decode_script_events,
     decode_signal,
     decode_status,
     encode_run_fields,
@@ -88,6 +89,9 @@ class RedisStore(RedisSessions, Store):
             options=redis_options,
         )
         self._outbox = Outbox(self._append_now)
+        #: The runs this instance created and has not seen end: it executes them, it writes their
+        #: events (announced to its own readers in-process), and it just leased them.
+        self._local_runs: dict[uuid.UUID, tuple[float, float]] = {}
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -116,6 +120,7 @@ class RedisStore(RedisSessions, Store):
         for event in events:
             args += [event.type, event.data]
         await self._redis.script("APPEND_EVENTS", [self._run_keys(run_id)[1]], args)
+        self._redis.notifier.wake(args[0])
 
     async def start(self) -> None:
         # A worker that starts while Redis is down still serves what needs no store (the agent
@@ -157,6 +162,9 @@ class RedisStore(RedisSessions, Store):
             first_event.data,
         ]
         await self._redis.script("CREATE_RUN", [run_key, events_key, self._key("leases")], args + fields)
+        if len(self._local_runs) >= 100_000:  # runs that never ended here (their task was lost)
+            del self._local_runs[next(iter(self._local_runs))]
+        self._local_runs[record.run.run_id] = (time.monotonic(), self.lease_ttl)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         client = self._redis.client
@@ -211,8 +219,12 @@ class RedisStore(RedisSessions, Store):
             args += [event.type, event.data]
         keys = [*self._run_keys(run_id), self._key("leases"), self._key("finished")]
         result = await self._redis.script("UPDATE_RUN", keys, args)
+        if terminal:
+            self._local_runs.pop(run_id, None)
         if not result:
             return None
+        if events:
+            self._redis.notifier.wake(self._redis.channel("events", run_id))
         flat, finished = result
         if finished > self.max_finished_runs:
             await self._evict(finished - self.max_finished_runs)
@@ -247,11 +259,9 @@ class RedisStore(RedisSessions, Store):
         timeout: float = 0.0,
     ) -> list[EventRecord]:
         key = self._run_keys(run_id)[1]
-        client = self._redis.client
-        with self._redis.reachable():
-            entries = await client.xrange(key, f"0-{start + 1}", "+")
-            if entries or timeout <= 0 or not await client.exists(key):
-                return decode_events(entries)
+        entries = await self._redis.script("READ_EVENTS", [key], [f"0-{start + 1}"])
+        if entries or timeout <= 0 or entries is None:  # None: the run is gone
+            return decode_script_events(entries or [])
         return await self._wait_for_events(run_id, key, start, timeout)
 
     async def _wait_for_events(
@@ -259,12 +269,14 @@ class RedisStore(RedisSessions, Store):
     ) -> list[EventRecord]:
         """Wait on the run's channel, looking at the stream after each wake-up.
 
-        A blip of Redis shorter than ``outage_grace`` (a failover, a restart) goes unnoticed by the
-        reader; a longer outage raises :class:`StoreUnavailable`.
+        The events of a run executed by this process are announced in-process (no subscription);
+        those of any other run by its channel. A blip of Redis shorter than ``outage_grace`` (a
+        failover, a restart) goes unnoticed by the reader; a longer outage raises StoreUnavailable.
         """
         deadline = time.monotonic() + wait
         failing_since: float | None = None
-        async with self._redis.notifier.watch(self._redis.channel("events", run_id)) as watch:
+        channel = self._redis.channel("events", run_id)
+        async with self._redis.notifier.watch(channel, local=run_id in self._local_runs) as watch:
             while True:
                 try:
                     with self._redis.reachable():
@@ -286,12 +298,12 @@ class RedisStore(RedisSessions, Store):
     # signals --------------------------------------------------------------------------------------
     async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
         run_key, _, signals_key = self._run_keys(run_id)
-        args = [encode_signal(signal), self._live_ttl, self._redis.channel("signal", run_id)]
+        args = [encode_signal(signal), self._live_ttl, self._redis.notifier.home, str(run_id)]
         await self._redis.script("SEND_SIGNAL", [run_key, signals_key], args)
 
     async def receive_signal(self, run_id: uuid.UUID) -> Signal:
         key = self._run_keys(run_id)[2]
-        async with self._redis.notifier.watch(self._redis.channel("signal", run_id)) as watch:
+        async with self._redis.notifier.watch_home(str(run_id)) as watch:
             while True:
                 try:
                     with self._redis.reachable():
@@ -307,6 +319,10 @@ class RedisStore(RedisSessions, Store):
     # liveness -------------------------------------------------------------------------------------
     async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:
         self.lease_ttl = ttl
+        now = time.monotonic()
+        # A run created here a moment ago holds the lease its creation gave it: no round trip for it.
+        fresh = {run_id for run_id, (created, lease) in self._local_runs.items() if now - created < lease / 3}
+        run_ids = [run_id for run_id in run_ids if run_id not in fresh]
         if not run_ids:
             return
         keys = [self._key("leases")]

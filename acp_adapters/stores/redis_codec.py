@@ -6,7 +6,9 @@ import json
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import TypeAdapter
 
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal
@@ -16,6 +18,7 @@ __all__ = [
     "WORKER_FIELD",
     "decode_events",
     "decode_run",
+    "decode_script_events",
     "decode_signal",
     "decode_status",
     "encode_run_fields",
@@ -25,7 +28,6 @@ __all__ = [
     "worker_name",
 ]
 
-_RUN_FIELDS = frozenset(Run.model_fields)
 #: The hash fields of a run's owner and of the worker executing it (``host:pid``, for operators and
 #: tests); not ``Run`` fields (``~``), so they cannot clash with one.
 OWNER_FIELD = "~owner"
@@ -38,15 +40,26 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def encode_run_fields(values: Mapping[str, Any]) -> list[str]:
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    field = Run.model_fields[name]
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
+    annotated: Any = Annotated  # the field's type with its serializer (the timestamps' "Z")
+    return TypeAdapter(annotated[tuple([field.annotation, *field.metadata])])
+
+
+#: One serializer per ``Run`` field (what ``Run`` itself would write for it, as JSON).
+_FIELD_ADAPTERS: dict[str, TypeAdapter[Any]] = {name: _field_adapter(name) for name in Run.model_fields}
+
+
+def encode_run_fields(values: Mapping[str, Any]) -> list[str | bytes]:
     """``Run`` fields as hash fields and values, flat, one JSON value each."""
-    unknown = set(values) - _RUN_FIELDS
-    if unknown:
-        raise ValueError(f"not fields of a run: {', '.join(sorted(unknown))}")
-    dumped = Run.model_construct(**values).model_dump(mode="json", include=set(values), warnings=False)
-    flat: list[str] = []
-    for name, value in dumped.items():
-        flat += [name, json.dumps(value, separators=(",", ":"))]
+    flat: list[str | bytes] = []
+    for name, value in values.items():
+        adapter = _FIELD_ADAPTERS.get(name)
+        if adapter is None:
+            raise ValueError(f"not a field of a run: {name}")
+        flat += [name, adapter.dump_json(value, warnings=False)]
     return flat
 
 
@@ -76,6 +89,11 @@ def decode_run(fields: Mapping[bytes, bytes]) -> RunRecord:
 def decode_events(entries: Any) -> list[EventRecord]:
     """Stream entries (``[(id, {b"t": type, b"d": data}), ...]``) as event records."""
     return [EventRecord(fields[b"t"].decode(), fields[b"d"]) for _, fields in entries]
+
+
+def decode_script_events(entries: Any) -> list[EventRecord]:
+    """Stream entries as a script returns them (``[[id, [b"t", type, b"d", data]], ...]``)."""
+    return [EventRecord(fields[1].decode(), fields[3]) for _, fields in entries]
 
 
 def encode_signal(signal: Signal) -> bytes:

@@ -103,7 +103,7 @@ class RedisConnection:
         return self._notifier
 
     def channel(self, kind: str, run_id: object) -> str:
-        """The pub/sub channel announcing a run's ``events`` or ``signal``."""
+        """The pub/sub channel announcing a run's ``events``."""
         self.client  # noqa: B018 - names the channels after the database
         return f"{self._channels}:{kind}:{run_id}"
 

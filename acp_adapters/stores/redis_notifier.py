@@ -10,6 +10,8 @@ Rules this module keeps:
 * A waiter holds no Redis connection: however many runs are awaited or streamed here, this process
   has one pub/sub connection. It subscribes to a run's channel while someone here waits on it (and a
   little longer, so that a stream waiting again and again does not churn subscriptions).
+* Rare messages (signals) go to every process on one "home" channel, keyed by run: the worker of a
+  run waits for its signals without a subscription of its own (most runs never get one).
 * A waiter knows when its subscription is live (the server confirmed it): after that, anything
   written to the run is announced to it, so looking once more then waiting misses nothing.
 * Closing stops it even if a library swallows the task's cancellation (see ``redis_connection``).
@@ -40,22 +42,27 @@ _LINGER = 5.0
 
 
 class _Channel:
-    __slots__ = ("confirmed", "idle_since", "waiters")
+    __slots__ = ("confirmed", "idle_since", "remote", "waiters")
 
     def __init__(self) -> None:
         self.waiters: set[asyncio.Event] = set()
+        #: Whether a waiter needs the subscription (not only in-process wake-ups).
+        self.remote = False
         #: Resolved when the server confirmed the subscription on the current connection.
         self.confirmed: asyncio.Future[None] | None = None
         self.idle_since: float | None = None
 
 
 class Watch:
-    """A waiter on one channel (see :meth:`Notifier.watch`)."""
+    """A waiter (see :meth:`Notifier.watch`)."""
 
-    def __init__(self, notifier: Notifier, channel: str, state: _Channel) -> None:
+    def __init__(
+        self, notifier: Notifier, channel: str | None, state: _Channel, *, local: bool = False
+    ) -> None:
         self._notifier = notifier
         self._channel = channel
         self._state = state
+        self._local = local
         self.woken = asyncio.Event()
 
     async def wait(self, seconds: float) -> None:
@@ -65,7 +72,7 @@ class Watch:
         within half a second, and at once when the subscription has just become live.
         """
         confirmed = self._state.confirmed
-        if confirmed is None or not confirmed.done():
+        if not self._local and (confirmed is None or not confirmed.done()):
             if await self._notifier._subscribed(self._channel, self._state):
                 return
             seconds = min(seconds, 0.5)
@@ -75,41 +82,80 @@ class Watch:
 
 
 class Notifier:
-    """Wakes the local waiters of pub/sub channels, over one connection of ``client``'s pool."""
+    """Wakes the local waiters of pub/sub channels, over one connection of ``client``'s pool.
+
+    ``home`` is always subscribed; a message on it names the key (a run id) whose waiters to wake.
+    """
 
     def __init__(self, client: Redis, home: str, *, timeout: float) -> None:
         self._client = client
-        self._home = home  # always subscribed: keeps the connection open with no waiter
+        self.home = home
         self._timeout = timeout
+        self._home = _Channel()
         self._channels: dict[str, _Channel] = {}
+        self._keyed: dict[str, _Channel] = {}
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     @contextlib.asynccontextmanager
-    async def watch(self, channel: str) -> AsyncIterator[Watch]:
-        """Wait on ``channel`` within the block: look at the data, then ``await watch.wait(...)``, repeat."""
-        self._ensure_running()
+    async def watch(self, channel: str, *, local: bool = False) -> AsyncIterator[Watch]:
+        """Wait on ``channel`` within the block: look at the data, then ``await watch.wait(...)``, repeat.
+
+        ``local``: what the waiter waits for is written by this process, which calls :meth:`wake`;
+        no subscription is needed (the waiter still looks again now and then on its own).
+        """
         state = self._channels.get(channel)
         if state is None:
             state = self._channels[channel] = _Channel()
-        watch = Watch(self, channel, state)
+        state.remote = state.remote or not local
+        async with self._waiting(None if local else channel, state, local=local) as watch:
+            yield watch
+
+    def wake(self, channel: str) -> None:
+        """Wake this process's waiters on ``channel`` (something was written here)."""
+        state = self._channels.get(channel)
+        if state is not None:
+            for woken in state.waiters:
+                woken.set()
+
+    @contextlib.asynccontextmanager
+    async def watch_home(self, key: str) -> AsyncIterator[Watch]:
+        """Like :meth:`watch`, for the messages ``key`` on the home channel."""
+        state = self._keyed.get(key)
+        if state is None:
+            state = self._keyed[key] = _Channel()
+        state.confirmed = self._home.confirmed
+        async with self._waiting(None, state) as watch:
+            yield watch
+
+    @contextlib.asynccontextmanager
+    async def _waiting(
+        self, channel: str | None, state: _Channel, *, local: bool = False
+    ) -> AsyncIterator[Watch]:
+        self._ensure_running()
+        watch = Watch(self, channel, state, local=local)
         state.waiters.add(watch.woken)
         state.idle_since = None
         try:
-            await self._subscribed(channel, state)
+            if not local:
+                await self._subscribed(channel, state)
             yield watch
         finally:
             state.waiters.discard(watch.woken)
             if not state.waiters:
                 state.idle_since = time.monotonic()
+                if channel is None and not local:
+                    self._keyed = {k: v for k, v in self._keyed.items() if v.waiters}
 
-    async def _subscribed(self, channel: str, state: _Channel) -> bool:
-        """Make the subscription live if it is not; whether it is live now."""
+    async def _subscribed(self, channel: str | None, state: _Channel) -> bool:
+        """Make the subscription live if it is not (``None``: the home channel's); whether it is live."""
         pubsub = self._pubsub
         if pubsub is None:
             return False  # the listener reconnects, resubscribes and wakes everyone
-        if state.confirmed is None:
+        if channel is None:
+            state.confirmed = self._home.confirmed
+        elif state.confirmed is None:
             state.confirmed = asyncio.get_running_loop().create_future()
             try:
                 with anyio.fail_after(self._timeout):
@@ -117,6 +163,8 @@ class Notifier:
             except (RedisError, OSError):
                 return False
         confirmed = state.confirmed
+        if confirmed is None:
+            return False
         with anyio.move_on_after(self._timeout):
             await asyncio.shield(confirmed)
         return confirmed.done()
@@ -134,20 +182,33 @@ class Notifier:
         if (self._task is None or self._task.done()) and not self._closing:
             self._task = asyncio.get_running_loop().create_task(self._listen(), name="acp-redis-notifier")
 
+    def _states(self) -> list[_Channel]:
+        return [*self._channels.values(), *self._keyed.values()]
+
     def _wake_all(self) -> None:
-        for state in self._channels.values():
+        for state in self._states():
             for woken in state.waiters:
                 woken.set()
+
+    def _reset(self, live: bool) -> None:
+        """New subscription futures for every channel (or none, while disconnected)."""
+        loop = asyncio.get_running_loop()
+        self._home.confirmed = loop.create_future() if live else None
+        for state in self._channels.values():
+            state.confirmed = loop.create_future() if live and state.remote else None
+        for state in self._keyed.values():
+            state.confirmed = self._home.confirmed
 
     async def _listen(self) -> None:
         backoff = 0.1
         while not self._closing:
             pubsub = self._client.pubsub()
             try:
-                for state in self._channels.values():
-                    state.confirmed = asyncio.get_running_loop().create_future()
+                self._reset(live=True)
                 with anyio.fail_after(self._timeout):
-                    await pubsub.subscribe(self._home, *self._channels)
+                    await pubsub.subscribe(
+                        self.home, *(c for c, state in self._channels.items() if state.remote)
+                    )
                 self._pubsub = pubsub
                 self._wake_all()  # whatever was written while we were not listening
                 backoff = 0.1
@@ -160,8 +221,7 @@ class Notifier:
                 backoff = min(backoff * 2, 2.0)
             finally:
                 self._pubsub = None
-                for state in self._channels.values():
-                    state.confirmed = None
+                self._reset(live=False)
                 self._wake_all()
                 with contextlib.suppress(Exception), anyio.move_on_after(self._timeout, shield=True):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -171,21 +231,23 @@ class Notifier:
         while not self._closing:
             message: Any = await pubsub.get_message(timeout=1.0)
             if message is not None:
-                channel = message["channel"].decode()
-                state = self._channels.get(channel)
-                if state is not None and message["type"] == "message":
-                    for woken in state.waiters:
-                        woken.set()
-                elif (
-                    state is not None
-                    and message["type"] == "subscribe"
-                    and state.confirmed is not None
-                    and not state.confirmed.done()
-                ):
-                    state.confirmed.set_result(None)
+                self._deliver(message["type"], message["channel"].decode(), message["data"])
             if time.monotonic() - last_sweep >= 1.0:
                 last_sweep = time.monotonic()
                 await self._unsubscribe_idle(pubsub, last_sweep)
+
+    def _deliver(self, kind: str, channel: str, data: Any) -> None:
+        if channel == self.home:
+            state = self._keyed.get(data.decode()) if kind == "message" else self._home
+        else:
+            state = self._channels.get(channel)
+        if state is None:
+            return
+        if kind == "message":
+            for woken in state.waiters:
+                woken.set()
+        elif kind == "subscribe" and state.confirmed is not None and not state.confirmed.done():
+            state.confirmed.set_result(None)
 
     async def _unsubscribe_idle(self, pubsub: PubSub, now: float) -> None:
         idle = [
@@ -193,8 +255,7 @@ class Notifier:
             for channel, state in self._channels.items()
             if not state.waiters and state.idle_since is not None and now - state.idle_since >= _LINGER
         ]
-        for channel in idle:
-            del self._channels[channel]
-        if idle:
+        subscribed = [channel for channel in idle if self._channels.pop(channel).remote]
+        if subscribed:
             with anyio.fail_after(self._timeout):
-                await pubsub.unsubscribe(*idle)
+                await pubsub.unsubscribe(*subscribed)

@@ -16,6 +16,7 @@ __all__ = [
     "CREATE_RUN",
     "EXTEND_SESSION",
     "FIND_LOST_RUNS",
+    "READ_EVENTS",
     "RENEW_LEASES",
     "SEND_SIGNAL",
     "UPDATE_RUN",
@@ -97,13 +98,21 @@ redis.call('PUBLISH', ARGV[1], n)
 return n
 """
 
-#: KEYS: run hash, signals list. ARGV: signal, ttl ms, signal channel.
-#: The list keeps the signal until the executing worker takes it; the message only wakes it.
+#: KEYS: events stream. ARGV: first stream id. Returns false when the run is gone, else its events from
+#: there (``XRANGE``, unparsed: ``{{id, {"t", type, "d", data}}, ...}``).
+READ_EVENTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('XRANGE', KEYS[1], ARGV[1], '+')
+"""
+
+#: KEYS: run hash, signals list. ARGV: signal, ttl ms, home channel, run id.
+#: The list keeps the signal until the executing worker takes it; the message (to every process: signals
+#: are rare) only wakes it.
 SEND_SIGNAL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PUBLISH', ARGV[3], 1)
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
 

@@ -1,8 +1,8 @@
 """Sessions and resources in Redis (the part of :class:`RedisStore` that is not about runs).
 
 A session is a hash (``id``, ``state``, ``owner``) and a list of history URLs, appended with ``RPUSH`` in
-one script so that two runs ending at once in one session both land; a resource is a hash (``data``,
-``owner``). Both live ``retention`` seconds after they were last written.
+one script so that two runs ending at once in one session both land; a resource is a string (and its
+owner another, ``:owner``). Both live ``retention`` seconds after they were last written.
 """
 
 from __future__ import annotations
@@ -93,20 +93,19 @@ class RedisSessions:
 
     # resources ------------------------------------------------------------------------------------
     async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
-        key = f"{self.prefix}resource:{resource_id}"
-        fields: dict[str, bytes | str] = {"data": data}
-        if owner is not None:
-            fields["owner"] = owner
+        key, ttl = f"{self.prefix}resource:{resource_id}", milliseconds(self.retention)
         client = self._redis.client
         with self._redis.reachable():
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-                pipe.pexpire(key, milliseconds(self.retention))
+            if owner is None:
+                await client.set(key, data, px=ttl)
+                return
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.set(key, data, px=ttl)
+                pipe.set(key + ":owner", owner, px=ttl)
                 await pipe.execute()
 
     async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
         client = self._redis.client
         with self._redis.reachable():
-            data: Any = await client.hget(f"{self.prefix}resource:{resource_id}", "data")
+            data: Any = await client.get(f"{self.prefix}resource:{resource_id}")
         return None if data is None else bytes(data)

@@ -100,7 +100,7 @@ async def test_every_operation_fails_fast_while_redis_is_down_then_recovers(
         lambda: store.extend_session(other, ["u"]),
         lambda: store.put_resource(other, b"x"),
         lambda: store.get_resource(other),
-        lambda: store.renew_leases([run_id], 1.0),
+        lambda: store.renew_leases([other], 1.0),
         lambda: store.find_lost_runs(),
     ]
     durations = [await seconds_until_unavailable(call) for call in calls]

@@ -202,24 +202,43 @@ async def test_waiters_hold_no_connection_each(prefix: str, raw: redis.Redis) ->
     store = RedisStore.from_url(REDIS_URL, prefix=prefix, client_name=name, max_connections=3)
     sender = RedisStore.from_url(REDIS_URL, prefix=prefix)
     try:
+        # Runs this process executes wait for signals; runs another process executes are followed.
         runs = [Run(agent_name="echo") for _ in range(100)]
+        followed = [Run(agent_name="echo") for _ in range(100)]
         for run in runs:
             await store.create_run(RunRecord(run=run), event(0, "run.created"))
+        for run in followed:
+            await sender.create_run(RunRecord(run=run), event(0, "run.created"))
         signals = [asyncio.create_task(store.receive_signal(run.run_id)) for run in runs]
-        readers = [asyncio.create_task(store.read_events(run.run_id, 1, timeout=20)) for run in runs]
+        readers = [asyncio.create_task(store.read_events(run.run_id, 1, timeout=20)) for run in followed]
         await asyncio.sleep(1.0)
         assert not any(task.done() for task in signals + readers)
         assert len([c for c in raw.client_list() if c.get("name") == name]) <= 3
         started = time.monotonic()
-        for run in runs:
+        for run, other in zip(runs, followed, strict=True):
             await sender.send_signal(run.run_id, Signal("cancel"))
-            await sender.append_events(run.run_id, [event(1)])
+            await sender.append_events(other.run_id, [event(1)])
         assert await asyncio.wait_for(asyncio.gather(*signals), 10) == [Signal("cancel")] * 100
         assert await asyncio.wait_for(asyncio.gather(*readers), 10) == [[event(1)]] * 100
         assert time.monotonic() - started < 3.0  # woken by the notifier, not by polling
     finally:
         await store.close()
         await sender.close()
+
+
+async def test_the_executing_process_wakes_its_own_readers(store: RedisStore, raw: redis.Redis) -> None:
+    run = Run(agent_name="echo")
+    await store.create_run(RunRecord(run=run), event(0, "run.created"))
+    for i in range(1, 20):
+        reader = asyncio.create_task(store.read_events(run.run_id, i, timeout=10))
+        await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await store.append_events(run.run_id, [event(i)])
+        assert await asyncio.wait_for(reader, 5) == [event(i)]
+        assert time.monotonic() - started < 0.5
+    # ... in process: it subscribed to no channel of the run.
+    db = urlsplit(REDIS_URL).path.strip("/") or "0"
+    assert raw.pubsub_numsub(f"{store.prefix}ch:{db}:events:{run.run_id}")[0][1] == 0
 
 
 async def test_options_reach_redis_py_but_responses_stay_bytes(prefix: str) -> None:
