@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         "--ref", help="measure this git revision of the adapters (e.g. HEAD) instead of the working tree"
     )
     parser.add_argument(
+        "--quiet-wait", type=float, help="seconds to wait for a quiet machine before each measurement (30)"
+    )
+    parser.add_argument(
+        "--retries", type=int, help="retakes of a measurement disturbed by other programs (2)"
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="do not pin servers and load generator to cores"
     )
     parser.add_argument(
@@ -79,6 +85,8 @@ def _options(args: argparse.Namespace) -> harness.Options:
         "memory_runs": args.memory_runs,
         "pin": not args.no_pin,
         "ref": args.ref,
+        "quiet_wait": args.quiet_wait,
+        "retries": args.retries,
     }
     given = {k: v for k, v in overrides.items() if v is not None}
     options = harness.Options.quick(**given) if args.quick else harness.Options(**given)
