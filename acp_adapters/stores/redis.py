@@ -3,7 +3,11 @@
 Rules this module keeps:
 
 * A run is a hash of its ``Run`` fields (one JSON value each), updated in place; its events are a Redis
-  Stream appended with ``XADD`` (event ``i`` has id ``0-(i+1)``) and followed with ``XREAD BLOCK``.
+  Stream appended with ``XADD`` (event ``i`` has id ``0-(i+1)``), read from any index with ``XRANGE``.
+  Readers wait without a connection of their own: the process's notifier wakes them (see
+  ``redis_notifier``), and the events of the runs this process executes wake them in-process.
+* Appends are batched per run in the background (see ``redis_outbox``); a status change first waits
+  for the events before it.
 * Everything that may race is one Lua script (see ``redis_scripts``): compare-and-set of the status,
   appends, signals, session history.
 * Every key is under ``prefix`` and has a TTL: a finished run's keys live ``retention`` seconds; a run
