@@ -62,7 +62,7 @@ def migrate(env: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def gunicorn_postgres(
-    *, workers: int = WORKERS, lease_ttl: float = 10.0, write_behind: bool = False
+    *, workers: int = WORKERS, lease_ttl: float = 10.0, write_behind: bool = True
 ) -> Iterator[Target]:
     """Start the deployment (see the module docstring); ``Target.extra`` has ``database_url``."""
     parts = urlsplit(DATABASE_URL)
@@ -72,7 +72,7 @@ def gunicorn_postgres(
             "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
             "ACP_DEPLOY_DATABASE_URL": url,
             "ACP_LEASE_TTL": str(lease_ttl),
-            "ACP_WRITE_BEHIND": "1" if write_behind else "",
+            "ACP_WRITE_BEHIND": "1" if write_behind else "0",
         }
         migrate(env)
         command = ["{python}", "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", "32"]

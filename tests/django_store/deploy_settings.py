@@ -2,7 +2,7 @@
 
 ``example_django.settings`` with its ``default`` database at ``ACP_DEPLOY_DATABASE_URL`` (a database the
 deployment creates and drops) and the Django database store. ``ACP_LEASE_TTL`` shortens the leases for
-the fault tests; ``ACP_WRITE_BEHIND=1`` turns on the store's write-behind.
+the fault tests; ``ACP_WRITE_BEHIND=0`` turns the store's write-behind off.
 """
 
 from __future__ import annotations
@@ -22,5 +22,5 @@ DATABASES = {"default": postgres_database(os.environ["ACP_DEPLOY_DATABASE_URL"])
 ACP_ADAPTERS = {
     **ACP_ADAPTERS,
     "SETTINGS": dataclasses.replace(DEMO_SETTINGS, lease_ttl=float(os.environ.get("ACP_LEASE_TTL", "10"))),
-    "STORE": functools.partial(DjangoStore, write_behind=os.environ.get("ACP_WRITE_BEHIND") == "1"),
+    "STORE": functools.partial(DjangoStore, write_behind=os.environ.get("ACP_WRITE_BEHIND", "1") == "1"),
 }
