@@ -47,8 +47,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 #: Server bugs the suite found that are still open: (test function, deployment) -> what is wrong.
 #: Strict entries are deterministic and fail (XPASS) the day the bug is fixed: then remove them.
 #: Non-strict entries are races the test catches often but not always.
-KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {
-}
+KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
