@@ -39,7 +39,7 @@ from .models import (
 )
 from .sessions import ResourceLoader
 from .settings import Settings
-from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
+from .store import EventRecord, RunRecord, SessionRecord, Signal, Store, StoreUnavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -279,6 +279,8 @@ class RunEngine:
                 for run_id in await self.store.find_lost_runs():
                     if run_id not in self._executions:
                         await self._fail_lost(run_id)
+            except StoreUnavailable as exc:
+                logger.warning("could not renew run leases: %s", exc)
             except Exception:
                 logger.warning("could not renew run leases", exc_info=True)
             await asyncio.sleep(interval)
