@@ -32,12 +32,13 @@ from .core.agents import AgentRegistry
 from .core.service import ACPService
 from .core.settings import Settings
 from .core.store import Store
+from .stores import store_from_url
 from .wsgi import read_body, request_from_environ, warn_if_store_not_shared
 
 __all__ = ["ACP", "ACPState", "settings_from_config"]
 
 _SETTING_KEYS = {f"ACP_{f.name.upper()}": f.name for f in fields(Settings)}
-_OWN_KEYS = {"ACP_URL_PREFIX"}
+_OWN_KEYS = {"ACP_URL_PREFIX", "ACP_STORE"}
 
 
 @dataclass
@@ -86,14 +87,17 @@ class ACP:
         prefix = self.url_prefix if self.url_prefix is not None else app.config.get("ACP_URL_PREFIX", "/acp")
         prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         settings = settings_from_config(app.config, self.settings)
+        store = self.store
+        if store is None and app.config.get("ACP_STORE"):
+            store = store_from_url(app.config["ACP_STORE"], settings=settings)  # e.g. redis://host:6379/0
         # Sync agents run in worker threads, inside an app context of this app (current_app, g).
         service = ACPService(
-            self.registry, store=self.store, settings=settings, sync_agent_context=app.app_context
+            self.registry, store=store, settings=settings, sync_agent_context=app.app_context
         )
         state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
         app.extensions["acp"] = state
         app.register_blueprint(_blueprint(state), url_prefix=prefix)
-        warn_if_store_not_shared(self.store)
+        warn_if_store_not_shared(store)
 
     @staticmethod
     def state(app: Flask | None = None) -> ACPState:

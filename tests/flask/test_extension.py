@@ -302,3 +302,18 @@ def test_several_workers_with_the_memory_store_warn(
     assert not warn_if_store_not_shared(None, {"WEB_CONCURRENCY": "1"})
     assert warn_if_store_not_shared(None, {"WEB_CONCURRENCY": "2"})
     assert isinstance(store, object) and not isinstance(store, Store)
+
+
+def test_acp_store_in_app_config_picks_the_store() -> None:
+    from flask import Flask
+
+    from acp_adapters.core.memory_store import MemoryStore
+    from acp_adapters.flask import ACP
+    from acp_adapters.stores.redis import RedisStore
+    from example_agents import demo_registry
+
+    for url, kind in (("memory://", MemoryStore), ("redis://127.0.0.1:6379/0", RedisStore)):
+        app = Flask(__name__)
+        app.config["ACP_STORE"] = url
+        ACP(app, demo_registry())
+        assert isinstance(ACP.state(app).service.store, kind)  # nothing connects before the first request
