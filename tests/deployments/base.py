@@ -218,6 +218,14 @@ class HttpxContractClient:
         return HttpResult(status=response.status_code, headers=merged, body=response.read())
 
 
+def gunicorn_command(app: str, *, workers: int = 1) -> list[str]:
+    """The gunicorn command line every WSGI deployment uses: gthread workers of 32 threads."""
+    return [
+        *("{python}", "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", "32"),
+        *("--graceful-timeout", "3", "-b", "{host}:{port}", app),
+    ]
+
+
 class PerThreadClient:
     """An ``httpx.Client`` per calling thread, each opening a new connection per request.
 

@@ -25,7 +25,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 
-from .base import Deployment, HttpResult, Target, serve
+from .base import Deployment, HttpResult, Target, gunicorn_command, serve
 
 SETTINGS_MODULE = "example_django.settings"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
@@ -165,22 +165,7 @@ _ENV = {"DJANGO_SETTINGS_MODULE": SETTINGS_MODULE}
 
 def _gunicorn() -> contextlib.AbstractContextManager[Target]:
     return serve(
-        [
-            "{python}",
-            "-m",
-            "gunicorn",
-            "-w",
-            "1",
-            "-k",
-            "gthread",
-            "--threads",
-            "32",
-            "--graceful-timeout",
-            "3",
-            "-b",
-            "{host}:{port}",
-            "example_django.wsgi:application",
-        ],
+        gunicorn_command("example_django.wsgi:application"),
         env=_ENV,
         name="django-gunicorn",
     )

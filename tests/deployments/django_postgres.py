@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from .base import REPO_ROOT, Deployment, Target, require_service, serve
+from .base import REPO_ROOT, Deployment, Target, gunicorn_command, require_service, serve
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SETTINGS_MODULE = "tests.django_store.deploy_settings"
@@ -75,8 +75,7 @@ def gunicorn_postgres(
             "ACP_WRITE_BEHIND": "1" if write_behind else "0",
         }
         migrate(env)
-        command = ["{python}", "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", "32"]
-        command += ["--graceful-timeout", "3", "-b", "{host}:{port}", "example_django.wsgi:application"]
+        command = gunicorn_command("example_django.wsgi:application", workers=workers)
         with serve(command, env=env, name="django-gunicorn-postgres") as target:
             target.extra["database_url"] = url
             target.extra["workers"] = workers

@@ -9,7 +9,7 @@ from typing import Any
 import flask
 import pytest
 
-from .base import Deployment, HttpResult, Target, serve
+from .base import Deployment, HttpResult, Target, gunicorn_command, serve
 
 
 class FlaskContractClient:
@@ -60,22 +60,7 @@ def _inprocess() -> Iterator[Target]:
 
 def _gunicorn() -> contextlib.AbstractContextManager[Target]:
     return serve(
-        [
-            "{python}",
-            "-m",
-            "gunicorn",
-            "-w",
-            "1",
-            "-k",
-            "gthread",
-            "--threads",
-            "32",
-            "--graceful-timeout",
-            "3",
-            "-b",
-            "{host}:{port}",
-            "example_flask.app:app",
-        ],
+        gunicorn_command("example_flask.app:app"),
         name="flask-gunicorn",
     )
 

@@ -22,7 +22,7 @@ import redis  # noqa: F401 - without redis-py these deployments are skipped
 
 from tests.stores.backends import REDIS_URL, delete_prefix, redis_address
 
-from .base import Deployment, Target, require_service, serve
+from .base import Deployment, Target, gunicorn_command, require_service, serve
 
 WORKERS = 4
 
@@ -52,10 +52,6 @@ def on_redis(
             delete_prefix(redis_url, prefix)
 
 
-_GUNICORN = ["{python}", "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", "32"]
-_GUNICORN += ["--graceful-timeout", "3", "-b", "{host}:{port}"]
-
-
 def starlette_uvicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
     command = ["{python}", "-m", "uvicorn", "example_starlette.app:app", "--workers", str(WORKERS)]
     command += ["--host", "{host}", "--port", "{port}"]
@@ -63,12 +59,16 @@ def starlette_uvicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractCo
 
 
 def flask_gunicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
-    return on_redis([*_GUNICORN, "example_flask.app:app"], name="flask-gunicorn-redis", redis_url=redis_url)
+    return on_redis(
+        gunicorn_command("example_flask.app:app", workers=WORKERS),
+        name="flask-gunicorn-redis",
+        redis_url=redis_url,
+    )
 
 
 def django_gunicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
     return on_redis(
-        [*_GUNICORN, "example_django.wsgi:application"],
+        gunicorn_command("example_django.wsgi:application", workers=WORKERS),
         name="django-gunicorn-redis",
         env={"DJANGO_SETTINGS_MODULE": "example_django.settings"},
         redis_url=redis_url,
