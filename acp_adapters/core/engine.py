@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -24,15 +24,14 @@ import anyio
 from .agents import AgentRegistry
 from .context import SessionContext
 from .errors import ConflictError, NotFoundError, ValidationFailed
-from .execution import RunExecution, encode_event
+from .events import run_event
+from .execution import RunExecution
 from .models import (
     Error,
     ErrorCode,
     Message,
     Run,
-    RunCreatedEvent,
     RunCreateRequest,
-    RunFailedEvent,
     RunResumeRequest,
     RunStatus,
     utc_now,
@@ -131,28 +130,36 @@ class RunEngine:
             raise NotFoundError(f"agent {request.agent_name} not found")
         session = await self._open_session(request, owner)
         run = Run(agent_name=agent.name, session_id=session.id)
-        first = encode_event(RunCreatedEvent(run=run))
+        first = run_event("run.created", run)
         await self.store.create_run(RunRecord(run=run, owner=owner), first)
         if self.store.shared:
             await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
 
         loader = ResourceLoader(self.store, self.settings, base_url, self._http)
-        input = request.input
-
-        async def record_session(output: list[Message]) -> None:
-            urls = [
-                await loader.store(m.model_dump_json(exclude_none=True).encode(), owner=owner) for m in input
-            ]
-            urls += [
-                await loader.store(m.model_dump_json(exclude_none=True).encode(), owner=owner) for m in output
-            ]
-            await self.store.extend_session(session.id, urls, owner=owner)
-
         session_context = SessionContext(session.id, list(session.history), session.state, loader, owner)
-        execution = RunExecution(self, agent, run, input, session_context, owner, on_completed=record_session)
+        record_session = None
+        if request.session is not None or request.session_id is not None:
+            record_session = self._session_recorder(session_context, loader, request.input, owner)
+        execution = RunExecution(self, agent, run, request.input, session_context, owner, record_session)
         self._executions[run.run_id] = execution
         execution.task = self._spawn(self._execute(execution))
         return run
+
+    def _session_recorder(
+        self, session: SessionContext, loader: ResourceLoader, input: list[Message], owner: str | None
+    ) -> Callable[[list[Message]], Awaitable[None]]:
+        """What adds a finished run's input and output, and the state it stored, to its session."""
+        state_before = session.state
+
+        async def record(output: list[Message]) -> None:
+            urls = [
+                await loader.store(m.__pydantic_serializer__.to_json(m, exclude_none=True), owner=owner)
+                for m in (*input, *output)
+            ]
+            state = session.state if session.state != state_before else None
+            await self.store.extend_session(session.id, urls, state=state, owner=owner)
+
+        return record
 
     async def _execute(self, execution: RunExecution) -> None:
         run_id = execution.run.run_id
@@ -296,6 +303,6 @@ class RunEngine:
         record = await self.store.get_run(run_id)
         if record is None or record.run.status.is_terminal:
             return
-        event = encode_event(RunFailedEvent(run=record.run.model_copy(update=changes)))
+        event = run_event("run.failed", record.run.model_copy(update=changes))
         expect = {*_CANCELLABLE, RunStatus.CANCELLING}
         await self.store.transition(run_id, changes, expect=expect, events=[event])

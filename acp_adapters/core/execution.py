@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from .agents import AgentDefinition
 from .context import Context, SessionContext
 from .errors import ACPError
+from .events import encode_event, message_event, part_event, run_event
 from .models import (
     Error,
     ErrorCode,
@@ -35,11 +36,6 @@ from .models import (
     MessageAwaitResume,
     MessagePart,
     Run,
-    RunAwaitingEvent,
-    RunCancelledEvent,
-    RunCompletedEvent,
-    RunFailedEvent,
-    RunInProgressEvent,
     RunStatus,
     utc_now,
 )
@@ -48,7 +44,7 @@ from .store import EventRecord, Store
 if TYPE_CHECKING:
     from .engine import RunEngine
 
-__all__ = ["RunCancelled", "RunExecution", "encode_event"]
+__all__ = ["RunCancelled", "RunExecution"]
 
 logger = logging.getLogger("acp_adapters")
 
@@ -59,26 +55,6 @@ _EVENTS_PER_TURN = 64
 
 class RunCancelled(Exception):
     """Raised where a cancelled run's agent hands over its next item."""
-
-
-def encode_event(event: BaseModel) -> EventRecord:
-    """Serialise an event once, as it will be sent (``None`` fields left out, as the spec wants)."""
-    data = event.__pydantic_serializer__.to_json(event, exclude_none=True)
-    return EventRecord(getattr(event, "type"), data)  # noqa: B009 - every event model has a type
-
-
-def _part_event(part: MessagePart) -> EventRecord:
-    return EventRecord(
-        "message.part",
-        b'{"type":"message.part","part":'
-        + part.__pydantic_serializer__.to_json(part, exclude_none=True)
-        + b"}",
-    )
-
-
-def _message_event(kind: str, message: Message) -> EventRecord:
-    body = message.__pydantic_serializer__.to_json(message, exclude_none=True)
-    return EventRecord(kind, b'{"type":"' + kind.encode() + b'","message":' + body + b"}")
 
 
 class RunExecution:
@@ -92,7 +68,7 @@ class RunExecution:
         input: list[Message],
         session: SessionContext,
         owner: str | None,
-        on_completed: Callable[[list[Message]], Awaitable[None]],
+        on_completed: Callable[[list[Message]], Awaitable[None]] | None,
     ) -> None:
         self.engine = engine
         self.store: Store = engine.store
@@ -106,7 +82,7 @@ class RunExecution:
         self._role = f"agent/{agent.name}"
         self._open: Message | None = None
         self._emitted = 0
-        self.cancel_scope = anyio.CancelScope()
+        self._interruptible = False  # whether cancel() may interrupt the task: an async agent runs
         self.resume: asyncio.Future[bytes] | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -114,9 +90,10 @@ class RunExecution:
     def cancel(self) -> None:
         """Stop the agent: the run ends ``cancelled`` once the agent has let go."""
         self.context.mark_cancelled()
-        self.cancel_scope.cancel()
         if self.resume is not None and not self.resume.done():
             self.resume.set_exception(RunCancelled())
+        elif self._interruptible and self.task is not None:
+            self.task.cancel()
 
     def deliver_resume(self, payload: bytes) -> None:
         """Hand a resume to the awaiting agent."""
@@ -128,13 +105,12 @@ class RunExecution:
         run_id = self.run.run_id
         try:
             if not await self._transition(
-                {"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}, RunInProgressEvent
+                {"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}, "run.in-progress"
             ):
                 await self._finish_cancelled()
                 return
-            with self.cancel_scope:
-                await self._call_agent()
-            if self.cancel_scope.cancelled_caught or self.context.cancelled:
+            await self._call_agent_interruptibly()
+            if self.context.cancelled:
                 await self._finish_cancelled()
                 return
             await self._close_message()
@@ -148,6 +124,21 @@ class RunExecution:
             await self._finish_failed(
                 Error(code=ErrorCode.SERVER_ERROR, message="the agent failed with an unexpected error")
             )
+
+    async def _call_agent_interruptibly(self) -> None:
+        """Call the agent; a cancel interrupts an async agent where it awaits (a sync agent, in its
+        thread, sees ``context.cancelled`` and stops at its next hand-over instead)."""
+        self._interruptible = self.agent.kind in ("async_generator", "coroutine")
+        try:
+            await self._call_agent()
+        except asyncio.CancelledError:
+            if not self.context.cancelled:  # the engine is shutting down
+                raise
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
+                task.uncancel()
+        finally:
+            self._interruptible = False
 
     async def _call_agent(self) -> None:
         func, kind = self.agent.func, self.agent.kind
@@ -235,16 +226,16 @@ class RunExecution:
         if self._open is None:
             self._open = Message(role=self._role, parts=[part], created_at=utc_now())
             self.run.output.append(self._open)
-            await self._emit(_message_event("message.created", self._open))
+            await self._emit(message_event("message.created", self._open))
         else:
             self._open.parts.append(part)
-        await self._emit(_part_event(part))
+        await self._emit(part_event(part))
 
     async def _close_message(self) -> None:
         message, self._open = self._open, None
         if message is not None:
             message.completed_at = utc_now()
-            await self._emit(_message_event("message.completed", message))
+            await self._emit(message_event("message.completed", message))
             await self.store.update_run(self.run.run_id, {"output": self.run.output})
 
     async def _add_message(self, message: Message) -> None:
@@ -254,9 +245,9 @@ class RunExecution:
             update={"role": self._role, "created_at": message.created_at or now, "completed_at": now}
         )
         self.run.output.append(message)
-        events = [_message_event("message.created", message)]
-        events.extend(_part_event(part) for part in message.parts)
-        events.append(_message_event("message.completed", message))
+        events = [message_event("message.created", message)]
+        events.extend(part_event(part) for part in message.parts)
+        events.append(message_event("message.completed", message))
         await self._emit(*events)
         await self.store.update_run(self.run.run_id, {"output": self.run.output})
 
@@ -272,7 +263,7 @@ class RunExecution:
         await self._close_message()
         self.resume = asyncio.get_running_loop().create_future()
         changes = {"status": RunStatus.AWAITING, "await_request": request}
-        if not await self._transition(changes, {RunStatus.IN_PROGRESS}, RunAwaitingEvent):
+        if not await self._transition(changes, {RunStatus.IN_PROGRESS}, "run.awaiting"):
             raise RunCancelled()
         timeout = self.engine.settings.await_timeout
         try:
@@ -293,7 +284,7 @@ class RunExecution:
         # The resume request already set in-progress and cleared the await request.
         self.run.status = RunStatus.IN_PROGRESS
         self.run.await_request = None
-        await self._emit(encode_event(RunInProgressEvent(run=self.run)))
+        await self._emit(run_event("run.in-progress", self.run))
         return MessageAwaitResume.model_validate_json(payload)
 
     # endings --------------------------------------------------------------------------------------
@@ -301,11 +292,11 @@ class RunExecution:
         self,
         changes: dict[str, Any],
         expect: frozenset[RunStatus] | set[RunStatus],
-        event: type[BaseModel] | None = None,
+        event: str | None = None,
     ) -> bool:
         """Apply ``changes`` if the run's status is in ``expect``, with the event that announces them
         (in one store step); keep our copy of the run in step."""
-        events = [encode_event(event(run=self.run.model_copy(update=changes)))] if event else []
+        events = [run_event(event, self.run.model_copy(update=changes))] if event else []
         record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
         if record is None:
             return False
@@ -317,9 +308,7 @@ class RunExecution:
     async def _status_is(self, expect: frozenset[RunStatus] | set[RunStatus]) -> bool:
         return await self.store.update_run(self.run.run_id, {}, expect=expect) is not None
 
-    async def _finish(
-        self, status: RunStatus, event_type: type[BaseModel], error: Error | None = None
-    ) -> bool:
+    async def _finish(self, status: RunStatus, event: str, error: Error | None = None) -> bool:
         changes: dict[str, Any] = {
             "status": status,
             "finished_at": utc_now(),
@@ -328,26 +317,27 @@ class RunExecution:
             "error": error,
         }
         expect = {RunStatus.CANCELLING, *_ACTIVE} if status is RunStatus.CANCELLED else set(_ACTIVE)
-        return await self._transition(changes, expect, event_type)
+        return await self._transition(changes, expect, event)
 
     async def _finish_completed(self) -> None:
-        if not await self._status_is({RunStatus.IN_PROGRESS}):
-            await self._finish_cancelled()
-            return
-        try:
-            await self._on_completed(self.run.output)
-        except Exception:
-            logger.exception("run %s: could not record the session history", self.run.run_id)
-        if not await self._finish(RunStatus.COMPLETED, RunCompletedEvent):
+        if self._on_completed is not None:
+            if not await self._status_is({RunStatus.IN_PROGRESS}):
+                await self._finish_cancelled()
+                return
+            try:
+                await self._on_completed(self.run.output)
+            except Exception:
+                logger.exception("run %s: could not record the session history", self.run.run_id)
+        if not await self._finish(RunStatus.COMPLETED, "run.completed"):
             await self._finish_cancelled()
 
     async def _finish_failed(self, error: Error) -> None:
-        if not await self._finish(RunStatus.FAILED, RunFailedEvent, error):
+        if not await self._finish(RunStatus.FAILED, "run.failed", error):
             await self._finish_cancelled()
 
     async def _finish_cancelled(self) -> None:
         with anyio.CancelScope(shield=True):
-            await self._finish(RunStatus.CANCELLED, RunCancelledEvent)
+            await self._finish(RunStatus.CANCELLED, "run.cancelled")
 
 
 def _generic(data: dict[str, Any]) -> EventRecord:

@@ -17,11 +17,11 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     StringConstraints,
     model_validator,
 )
@@ -74,16 +74,16 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _format_utc(value: datetime) -> str:
-    if value.tzinfo is timezone.utc:  # what utc_now() makes: the fast path
-        return value.isoformat()[:-6] + "Z"
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat() + "Z"
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is timezone.utc:
+        return value
+    if value.tzinfo is None:  # a naive time is taken as UTC
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
-#: A date-time that is always sent as RFC 3339 UTC with a ``Z`` suffix.
-Timestamp = Annotated[datetime, PlainSerializer(_format_utc, return_type=str, when_used="json")]
+#: A date-time kept in UTC, so that pydantic sends it as RFC 3339 with a ``Z`` suffix.
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 AgentName = Annotated[str, StringConstraints(pattern=AGENT_NAME_PATTERN, min_length=1, max_length=63)]
 
 
