@@ -132,3 +132,45 @@ async def test_body_over_the_limit_is_a_413() -> None:
     request = Request("POST", "/runs", "http://t/acp", body=b"x" * 101)
     response = await service.handle(request)
     assert isinstance(response, Response) and response.status == 413
+
+
+def counting_registry() -> AgentRegistry:
+    agents = AgentRegistry()
+
+    @agents.agent()
+    async def counter(input: list[Message], context: Context) -> AsyncIterator[str]:
+        """Counts its runs in the session's state."""
+        state = await context.session.load_state()
+        count = int(state or b"0") + 1
+        await context.session.store_state(str(count).encode())
+        yield str(count)
+
+    return agents
+
+
+async def test_the_state_an_agent_stores_is_kept_with_the_session(make_call: Any) -> None:
+    call = make_call(counting_registry())
+    session_id = str(uuid.uuid4())
+    body = {**run_body("counter"), "session_id": session_id}
+    outputs = []
+    for _ in range(3):
+        status, run = await call.json("POST", "/runs", body)
+        assert status == 200, run
+        outputs.append(run["output"][0]["parts"][0]["content"])
+    assert outputs == ["1", "2", "3"]
+    status, session = await call.json("GET", f"/sessions/{session_id}")
+    assert status == 200
+    assert session["state"].startswith("http://test/acp/resources/")
+    assert len(session["history"]) == 6
+
+
+async def test_a_run_that_names_no_session_leaves_no_history(make_call: Any) -> None:
+    call = make_call(echo_registry())
+    status, run = await call.run("echo")
+    assert status == 200
+    uuid.UUID(run["session_id"])  # a run always has a session id...
+    status, error = await call.json("GET", f"/sessions/{run['session_id']}")
+    assert (status, error["code"]) == (404, "not_found")  # ...but only a named session keeps history
+    store = call.service.store
+    assert isinstance(store, MemoryStore)
+    assert not store._resources
