@@ -24,7 +24,7 @@ import anyio
 from .agents import AgentRegistry
 from .context import SessionContext
 from .errors import ConflictError, NotFoundError, ValidationFailed
-from .events import run_event
+from .events import STOP_EVENTS, run_event
 from .execution import RunExecution
 from .models import (
     Error,
@@ -47,8 +47,6 @@ __all__ = ["STOP_EVENTS", "RunEngine"]
 
 logger = logging.getLogger("acp_adapters")
 
-#: After these events a reader stops: the run ended, or it waits for a client.
-STOP_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled", "run.awaiting"})
 _CANCELLABLE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
 
 
@@ -170,6 +168,8 @@ class RunEngine:
             if listener is not None:
                 listener.cancel()
             self._executions.pop(run_id, None)
+            if not execution.settled.done():  # stopped without a word: its waiter reads the store
+                execution.settled.set_result(None)
 
     async def _listen(self, execution: RunExecution) -> None:
         """Pass signals from other processes to a run executing here."""
@@ -271,6 +271,11 @@ class RunEngine:
 
     async def wait(self, run_id: uuid.UUID, start: int = 0) -> EventRecord | None:
         """Wait until the run awaits or ends; returns the event that says so (``None``: it vanished)."""
+        execution = self._executions.get(run_id)
+        if start == 0 and execution is not None:  # a run that began here: no need to read its log
+            settled = await asyncio.shield(execution.settled)
+            if settled is not None:
+                return settled
         last: EventRecord | None = None
         async for _, events in self.follow(run_id, start):
             if events:

@@ -12,7 +12,10 @@ from pydantic import BaseModel
 from .models import Message, MessagePart, Run
 from .store import EventRecord
 
-__all__ = ["encode_event", "message_event", "part_event", "run_event"]
+__all__ = ["STOP_EVENTS", "encode_event", "message_event", "part_event", "run_event"]
+
+#: After these events a reader stops: the run ended, or it waits for a client.
+STOP_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled", "run.awaiting"})
 
 
 def encode_event(event: BaseModel) -> EventRecord:

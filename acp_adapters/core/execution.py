@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from .agents import AgentDefinition
 from .context import Context, SessionContext
 from .errors import ACPError
-from .events import encode_event, message_event, part_event, run_event
+from .events import STOP_EVENTS, encode_event, message_event, part_event, run_event
 from .models import (
     Error,
     ErrorCode,
@@ -84,6 +84,8 @@ class RunExecution:
         self._emitted = 0
         self._interruptible = False  # whether cancel() may interrupt the task: an async agent runs
         self.resume: asyncio.Future[bytes] | None = None
+        #: The event after which the run first awaited or ended (``None`` if it stopped without one).
+        self.settled: asyncio.Future[EventRecord | None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
 
     # commands from the engine (same loop) ---------------------------------------------------------
@@ -300,6 +302,8 @@ class RunExecution:
         record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
         if record is None:
             return False
+        if events and events[0].type in STOP_EVENTS and not self.settled.done():
+            self.settled.set_result(events[0])
         if record.run is not self.run:  # the in-memory store shares our object
             for name, value in changes.items():
                 setattr(self.run, name, value)

@@ -28,13 +28,30 @@ _TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
 #: Finished runs kept unpacked, newest first, so that the readers of a run that just ended (a sync
 #: request, a stream) read its events without unpacking them.
 _UNPACKED_FINISHED = 256
+#: Finished runs packed together: one compression per batch costs a fraction of one per run, and
+#: the runs of a batch, much alike, compress to a fraction of their size alone.
+_PACK_BATCH = 32
+
+
+class _PackedBatch:
+    """The event logs of several finished runs, compressed together."""
+
+    __slots__ = ("blob",)
+
+    def __init__(self, logs: list[list[EventRecord]]) -> None:
+        # Event JSON holds no raw newline nor NUL, so those join events and logs.
+        self.blob = zlib.compress(b"\0".join(b"\n".join(e.data for e in log) for log in logs), 1)
+
+    def log(self, position: int) -> list[EventRecord]:
+        data = zlib.decompress(self.blob).split(b"\0")[position]
+        return [EventRecord(_type_of(event), event) for event in data.split(b"\n")]
 
 
 class _RunSlot:
-    """A run's snapshot and log. Once the run has ended, both are packed into one compressed blob:
-    the run is then its last event's ``run``, read back on demand."""
+    """A run's snapshot and log. Once the run has ended and a batch of such runs is ready, its log
+    is packed with theirs: the run is then its last event's ``run``, read back on demand."""
 
-    __slots__ = ("count", "events", "owner", "packed", "record", "signals", "status", "waiters")
+    __slots__ = ("batch", "count", "events", "owner", "position", "record", "signals", "status", "waiters")
 
     def __init__(self, record: RunRecord, first_event: EventRecord) -> None:
         self.record: RunRecord | None = record
@@ -42,7 +59,8 @@ class _RunSlot:
         self.status = record.run.status
         self.events: list[EventRecord] = [first_event]
         self.count = 1
-        self.packed: bytes | None = None
+        self.batch: _PackedBatch | None = None
+        self.position = 0
         self.waiters: list[asyncio.Future[None]] = []
         self.signals: asyncio.Queue[Signal] | None = None
 
@@ -52,23 +70,27 @@ class _RunSlot:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def pack(self) -> None:
-        # Event JSON never holds a raw newline, so one joins them.
-        self.packed = zlib.compress(b"\n".join(event.data for event in self.events), 1)
-        self.status = self.current().run.status
+    def packed_into(self, batch: _PackedBatch, position: int) -> None:
+        assert self.record is not None
+        self.status = self.record.run.status
+        self.batch, self.position = batch, position
         self.events = []
         self.record = None
 
     def all_events(self) -> list[EventRecord]:
-        if self.packed is None:
-            return self.events
-        return [EventRecord(_type_of(data), data) for data in zlib.decompress(self.packed).split(b"\n")]
+        return self.events if self.batch is None else self.batch.log(self.position)
 
     def current(self) -> RunRecord:
         if self.record is not None:
             return self.record
         last = self.all_events()[-1]
         return RunRecord(Run.model_validate_json(run_of_event(last)), self.owner)
+
+
+def _pack(slots: list[_RunSlot]) -> None:
+    batch = _PackedBatch([slot.events for slot in slots])
+    for position, slot in enumerate(slots):
+        slot.packed_into(batch, position)
 
 
 def _type_of(data: bytes) -> str:
@@ -116,8 +138,7 @@ class MemoryStore(Store):
         run = slot.record.run
         if expect is not None and run.status not in expect:
             return None
-        for name, value in changes.items():
-            setattr(run, name, value)
+        run.__dict__.update(changes)  # what setattr would do, without pydantic's checks per field
         if run.status.is_terminal and run_id not in self._finished:
             self._finished[run_id] = time.monotonic()
             self._evict()
@@ -154,8 +175,9 @@ class MemoryStore(Store):
         slot.count += len(events)
         if events[-1].type in _TERMINAL_EVENTS:
             self._to_pack.append(slot)
-            if len(self._to_pack) > _UNPACKED_FINISHED:
-                self._to_pack.popleft().pack()
+            if len(self._to_pack) >= _UNPACKED_FINISHED + _PACK_BATCH:
+                # Runs evicted meanwhile are packed too: their memory goes with the batch's.
+                _pack([self._to_pack.popleft() for _ in range(_PACK_BATCH)])
         if slot.waiters:
             slot.wake()
 

@@ -174,3 +174,29 @@ async def test_a_run_that_names_no_session_leaves_no_history(make_call: Any) -> 
     store = call.service.store
     assert isinstance(store, MemoryStore)
     assert not store._resources
+
+
+async def test_finished_runs_read_back_the_same_once_packed(make_call: Any) -> None:
+    call = make_call(echo_registry())
+    runs = []
+    for index in range(400):  # more than the newest finished runs kept unpacked, in several batches
+        status, run = await call.run("echo", f"text {index}")
+        assert status == 200
+        runs.append(run)
+    for index in (0, 1, 31, 32, 100, 399):
+        run = runs[index]
+        status, again = await call.json("GET", f"/runs/{run['run_id']}")
+        assert (status, again) == (200, run)
+        status, listed = await call.json("GET", f"/runs/{run['run_id']}/events")
+        assert status == 200
+        types = [event["type"] for event in listed["events"]]
+        assert types == [
+            "run.created",
+            "run.in-progress",
+            "message.created",
+            "message.part",
+            "message.completed",
+            "run.completed",
+        ]
+        assert listed["events"][-1]["run"] == run
+        assert listed["events"][3]["part"]["content"] == f"text {index}"
