@@ -24,7 +24,7 @@ import anyio
 from .agents import AgentRegistry
 from .context import SessionContext
 from .errors import ConflictError, NotFoundError, ValidationFailed
-from .events import STOP_EVENTS, run_event
+from .events import STOP_EVENTS, RunJSON, run_event
 from .execution import RunExecution
 from .models import (
     Error,
@@ -128,7 +128,8 @@ class RunEngine:
             raise NotFoundError(f"agent {request.agent_name} not found")
         session = await self._open_session(request, owner)
         run = Run(agent_name=agent.name, session_id=session.id)
-        first = run_event("run.created", run)
+        run_json = RunJSON(run)
+        first = run_json.event("run.created", run)
         await self.store.create_run(RunRecord(run=run, owner=owner), first)
         if self.store.shared:
             await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
@@ -138,7 +139,9 @@ class RunEngine:
         record_session = None
         if request.session is not None or request.session_id is not None:
             record_session = self._session_recorder(session_context, loader, request.input, owner)
-        execution = RunExecution(self, agent, run, request.input, session_context, owner, record_session)
+        execution = RunExecution(
+            self, agent, run, run_json, request.input, session_context, owner, record_session
+        )
         self._executions[run.run_id] = execution
         execution.task = self._spawn(self._execute(execution))
         return run
@@ -273,7 +276,7 @@ class RunEngine:
         """Wait until the run awaits or ends; returns the event that says so (``None``: it vanished)."""
         execution = self._executions.get(run_id)
         if start == 0 and execution is not None:  # a run that began here: no need to read its log
-            settled = await asyncio.shield(execution.settled)
+            settled = await execution.settled  # only this request waits on it
             if settled is not None:
                 return settled
         last: EventRecord | None = None

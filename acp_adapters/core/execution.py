@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from .agents import AgentDefinition
 from .context import Context, SessionContext
 from .errors import ACPError
-from .events import STOP_EVENTS, encode_event, message_event, part_event, run_event
+from .events import STOP_EVENTS, RunJSON, encode_event, message_event, message_json, part_event
 from .models import (
     Error,
     ErrorCode,
@@ -65,6 +65,7 @@ class RunExecution:
         engine: RunEngine,
         agent: AgentDefinition,
         run: Run,
+        run_json: RunJSON,
         input: list[Message],
         session: SessionContext,
         owner: str | None,
@@ -74,6 +75,7 @@ class RunExecution:
         self.store: Store = engine.store
         self.agent = agent
         self.run = run
+        self._json = run_json
         self.input = input
         self.context = Context(
             run_id=run.run_id, agent_name=agent.name, session=session, owner=owner, sink=self.sink
@@ -228,7 +230,7 @@ class RunExecution:
         if self._open is None:
             self._open = Message(role=self._role, parts=[part], created_at=utc_now())
             self.run.output.append(self._open)
-            await self._emit(message_event("message.created", self._open))
+            await self._emit(message_event("message.created", message_json(self._open)))
         else:
             self._open.parts.append(part)
         await self._emit(part_event(part))
@@ -237,7 +239,9 @@ class RunExecution:
         message, self._open = self._open, None
         if message is not None:
             message.completed_at = utc_now()
-            await self._emit(message_event("message.completed", message))
+            data = message_json(message)
+            self._json.finished_message(message, data)
+            await self._emit(message_event("message.completed", data))
             await self.store.update_run(self.run.run_id, {"output": self.run.output})
 
     async def _add_message(self, message: Message) -> None:
@@ -247,9 +251,11 @@ class RunExecution:
             update={"role": self._role, "created_at": message.created_at or now, "completed_at": now}
         )
         self.run.output.append(message)
-        events = [message_event("message.created", message)]
+        data = message_json(message)
+        self._json.finished_message(message, data)
+        events = [message_event("message.created", data)]
         events.extend(part_event(part) for part in message.parts)
-        events.append(message_event("message.completed", message))
+        events.append(message_event("message.completed", data))
         await self._emit(*events)
         await self.store.update_run(self.run.run_id, {"output": self.run.output})
 
@@ -286,7 +292,7 @@ class RunExecution:
         # The resume request already set in-progress and cleared the await request.
         self.run.status = RunStatus.IN_PROGRESS
         self.run.await_request = None
-        await self._emit(run_event("run.in-progress", self.run))
+        await self._emit(self._json.event("run.in-progress", self.run))
         return MessageAwaitResume.model_validate_json(payload)
 
     # endings --------------------------------------------------------------------------------------
@@ -298,11 +304,11 @@ class RunExecution:
     ) -> bool:
         """Apply ``changes`` if the run's status is in ``expect``, with the event that announces them
         (in one store step); keep our copy of the run in step."""
-        events = [run_event(event, self.run.model_copy(update=changes))] if event else []
+        events = [self._json.event(event, self.run, changes)] if event else []
         record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
         if record is None:
             return False
-        if events and events[0].type in STOP_EVENTS and not self.settled.done():
+        if events and events[0].type in STOP_EVENTS and not self.settled.done():  # (or cancelled)
             self.settled.set_result(events[0])
         if record.run is not self.run:  # the in-memory store shares our object
             for name, value in changes.items():
