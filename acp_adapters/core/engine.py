@@ -167,6 +167,12 @@ class RunEngine:
         listener = self._spawn(self._listen(execution)) if self.store.shared else None
         try:
             await execution.execute()
+        except Exception:  # a bug, or a store down for longer than a run waits for it
+            logger.exception("run %s stopped before it could record its outcome", run_id)
+            try:
+                await self._fail(run_id, "the run stopped unexpectedly")
+            except Exception as exc:
+                logger.warning("run %s: could not mark it failed either: %s", run_id, exc)
         finally:
             if listener is not None:
                 listener.cancel()
@@ -293,15 +299,16 @@ class RunEngine:
                 await self.store.renew_leases(list(self._executions), self.settings.lease_ttl)
                 for run_id in await self.store.find_lost_runs():
                     if run_id not in self._executions:
-                        await self._fail_lost(run_id)
+                        await self._fail(run_id, "the worker running this run was lost")
             except StoreUnavailable as exc:
                 logger.warning("could not renew run leases: %s", exc)
             except Exception:
                 logger.warning("could not renew run leases", exc_info=True)
             await asyncio.sleep(interval)
 
-    async def _fail_lost(self, run_id: uuid.UUID) -> None:
-        error = Error(code=ErrorCode.SERVER_ERROR, message="the worker running this run was lost")
+    async def _fail(self, run_id: uuid.UUID, reason: str) -> None:
+        """Fail a run that will not record its outcome itself (if it has not ended yet)."""
+        error = Error(code=ErrorCode.SERVER_ERROR, message=reason)
         changes = {
             "status": RunStatus.FAILED,
             "error": error,

@@ -39,7 +39,7 @@ from .models import (
     RunStatus,
     utc_now,
 )
-from .store import EventRecord, Store
+from .store import EventRecord, Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from .engine import RunEngine
@@ -51,6 +51,8 @@ logger = logging.getLogger("acp_adapters")
 _ACTIVE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
 #: How many events a busy agent may emit before the loop gets a turn (so streams flow while it runs).
 _EVENTS_PER_TURN = 64
+#: How long a run that has ended keeps trying to record its outcome while the store is unreachable.
+_FINISH_RETRY_FOR = 60.0
 
 
 class RunCancelled(Exception):
@@ -123,6 +125,11 @@ class RunExecution:
             await self._finish_cancelled()
         except ACPError as exc:
             await self._finish_failed(exc.error)
+        except StoreUnavailable as exc:
+            logger.warning("run %s: the store became unreachable: %s", run_id, exc)
+            await self._finish_failed(
+                Error(code=ErrorCode.SERVER_ERROR, message="the store became unreachable during the run")
+            )
         except Exception:
             logger.exception("run %s of agent %s failed", run_id, self.agent.name)
             await self._finish_failed(
@@ -327,7 +334,25 @@ class RunExecution:
             "error": error,
         }
         expect = {RunStatus.CANCELLING, *_ACTIVE} if status is RunStatus.CANCELLED else set(_ACTIVE)
-        return await self._transition(changes, expect, event)
+        # A shared store may be down for a moment: the run's outcome is worth waiting for (meanwhile
+        # its lease is kept, as it still executes here), rather than being failed later as lost.
+        delay, waited = 0.05, 0.0
+        while True:
+            try:
+                return await self._transition(changes, expect, event)
+            except StoreUnavailable as exc:
+                if waited >= _FINISH_RETRY_FOR:
+                    raise
+                logger.warning(
+                    "run %s: could not record that it %s (%s); trying again in %.2g s",
+                    self.run.run_id,
+                    status.value,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
 
     async def _finish_completed(self) -> None:
         if self._on_completed is not None:
@@ -346,8 +371,7 @@ class RunExecution:
             await self._finish_cancelled()
 
     async def _finish_cancelled(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._finish(RunStatus.CANCELLED, "run.cancelled")
+        await self._finish(RunStatus.CANCELLED, "run.cancelled")
 
 
 def _generic(data: dict[str, Any]) -> EventRecord:

@@ -200,3 +200,64 @@ async def test_finished_runs_read_back_the_same_once_packed(make_call: Any) -> N
         ]
         assert listed["events"][-1]["run"] == run
         assert listed["events"][3]["part"]["content"] == f"text {index}"
+
+
+class FlakyStore(MemoryStore):
+    """A store that is unreachable for the first ``outages`` attempts at the named operation."""
+
+    def __init__(self, operation: str, outages: int) -> None:
+        super().__init__()
+        self.operation, self.outages = operation, outages
+
+    def _maybe_down(self, operation: str) -> None:
+        if operation == self.operation and self.outages > 0:
+            self.outages -= 1
+            raise StoreUnavailable("connection refused")
+
+    async def transition(self, run_id: Any, changes: Any, *, expect: Any, events: Any) -> Any:
+        if events and events[0].type == "run.completed":
+            self._maybe_down("complete")
+        if events and events[0].type in ("run.completed", "run.failed", "run.cancelled"):
+            self._maybe_down("finish")
+        return await super().transition(run_id, changes, expect=expect, events=events)
+
+    async def append_events(self, run_id: Any, events: Any) -> None:
+        if events[0].type == "message.created":
+            self._maybe_down("message")
+        await super().append_events(run_id, events)
+
+
+async def test_a_run_waits_for_the_store_to_record_its_outcome(caplog: pytest.LogCaptureFixture) -> None:
+    store = FlakyStore("complete", outages=3)
+    call = Call(ACPService(echo_registry(), store=store))
+    status, run = await call.run("echo", "kept")
+    assert (status, run["status"]) == (200, "completed")
+    assert [m["parts"][0]["content"] for m in run["output"]] == ["kept"]
+    assert store.outages == 0
+    assert "could not record that it completed" in caplog.text
+    await call.service.aclose()
+
+
+async def test_a_store_outage_during_a_run_fails_it_with_a_reason() -> None:
+    call = Call(ACPService(echo_registry(), store=FlakyStore("message", outages=1)))
+    status, run = await call.run("echo")
+    assert (status, run["status"]) == (200, "failed")
+    assert run["error"] == {"code": "server_error", "message": "the store became unreachable during the run"}
+    await call.service.aclose()
+
+
+async def test_a_run_that_cannot_record_its_outcome_is_failed_not_left_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("acp_adapters.core.execution._FINISH_RETRY_FOR", 0.1)  # 3 attempts per outcome
+    completing_fails = Call(ACPService(echo_registry(), store=FlakyStore("complete", outages=1000)))
+    status, run = await completing_fails.run("echo")
+    assert (status, run["status"]) == (200, "failed")
+    assert run["error"]["message"] == "the store became unreachable during the run"
+    await completing_fails.service.aclose()
+
+    every_outcome_fails = Call(ACPService(echo_registry(), store=FlakyStore("finish", outages=6)))
+    status, run = await every_outcome_fails.run("echo")
+    assert (status, run["status"]) == (200, "failed")
+    assert run["error"]["message"] == "the run stopped unexpectedly"
+    await every_outcome_fails.service.aclose()
