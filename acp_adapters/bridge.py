@@ -7,7 +7,9 @@ Rules this module keeps:
   server (gunicorn) that is in the worker. A process forked after it started gets its own loop on
   its first request. At exit the services are closed and the loop stops, in bounded time.
 * A request thread hands its request to the loop and waits for the answer. Runs are tasks on the
-  loop, so an async-mode run goes on after its response.
+  loop, so an async-mode run goes on after its response. The hand-off is one
+  ``call_soon_threadsafe`` that starts a task, and a lock the task's completion releases: a
+  ``BlockingPortal.call`` costs two round trips between the threads and several futures per call.
 * A stream is pumped by one task into a bounded memory stream, which the WSGI iterable reads in
   batches (the core's async iterator is never stepped from several tasks). Closing the iterable
   (the client went away) cancels the pump and closes the core's stream: that ends the
@@ -16,6 +18,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
 import contextlib
@@ -24,8 +27,9 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -44,6 +48,60 @@ STREAM_BUFFER = 64
 BATCH_BYTES = 64 * 1024
 #: How long closing waits for the pump to finish, and exit for the services and loop to stop.
 CLOSE_TIMEOUT = 5.0
+#: How often a request thread waiting for its answer checks that the loop thread still runs.
+LIVENESS_CHECK = 1.0
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _LoopThread:
+    """A running event loop in its own thread, its portal, and the fast way to call it."""
+
+    __slots__ = ("loop", "pid", "portal", "thread")
+
+    def __init__(
+        self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop, thread: threading.Thread
+    ) -> None:
+        self.portal = portal
+        self.loop = loop
+        self.thread = thread
+        self.pid = os.getpid()
+
+    def call(self, func: Callable[[T], Coroutine[Any, Any, R]], arg: T) -> R:
+        """Run ``func(arg)`` as a task on the loop and wait for its result in this thread.
+
+        The task runs in a copy of the calling thread's context (as with ``portal.call``).
+        """
+        if threading.get_ident() == self.thread.ident:
+            raise RuntimeError("the ACP bridge cannot be called from its own event loop's thread")
+        done = threading.Lock()
+        done.acquire()
+        outcome: list[asyncio.Task[R] | BaseException] = []
+
+        def finished(task: asyncio.Task[R]) -> None:
+            outcome.append(task)
+            done.release()
+
+        def start() -> None:
+            try:
+                task = self.loop.create_task(func(arg))
+            except BaseException as exc:
+                outcome.append(exc)
+                done.release()
+                raise
+            task.add_done_callback(finished)
+
+        self.loop.call_soon_threadsafe(start)  # RuntimeError once the loop is closed
+        while not done.acquire(timeout=LIVENESS_CHECK):
+            if not self.thread.is_alive():
+                raise RuntimeError("the ACP event loop has stopped")
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        if result.cancelled():  # only when the loop stops under it (process exit)
+            raise RuntimeError("the ACP event loop stopped while answering")
+        return result.result()
 
 
 class _ProcessLoop:
@@ -51,42 +109,43 @@ class _ProcessLoop:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._current: _LoopThread | None = None
         self.bridges: weakref.WeakSet[SyncBridge] = weakref.WeakSet()
+
+    def current(self) -> _LoopThread:
+        """The loop thread of this process, started if need be."""
+        current = self._current
+        if current is not None and current.pid == os.getpid():
+            return current
+        with self._lock:
+            current = self._current
+            if current is None or current.pid != os.getpid():
+                current = self._current = _start_loop_thread()
+            return current
 
     def portal(self) -> BlockingPortal:
         """The running portal of this process, started if need be."""
-        portal = self._portal
-        if portal is not None and self._pid == os.getpid():
-            return portal
-        with self._lock:
-            if self._portal is None or self._pid != os.getpid():
-                self._portal, self._thread = _start_loop_thread()
-                self._pid = os.getpid()
-            return self._portal
+        return self.current().portal
 
     def running_portal(self) -> BlockingPortal | None:
         """The portal if it runs in this process, without starting one."""
-        return self._portal if self._pid == os.getpid() else None
+        current = self._current
+        return current.portal if current is not None and current.pid == os.getpid() else None
 
     def forget_after_fork(self) -> None:
         # The loop's thread does not exist in a forked child and the lock may have been held by a
         # thread that does not exist either: start afresh. Nothing of the parent's loop may be
         # finalised here (that would wait for the missing thread), hence no context manager.
         self._lock = threading.Lock()
-        self._portal = None
-        self._thread = None
-        self._pid = 0
+        self._current = None
 
     def shutdown(self) -> None:
         """Close every bridge's service and stop the loop (at exit), waiting at most a few seconds."""
         with self._lock:
-            portal, thread = self.running_portal(), self._thread
-            self._portal, self._thread, self._pid = None, None, 0
-        if portal is None or thread is None:
+            current, self._current = self._current, None
+        if current is None or current.pid != os.getpid():
             return
+        portal, thread = current.portal, current.thread
         bridges = list(self.bridges)
 
         def stop() -> None:
@@ -103,17 +162,18 @@ class _ProcessLoop:
         thread.join(max(deadline - time.monotonic(), 0.1))
 
 
-def _start_loop_thread() -> tuple[BlockingPortal, threading.Thread]:
+def _start_loop_thread() -> _LoopThread:
     """Run an event loop with a blocking portal in a new daemon thread.
 
     What ``anyio.from_thread.start_blocking_portal`` does, without its context manager: a forked
     child must be able to drop the parent's portal without finalising anything.
     """
-    ready: concurrent.futures.Future[BlockingPortal] = concurrent.futures.Future()
+    ready: concurrent.futures.Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]]
+    ready = concurrent.futures.Future()
 
     async def serve() -> None:
         async with BlockingPortal() as portal:
-            ready.set_result(portal)
+            ready.set_result((portal, asyncio.get_running_loop()))
             await portal.sleep_until_stopped()
 
     def run() -> None:
@@ -127,7 +187,8 @@ def _start_loop_thread() -> tuple[BlockingPortal, threading.Thread]:
 
     thread = threading.Thread(target=run, name="acp-adapters-loop", daemon=True)
     thread.start()
-    return ready.result(), thread
+    portal, loop = ready.result()
+    return _LoopThread(portal, loop, thread)
 
 
 _LOOP = _ProcessLoop()
@@ -150,11 +211,11 @@ class SyncBridge:
 
     def handle(self, request: Request) -> Response | SyncStreamResponse:
         """Answer ``request``; a stream comes back as a :class:`SyncStreamResponse` to iterate."""
-        portal = _LOOP.portal()
-        self._started_in = os.getpid()
-        response = portal.call(self.service.handle, request)
+        loop = _LOOP.current()
+        self._started_in = loop.pid
+        response = loop.call(self.service.handle, request)
         if isinstance(response, StreamResponse):
-            body = SyncStreamBody(portal, response.body)
+            body = SyncStreamBody(loop.portal, response.body)
             return SyncStreamResponse(status=response.status, headers=response.headers, body=body)
         return response
 
