@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 import zlib
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -25,10 +25,7 @@ from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
 __all__ = ["MemoryStore"]
 
 _TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
-#: Finished runs kept unpacked, newest first, so that the readers of a run that just ended (a sync
-#: request, a stream) read its events without unpacking them.
-_UNPACKED_FINISHED = 256
-#: Finished runs packed together: one compression per batch costs a fraction of one per run, and
+#: Finished runs compressed together: one compression per batch costs a fraction of one per run, and
 #: the runs of a batch, much alike, compress to a fraction of their size alone.
 _PACK_BATCH = 32
 
@@ -38,20 +35,35 @@ class _PackedBatch:
 
     __slots__ = ("blob",)
 
-    def __init__(self, logs: list[list[EventRecord]]) -> None:
+    def __init__(self, logs: list[bytes]) -> None:
         # Event JSON holds no raw newline nor NUL, so those join events and logs.
-        self.blob = zlib.compress(b"\0".join(b"\n".join(e.data for e in log) for log in logs), 1)
+        self.blob = zlib.compress(b"\0".join(logs), 1)
 
-    def log(self, position: int) -> list[EventRecord]:
-        data = zlib.decompress(self.blob).split(b"\0")[position]
-        return [EventRecord(_type_of(event), event) for event in data.split(b"\n")]
+    def log(self, position: int) -> bytes:
+        return zlib.decompress(self.blob).split(b"\0")[position]
 
 
 class _RunSlot:
-    """A run's snapshot and log. Once the run has ended and a batch of such runs is ready, its log
-    is packed with theirs: the run is then its last event's ``run``, read back on demand."""
+    """A run: while it goes on, its snapshot and its log of events.
 
-    __slots__ = ("batch", "count", "events", "owner", "position", "record", "signals", "status", "waiters")
+    Once it has ended, only its log is kept, as bytes (the run is its last event's ``run``, read back
+    on demand), and then compressed with those of the runs that ended around it. A finished run thus
+    leaves a couple of objects behind, not the hundred of its models and events: memory, and work for
+    the garbage collector, that would grow with every run kept.
+    """
+
+    __slots__ = (
+        "batch",
+        "count",
+        "events",
+        "log",
+        "owner",
+        "position",
+        "record",
+        "signals",
+        "status",
+        "waiters",
+    )
 
     def __init__(self, record: RunRecord, first_event: EventRecord) -> None:
         self.record: RunRecord | None = record
@@ -59,26 +71,31 @@ class _RunSlot:
         self.status = record.run.status
         self.events: list[EventRecord] = [first_event]
         self.count = 1
+        self.log = b""
         self.batch: _PackedBatch | None = None
         self.position = 0
-        self.waiters: list[asyncio.Future[None]] = []
+        self.waiters: list[asyncio.Future[None]] | None = None
         self.signals: asyncio.Queue[Signal] | None = None
 
     def wake(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
+        waiters, self.waiters = self.waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
-    def packed_into(self, batch: _PackedBatch, position: int) -> None:
+    def finish(self) -> None:
+        """Keep only the log, as bytes: the run has ended."""
         assert self.record is not None
         self.status = self.record.run.status
-        self.batch, self.position = batch, position
+        self.log = b"\n".join(event.data for event in self.events)
         self.events = []
         self.record = None
 
     def all_events(self) -> list[EventRecord]:
-        return self.events if self.batch is None else self.batch.log(self.position)
+        if self.record is not None:
+            return self.events
+        log = self.log if self.batch is None else self.batch.log(self.position)
+        return [EventRecord(_type_of(data), data) for data in log.split(b"\n")]
 
     def current(self) -> RunRecord:
         if self.record is not None:
@@ -88,9 +105,9 @@ class _RunSlot:
 
 
 def _pack(slots: list[_RunSlot]) -> None:
-    batch = _PackedBatch([slot.events for slot in slots])
+    batch = _PackedBatch([slot.log for slot in slots])
     for position, slot in enumerate(slots):
-        slot.packed_into(batch, position)
+        slot.batch, slot.position, slot.log = batch, position, b""
 
 
 def _type_of(data: bytes) -> str:
@@ -108,19 +125,20 @@ class MemoryStore(Store):
     def __init__(self, *, retention: float = 3600.0, max_finished_runs: int = 10_000) -> None:
         self.retention = retention
         self.max_finished_runs = max_finished_runs
-        self._to_pack: deque[_RunSlot] = deque()
-        self._runs: dict[uuid.UUID, _RunSlot] = {}
-        self._finished: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self._to_pack: list[_RunSlot] = []
+        # Runs are keyed by their UUID's int: a finished run then keeps no UUID object alive.
+        self._runs: dict[int, _RunSlot] = {}
+        self._finished: OrderedDict[int, float] = OrderedDict()
         self._sessions: dict[uuid.UUID, SessionRecord] = {}
         self._resources: dict[uuid.UUID, tuple[bytes, float]] = {}
         self._session_seen: dict[uuid.UUID, float] = {}
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
-        self._runs[record.run.run_id] = _RunSlot(record, first_event)
+        self._runs[record.run.run_id.int] = _RunSlot(record, first_event)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
-        slot = self._runs.get(run_id)
+        slot = self._runs.get(run_id.int)
         return slot.current() if slot else None
 
     async def update_run(
@@ -130,28 +148,28 @@ class MemoryStore(Store):
         *,
         expect: Collection[RunStatus] | None = None,
     ) -> RunRecord | None:
-        slot = self._runs.get(run_id)
+        slot = self._runs.get(run_id.int)
         if slot is None:
             return None
-        if slot.record is None:  # packed: the run has ended and changes no more
+        if slot.record is None:  # the run has ended and changes no more
             return slot.current() if expect is None or slot.status in expect else None
         run = slot.record.run
         if expect is not None and run.status not in expect:
             return None
         run.__dict__.update(changes)  # what setattr would do, without pydantic's checks per field
-        if run.status.is_terminal and run_id not in self._finished:
-            self._finished[run_id] = time.monotonic()
+        if run.status.is_terminal and run_id.int not in self._finished:
+            self._finished[run_id.int] = time.monotonic()
             self._evict()
         return slot.record
 
     def _evict(self) -> None:
         horizon = time.monotonic() - self.retention
         while self._finished:
-            run_id, finished = next(iter(self._finished.items()))
+            key, finished = next(iter(self._finished.items()))
             if finished > horizon and len(self._finished) <= self.max_finished_runs:
                 break
-            del self._finished[run_id]
-            slot = self._runs.pop(run_id, None)
+            del self._finished[key]
+            slot = self._runs.pop(key, None)
             if slot is not None:
                 slot.wake()
         while self._resources:
@@ -168,44 +186,49 @@ class MemoryStore(Store):
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
-        slot = self._runs.get(run_id)
+        slot = self._runs.get(run_id.int)
         if slot is None:
             return
         slot.events.extend(events)
         slot.count += len(events)
         if events[-1].type in _TERMINAL_EVENTS:
+            slot.finish()
             self._to_pack.append(slot)
-            if len(self._to_pack) >= _UNPACKED_FINISHED + _PACK_BATCH:
+            if len(self._to_pack) == _PACK_BATCH:
                 # Runs evicted meanwhile are packed too: their memory goes with the batch's.
-                _pack([self._to_pack.popleft() for _ in range(_PACK_BATCH)])
+                _pack(self._to_pack)
+                self._to_pack = []
         if slot.waiters:
             slot.wake()
 
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
-        slot = self._runs.get(run_id)
+        slot = self._runs.get(run_id.int)
         if slot is None:
             return []
         if slot.count <= start and timeout > 0:
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            if slot.waiters is None:
+                slot.waiters = []
             slot.waiters.append(waiter)
+            timer = loop.call_later(timeout, _time_out, waiter)
             try:
-                await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError:
-                return []
+                await waiter
             finally:
-                if waiter in slot.waiters:
+                timer.cancel()
+                if slot.waiters is not None and waiter in slot.waiters:
                     slot.waiters.remove(waiter)
         if slot.count <= start:
             return []
         return slot.all_events()[start:]
 
     async def count_events(self, run_id: uuid.UUID) -> int:
-        slot = self._runs.get(run_id)
+        slot = self._runs.get(run_id.int)
         return slot.count if slot else 0
 
     # signals --------------------------------------------------------------------------------------
     def _signals(self, run_id: uuid.UUID) -> asyncio.Queue[Signal] | None:
-        slot = self._runs.get(run_id)
+        slot = self._runs.get(run_id.int)
         if slot is None:
             return None
         if slot.signals is None:
@@ -260,3 +283,8 @@ class MemoryStore(Store):
     async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
         entry = self._resources.get(resource_id)
         return entry[0] if entry else None
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
