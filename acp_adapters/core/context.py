@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,9 @@ class Context:
         self.owner = owner
         self._cancelled = False
         self._cancel_event: threading.Event | None = None
-        self._sink = sink
+        # Weakly: the run's execution holds this context, and a cycle between them would keep each
+        # finished run's objects alive until the garbage collector came by.
+        self._sink = weakref.WeakMethod(sink)
 
     @property
     def cancelled(self) -> bool:
@@ -122,8 +125,14 @@ class Context:
 
     async def yield_async(self, value: Any) -> Any:
         """Yield ``value`` from an async agent's nested code; returns the resume value, if any."""
-        return await self._sink(value)
+        return await self._live_sink()(value)
 
     def yield_sync(self, value: Any) -> Any:
         """Yield ``value`` from a sync agent's thread; returns the resume value, if any."""
-        return anyio.from_thread.run(self._sink, value)
+        return anyio.from_thread.run(self._live_sink(), value)
+
+    def _live_sink(self) -> Callable[[Any], Coroutine[Any, Any, Any]]:
+        sink = self._sink()
+        if sink is None:
+            raise RuntimeError(f"run {self.run_id} has ended: nothing more can be yielded")
+        return sink

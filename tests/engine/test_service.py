@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -261,3 +262,38 @@ async def test_a_run_that_cannot_record_its_outcome_is_failed_not_left_hanging(
     assert (status, run["status"]) == (200, "failed")
     assert run["error"]["message"] == "the run stopped unexpectedly"
     await every_outcome_fails.service.aclose()
+
+
+async def test_a_finished_run_leaves_no_reference_cycles_behind(make_call: Any) -> None:
+    """Each run's objects are freed when it ends, not left for the garbage collector (whose passes
+    would then grow with the traffic)."""
+    call = make_call(echo_registry())
+    await call.run("echo")
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            status, _ = await call.run("echo")
+            assert status == 200
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable < 50  # fewer than one per run (there were 30 per run)
+
+
+async def test_a_context_kept_after_its_run_cannot_yield(make_call: Any) -> None:
+    kept: list[Context] = []
+    agents = AgentRegistry()
+
+    @agents.agent()
+    async def keeper(input: list[Message], context: Context) -> AsyncIterator[str]:
+        kept.append(context)
+        await context.yield_async("from nested code")
+        yield "done"
+
+    call = make_call(agents)
+    _, run = await call.run("keeper")
+    assert [part["content"] for part in run["output"][0]["parts"]] == ["from nested code", "done"]
+    gc.collect()
+    with pytest.raises(RuntimeError, match="has ended"):
+        await kept[0].yield_async("too late")
