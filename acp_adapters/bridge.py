@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -55,10 +57,43 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class _LoopThread:
-    """A running event loop in its own thread, its portal, and the fast way to call it."""
+class _Call:
+    """One request thread's call to the loop: what to run, and the lock its completion releases."""
 
-    __slots__ = ("loop", "pid", "portal", "thread")
+    __slots__ = ("arg", "context", "done", "func", "outcome")
+
+    def __init__(self, func: Callable[[Any], Coroutine[Any, Any, Any]], arg: Any) -> None:
+        self.func = func
+        self.arg = arg
+        self.context = contextvars.copy_context()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.outcome: asyncio.Task[Any] | BaseException | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        # On the loop. The task runs in a copy of the calling thread's context, as with portal.call.
+        try:
+            task = self.context.run(loop.create_task, self.func(self.arg))
+        except BaseException as exc:  # the caller raises it; the other calls of the batch go on
+            self.outcome = exc
+            self.done.release()
+        else:
+            task.add_done_callback(self.finished)
+
+    def finished(self, task: asyncio.Task[Any]) -> None:
+        self.outcome = task
+        self.done.release()
+
+
+class _LoopThread:
+    """A running event loop in its own thread, its portal, and the fast way to call it.
+
+    Calls queue up in ``_pending`` and one ``call_soon_threadsafe`` starts every call waiting: under
+    load the loop is woken (a write to its self-pipe, which also hands the GIL around) once per
+    batch, not once per request.
+    """
+
+    __slots__ = ("_pending", "_woken", "loop", "pid", "portal", "thread")
 
     def __init__(
         self, portal: BlockingPortal, loop: asyncio.AbstractEventLoop, thread: threading.Thread
@@ -67,41 +102,42 @@ class _LoopThread:
         self.loop = loop
         self.thread = thread
         self.pid = os.getpid()
+        self._pending: collections.deque[_Call] = collections.deque()
+        self._woken = False
 
     def call(self, func: Callable[[T], Coroutine[Any, Any, R]], arg: T) -> R:
-        """Run ``func(arg)`` as a task on the loop and wait for its result in this thread.
-
-        The task runs in a copy of the calling thread's context (as with ``portal.call``).
-        """
+        """Run ``func(arg)`` as a task on the loop and wait for its result in this thread."""
         if threading.get_ident() == self.thread.ident:
             raise RuntimeError("the ACP bridge cannot be called from its own event loop's thread")
-        done = threading.Lock()
-        done.acquire()
-        outcome: list[asyncio.Task[R] | BaseException] = []
-
-        def finished(task: asyncio.Task[R]) -> None:
-            outcome.append(task)
-            done.release()
-
-        def start() -> None:
+        call = _Call(func, arg)
+        self._pending.append(call)
+        # Appended before reading the flag: either the wake-up that set it has not yet cleared it
+        # (and will start this call), or this thread wakes the loop. At worst a wake-up finds
+        # nothing to do.
+        if not self._woken:
+            self._woken = True
             try:
-                task = self.loop.create_task(func(arg))
-            except BaseException as exc:
-                outcome.append(exc)
-                done.release()
+                self.loop.call_soon_threadsafe(self._start_pending)
+            except RuntimeError:  # the loop is closed: the process is exiting
+                self._woken = False
                 raise
-            task.add_done_callback(finished)
-
-        self.loop.call_soon_threadsafe(start)  # RuntimeError once the loop is closed
-        while not done.acquire(timeout=LIVENESS_CHECK):
+        while not call.done.acquire(timeout=LIVENESS_CHECK):
             if not self.thread.is_alive():
                 raise RuntimeError("the ACP event loop has stopped")
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        if result.cancelled():  # only when the loop stops under it (process exit)
+        outcome = call.outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        if outcome.cancelled():  # only when the loop stops under it (process exit)
             raise RuntimeError("the ACP event loop stopped while answering")
-        return result.result()
+        result: R = outcome.result()
+        return result
+
+    def _start_pending(self) -> None:
+        self._woken = False
+        pending = self._pending
+        while pending:
+            pending.popleft().start(self.loop)
 
 
 class _ProcessLoop:
