@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACPWSGIApp",
     "ACPWSGIMiddleware",
+    "headers_from_environ",
     "read_body",
     "request_from_environ",
     "server_worker_count",
@@ -42,6 +43,7 @@ __all__ = [
 logger = logging.getLogger("acp_adapters")
 
 _READ_SIZE = 64 * 1024
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
 
 
 def _wsgi_text(value: str) -> str:
@@ -98,32 +100,35 @@ def request_from_environ(
     reading ``wsgi.input`` when the framework has read it already.
     """
     path = _wsgi_text(environ.get("PATH_INFO", ""))[len(mount) :] or "/"
-    headers = {
-        key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
-    }
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").lower()] = environ[key]
     return Request(
         method=environ.get("REQUEST_METHOD", "GET").upper(),
         path=path,
         base_url=mount_url(environ, mount),
         query=environ.get("QUERY_STRING", ""),
-        headers=headers,
+        headers=headers_from_environ(environ),
         body=read_body(environ, max_body_size) if body is None else body,
         owner=owner,
     )
+
+
+def headers_from_environ(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The request headers of a WSGI environ (or of Django's ``request.META``), lower-case names."""
+    headers = {
+        key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    return headers
 
 
 def start_response_for(
     response: Response | SyncStreamResponse, start_response: StartResponse
 ) -> Iterable[bytes]:
     """Start the WSGI response and return its iterable (a stream's iterable has ``close()``)."""
-    try:
-        reason = http.HTTPStatus(response.status).phrase
-    except ValueError:
-        reason = ""
-    start_response(f"{response.status} {reason}".rstrip(), list(response.headers))
+    status = _STATUS_LINES.get(response.status) or str(response.status)
+    start_response(status, list(response.headers))
     return response.body if isinstance(response, SyncStreamResponse) else [response.body]
 
 

@@ -40,7 +40,7 @@ from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
-from acp_adapters.wsgi import read_body, warn_if_store_not_shared
+from acp_adapters.wsgi import headers_from_environ, read_body, warn_if_store_not_shared
 
 from .auth import PermissionRequired, auser_owner, user_owner
 from .conf import Guard, Owner, conf
@@ -191,7 +191,8 @@ class ACPSite:
             path="/" + path,
             base_url=request.build_absolute_uri(prefix).rstrip("/"),
             query=request.META.get("QUERY_STRING", ""),
-            headers={name.lower(): value for name, value in request.headers.items()},
+            # From META as the WSGI adapter reads it: request.headers costs three times as much.
+            headers=headers_from_environ(request.META),
             body=_body(request, self.service.settings.max_body_size),
             owner=owner,
         )
