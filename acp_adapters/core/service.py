@@ -73,9 +73,8 @@ class ACPService:
         agent (a plain function or a sync generator): a Flask app context, a database connection."""
         self.registry = registry
         self.settings = settings or Settings()
-        self.store = store or MemoryStore(
-            retention=self.settings.run_retention, max_finished_runs=self.settings.max_finished_runs
-        )
+        self.store = store or MemoryStore()
+        self.store.configure(self.settings)
         self.engine = RunEngine(registry, self.store, self.settings, sync_agent_context)
 
     async def handle(self, request: Request) -> Response | StreamResponse:

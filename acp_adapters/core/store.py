@@ -16,9 +16,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from .models import Run, RunStatus
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["EventRecord", "RunRecord", "SessionRecord", "Signal", "Store", "StoreUnavailable"]
 
@@ -65,6 +68,10 @@ class Store(ABC):
 
     #: True when other processes share this store (the engine then listens for their signals).
     shared: ClassVar[bool] = False
+
+    def configure(self, settings: Settings) -> None:  # noqa: B027 - optional hook
+        """Take from the service's settings what the store was not given itself (its retention, its
+        bound on finished runs, its lease time); :class:`ACPService` calls it once."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections; called once, lazily, on the engine's event loop."""

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from acp_adapters.core.models import RunStatus
+from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
 from acp_adapters.stores.redis_codec import (
     OWNER_FIELD,
@@ -65,9 +66,9 @@ class RedisStore(RedisSessions, Store):
         url: str = "redis://127.0.0.1:6379/0",
         *,
         prefix: str = "acp:",
-        retention: float = 3600.0,
-        max_finished_runs: int = 10_000,
-        lease_ttl: float = 10.0,
+        retention: float | None = None,
+        max_finished_runs: int | None = None,
+        lease_ttl: float | None = None,
         timeout: float = 5.0,
         connect_timeout: float = 2.0,
         retries: int = 1,
@@ -76,9 +77,17 @@ class RedisStore(RedisSessions, Store):
         **redis_options: Any,
     ) -> None:
         self.prefix = prefix
-        self.retention = retention
-        self.max_finished_runs = max_finished_runs
-        self.lease_ttl = lease_ttl
+        defaults = Settings()
+        self._given = {
+            "retention": retention is not None,
+            "max_finished_runs": max_finished_runs is not None,
+            "lease_ttl": lease_ttl is not None,
+        }
+        self.retention = defaults.run_retention if retention is None else retention
+        self.max_finished_runs = (
+            defaults.max_finished_runs if max_finished_runs is None else max_finished_runs
+        )
+        self.lease_ttl = defaults.lease_ttl if lease_ttl is None else lease_ttl
         #: How long a blocked reader rides out Redis being unreachable before it gives up.
         self.outage_grace = outage_grace
         #: Waiters look at their run again after this many seconds without a notification.
@@ -96,6 +105,14 @@ class RedisStore(RedisSessions, Store):
         #: The runs this instance created and has not seen end: it executes them, it writes their
         #: events (announced to its own readers in-process), and it just leased them.
         self._local_runs: dict[uuid.UUID, tuple[float, float]] = {}
+
+    def configure(self, settings: Settings) -> None:
+        if not self._given["retention"]:
+            self.retention = settings.run_retention
+        if not self._given["max_finished_runs"]:
+            self.max_finished_runs = settings.max_finished_runs
+        if not self._given["lease_ttl"]:
+            self.lease_ttl = settings.lease_ttl
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
