@@ -5,6 +5,10 @@ It drives, in this one process and on one uvloop, the same sync ``echo`` request
 * ``core``: :meth:`ACPService.handle` alone (the neutral core, no framework);
 * ``starlette``: the Starlette example app (``example_starlette.app:app``), called as ASGI;
 * ``floor``: the Starlette floor (``bench.floors.starlette_app:app``), called as ASGI;
+* ``minimal``: the least any ACP server must do for a sync run, written as bare as Python allows
+  (parse the request, make two ids, run the agent in a task of its own, keep its six events as
+  hand-made JSON, answer the run): no store, no lifecycle checks, no cancel, no sessions. It is a
+  lower bound for ``core``, not an alternative to it;
 
 interleaved (A B C A B C ...), and prints the median microseconds per run with the min-max. With no
 HTTP server and no load generator in the way, it shows what the adapter itself adds to what the
@@ -85,11 +89,77 @@ def _asgi_call(app: Callable[..., Awaitable[None]]) -> Call:
     return call
 
 
+def _minimal_call() -> Call:
+    import os
+    import uuid
+    from collections.abc import AsyncIterator
+    from datetime import datetime, timezone
+
+    from acp_adapters.models import Message, RunCreateRequest
+
+    logs: dict[uuid.UUID, list[bytes]] = {}
+
+    def now() -> bytes:
+        return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z").encode()
+
+    async def echo(input: list[Message]) -> AsyncIterator[Message]:
+        for message in input:
+            yield message
+
+    async def execute(
+        run: bytes, log: list[bytes], input: list[Message], done: asyncio.Future[bytes]
+    ) -> None:
+        log.append(b'{"type":"run.in-progress","run":' + run + b'"status":"in-progress"}}')
+        output = []
+        async for message in echo(input):
+            data = message.__pydantic_serializer__.to_json(message, exclude_none=True)
+            output.append(data)
+            log.append(b'{"type":"message.created","message":' + data + b"}")
+            for part in message.parts:
+                part_data = part.__pydantic_serializer__.to_json(part, exclude_none=True)
+                log.append(b'{"type":"message.part","part":' + part_data + b"}")
+            log.append(b'{"type":"message.completed","message":' + data + b"}")
+        final = (
+            run
+            + b'"status":"completed","output":['
+            + b",".join(output)
+            + b'],"finished_at":"'
+            + now()
+            + b'"}'
+        )
+        log.append(b'{"type":"run.completed","run":' + final + b"}")
+        done.set_result(final)
+
+    async def call() -> None:
+        request = RunCreateRequest.model_validate_json(BODY)
+        run_id = uuid.UUID(bytes=os.urandom(16), version=4)
+        session_id = uuid.UUID(bytes=os.urandom(16), version=4)
+        run = b'{"agent_name":"echo","run_id":"%s","session_id":"%s","created_at":"%s",' % (
+            str(run_id).encode(),
+            str(session_id).encode(),
+            now(),
+        )
+        log = logs[run_id] = [b'{"type":"run.created","run":' + run + b'"status":"created"}}']
+        if len(logs) > 10_000:
+            del logs[next(iter(logs))]
+        done = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().create_task(execute(run, log, request.input, done))
+        if b'"completed"' not in await done:
+            raise AssertionError("the minimal run did not complete")
+
+    return call
+
+
 def _targets() -> dict[str, Call]:
     from bench.floors.starlette_app import app as floor
     from example_starlette.app import app as starlette
 
-    return {"core": _core_call(), "starlette": _asgi_call(starlette), "floor": _asgi_call(floor)}
+    return {
+        "core": _core_call(),
+        "starlette": _asgi_call(starlette),
+        "floor": _asgi_call(floor),
+        "minimal": _minimal_call(),
+    }
 
 
 async def _measure(call: Call, runs: int, clients: int) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from .models import Message, MessagePart, Run
+from .models import Message, MessagePart, Run, RunStatus
 from .store import EventRecord
 
 __all__ = [
@@ -88,7 +88,7 @@ class RunJSON:
     def render(self, run: Run, changes: Mapping[str, Any] | None = None) -> bytes:
         """``run`` with ``changes`` applied, as JSON."""
         fields = run.__dict__ if not changes else {**run.__dict__, **changes}
-        parts = [self._head, fields["status"].value.encode(), b'"']
+        parts = [self._head, _STATUS_JSON[fields["status"]], b'"']
         if fields["await_request"] is not None:
             parts += (b',"await_request":', _model_json(fields["await_request"]))
         parts += (b',"output":[', self._output(fields["output"]), b"]")
@@ -107,6 +107,9 @@ class RunJSON:
             for index, message in enumerate(output)
         ]
         return b",".join(jsons)
+
+
+_STATUS_JSON = {status: status.value.encode() for status in RunStatus}
 
 
 def _model_json(model: BaseModel) -> bytes:
