@@ -159,14 +159,19 @@ class _ProcessLoop:
                 current = self._current = _start_loop_thread()
             return current
 
+    def running(self) -> _LoopThread | None:
+        """The loop thread if it runs in this process, without starting one."""
+        current = self._current
+        return current if current is not None and current.pid == os.getpid() else None
+
     def portal(self) -> BlockingPortal:
         """The running portal of this process, started if need be."""
         return self.current().portal
 
     def running_portal(self) -> BlockingPortal | None:
         """The portal if it runs in this process, without starting one."""
-        current = self._current
-        return current.portal if current is not None and current.pid == os.getpid() else None
+        current = self.running()
+        return current.portal if current is not None else None
 
     def forget_after_fork(self) -> None:
         # The loop's thread does not exist in a forked child and the lock may have been held by a
@@ -292,6 +297,9 @@ class SyncStreamBody(Iterator[bytes]):
 
     def __init__(self, portal: BlockingPortal, source: AsyncIterator[bytes]) -> None:
         self._portal = portal
+        current = _LOOP.running()
+        # Reads go the bridge's fast way when the portal is the process loop's (always, in practice).
+        self._loop = current if current is not None and current.portal is portal else None
         send, self._receive = anyio.create_memory_object_stream[bytes](STREAM_BUFFER)
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
@@ -305,6 +313,8 @@ class SyncStreamBody(Iterator[bytes]):
         if self._closed:
             raise StopIteration
         try:
+            if self._loop is not None:
+                return self._loop.call(_receive_batch, self._receive)
             return self._portal.call(_receive_batch, self._receive)
         except (anyio.EndOfStream, anyio.ClosedResourceError, RuntimeError):
             # RuntimeError: the loop has stopped (the process is exiting).
