@@ -3,6 +3,7 @@ and the view that serves it is the async one under ASGI, the sync one under WSGI
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -23,7 +24,8 @@ def test_paths_answer_without_a_trailing_slash(served: Served, append_slash: boo
     target = served.target()
     agents = ok_json(target.client.request("GET", "/agents"), 200, "AgentsListResponse")
     assert [agent["name"] for agent in agents["agents"]] == list(DEMO_AGENTS)
-    run = ok_json(target.client.request("POST", "/runs", json=run_body("echo", "hi")), 200, "Run")
+    body = run_body("echo", "hi", session_id=str(uuid.uuid4()))  # a named session keeps its history
+    run = ok_json(target.client.request("POST", "/runs", json=body), 200, "Run")
     assert run["status"] == "completed"
     got = ok_json(target.client.request("GET", f"/runs/{run['run_id']}"), 200, "Run")
     assert got["run_id"] == run["run_id"]
@@ -54,7 +56,8 @@ def test_the_projects_own_pages_are_untouched(served: Served) -> None:
 
 def test_base_url_is_the_mount_url(served: Served) -> None:
     target = served.target()
-    run = ok_json(target.client.request("POST", "/runs", json=run_body("echo", "hi")), 200, "Run")
+    body = run_body("echo", "hi", session_id=str(uuid.uuid4()))  # a named session keeps its history
+    run = ok_json(target.client.request("POST", "/runs", json=body), 200, "Run")
     session = ok_json(target.client.request("GET", f"/sessions/{run['session_id']}"), 200, "Session")
     history = session["history"]
     assert history and all(url.startswith("http://testserver/acp/resources/") for url in history)

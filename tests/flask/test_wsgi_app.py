@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -47,7 +48,7 @@ def test_the_app_mounted_under_a_script_name_builds_its_urls_from_it() -> None:
     client = Client(DispatcherMiddleware(host_app, {"/api/acp": acp}))
     assert client.get("/api/acp/ping").status_code == 200
     assert client.get("/elsewhere").get_data() == b"host app at /elsewhere"
-    run = post_run(client, "/api/acp/runs", "echo", "hi")
+    run = post_run(client, "/api/acp/runs", "echo", "hi", session_id=str(uuid.uuid4()))
     session = json_of(client.get(f"/api/acp/sessions/{run['session_id']}"))
     assert session["history"], session
     for url in session["history"]:
