@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-timeout", type=float, help="seconds before a stream counts as unfinished")
     parser.add_argument("--memory-runs", type=int, help="runs of the memory scenario (default 10000)")
     parser.add_argument(
+        "--memory-reps", type=int, help="fresh servers the memory scenario runs on, each (default 3, quick 1)"
+    )
+    parser.add_argument(
         "--ref", help="measure this git revision of the adapters (e.g. HEAD) instead of the working tree"
     )
     parser.add_argument(
@@ -83,6 +86,7 @@ def _options(args: argparse.Namespace) -> harness.Options:
         "stream_ns": args.stream_n,
         "stream_timeout": args.stream_timeout,
         "memory_runs": args.memory_runs,
+        "memory_reps": args.memory_reps,
         "pin": not args.no_pin,
         "ref": args.ref,
         "quiet_wait": args.quiet_wait,

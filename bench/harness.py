@@ -6,7 +6,9 @@ Scenarios (ids as ``--scenarios`` takes them):
 * ``async``: async ``echo`` runs created then polled until completed, 16 clients;
 * ``stream``: one stream of ``chunks`` per N (1,000, 5,000, 20,000 by default);
 * ``memory``: on a fresh server, RSS before and after 10,000 sync runs, and the throughput over
-  the first and the last 500 of them.
+  the first and the last 500 of them; three times, each on a fresh server (a window of 500 runs
+  lasts a fraction of a second on a fast server, so one pass says more about the machine than
+  about the server).
 
 Every measurement of a scenario is taken on each deployment in turn (A B C A B C ...), so that a
 slow drift of the machine spreads over all of them; each scenario starts on freshly started
@@ -51,6 +53,7 @@ class Options:
     memory_runs: int = 10_000
     memory_window: int = 500
     memory_timeout: float = 300.0
+    memory_reps: int = 3
     request_timeout: float = 30.0
     pin: bool = True
     ref: str | None = None  # a git revision to measure instead of the working tree
@@ -73,6 +76,7 @@ class Options:
             "memory_runs": 1_000,
             "memory_window": 100,
             "memory_timeout": 30.0,
+            "memory_reps": 1,
             "quiet_wait": 5.0,
             "retries": 0,
         }
@@ -310,29 +314,33 @@ class BenchRun:
                     self.record("stream", server, rep, self.measure(job), n=n, probe=True)
 
     def memory(self, deployments: list[Deployment]) -> None:
-        for deployment in deployments:
-            if not deployment.runs("memory"):
-                continue
-            with ServerPool(self.options.log_dir, self.server_cpus, self.code) as pool:
-                server = self.start(pool, deployment)
-                if server is None:
+        unfinished: set[str] = set()
+        for rep in range(self.options.memory_reps):
+            for deployment in deployments:
+                if not deployment.runs("memory") or deployment.name in unfinished:
                     continue
-                self.warm_up(server)
-                time.sleep(0.5)
-                before = server.rss()
-                job = self.job(
-                    server,
-                    kind="sync",
-                    concurrency=16,
-                    duration=self.options.memory_timeout,
-                    max_runs=self.options.memory_runs,
-                    record_completions=True,
-                    window=self.options.memory_window,
-                )
-                result = self.measure(job, retry=False)  # a second pass would start from another RSS
-                after = server.rss()
-                self.record("memory", server, 0, result, rss_before=before, rss_after=after)
-            self.servers.remove(server)
+                with ServerPool(self.options.log_dir, self.server_cpus, self.code) as pool:
+                    server = self.start(pool, deployment)
+                    if server is None:
+                        continue
+                    self.warm_up(server)
+                    time.sleep(0.5)
+                    before = server.rss()
+                    job = self.job(
+                        server,
+                        kind="sync",
+                        concurrency=16,
+                        duration=self.options.memory_timeout,
+                        max_runs=self.options.memory_runs,
+                        record_completions=True,
+                        window=self.options.memory_window,
+                    )
+                    result = self.measure(job, retry=False)  # a second pass would start from another RSS
+                    after = server.rss()
+                    self.record("memory", server, rep, result, rss_before=before, rss_after=after)
+                    if result.get("ok", 0) < self.options.memory_runs:
+                        unfinished.add(deployment.name)  # too slow to finish: once is enough
+                self.servers.remove(server)
 
 
 def _jsonable(options: Options) -> dict[str, Any]:
