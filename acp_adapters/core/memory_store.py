@@ -19,7 +19,6 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from .models import Run, RunStatus
-from .settings import Settings
 from .sse import run_of_event
 from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
 
@@ -123,15 +122,13 @@ class MemoryStore(Store):
     holds its run: use a shared store (Redis, the Django database) there.
     """
 
+    retention: float
+    max_finished_runs: int
+
     def __init__(self, *, retention: float | None = None, max_finished_runs: int | None = None) -> None:
         """``retention`` (seconds) and ``max_finished_runs`` bound the finished runs kept; left out,
         they come from the service's :class:`Settings`."""
-        defaults = Settings()
-        self._given = {"retention": retention is not None, "max_finished_runs": max_finished_runs is not None}
-        self.retention = defaults.run_retention if retention is None else retention
-        self.max_finished_runs = (
-            defaults.max_finished_runs if max_finished_runs is None else max_finished_runs
-        )
+        self._tune(retention=retention, max_finished_runs=max_finished_runs)
         self._to_pack: list[_RunSlot] = []
         # Runs are keyed by their UUID's int: a finished run then keeps no UUID object alive.
         self._runs: dict[int, _RunSlot] = {}
@@ -139,12 +136,6 @@ class MemoryStore(Store):
         self._sessions: dict[uuid.UUID, SessionRecord] = {}
         self._resources: dict[uuid.UUID, tuple[bytes, float]] = {}
         self._session_seen: dict[uuid.UUID, float] = {}
-
-    def configure(self, settings: Settings) -> None:
-        if not self._given["retention"]:
-            self.retention = settings.run_retention
-        if not self._given["max_finished_runs"]:
-            self.max_finished_runs = settings.max_finished_runs
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:

@@ -16,12 +16,10 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from .models import Run, RunStatus
-
-if TYPE_CHECKING:
-    from .settings import Settings
+from .settings import Settings
 
 __all__ = ["EventRecord", "RunRecord", "SessionRecord", "Signal", "Store", "StoreUnavailable"]
 
@@ -63,15 +61,36 @@ class Signal:
     payload: bytes = b""
 
 
+#: The field of :class:`Settings` each store tunable follows.
+_SETTING_OF = {
+    "retention": "run_retention",
+    "max_finished_runs": "max_finished_runs",
+    "lease_ttl": "lease_ttl",
+}
+
+
 class Store(ABC):
     """Where the engine keeps runs, events, sessions and resources. All methods are coroutines."""
 
     #: True when other processes share this store (the engine then listens for their signals).
     shared: ClassVar[bool] = False
 
-    def configure(self, settings: Settings) -> None:  # noqa: B027 - optional hook
-        """Take from the service's settings what the store was not given itself (its retention, its
-        bound on finished runs, its lease time); :class:`ACPService` calls it once."""
+    #: The tunables this store was not given, which :meth:`configure` takes from the service.
+    _untuned: tuple[str, ...] = ()
+
+    def _tune(self, **given: float | None) -> None:
+        """Set tunables (``retention``, ``max_finished_runs``, ``lease_ttl``) from what the store was
+        given; those left out (``None``) take the default settings until :meth:`configure`."""
+        self._untuned = tuple(name for name, value in given.items() if value is None)
+        defaults = Settings()
+        for name, value in given.items():
+            setattr(self, name, getattr(defaults, _SETTING_OF[name]) if value is None else value)
+
+    def configure(self, settings: Settings) -> None:
+        """Take from the service's settings the tunables the store was not given itself (its
+        retention, its bound on finished runs, its lease time); :class:`ACPService` calls it once."""
+        for name in self._untuned:
+            setattr(self, name, getattr(settings, _SETTING_OF[name]))
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections; called once, lazily, on the engine's event loop."""

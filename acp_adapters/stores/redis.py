@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from acp_adapters.core.models import RunStatus
-from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
 from acp_adapters.stores.redis_codec import (
     OWNER_FIELD,
@@ -60,6 +59,8 @@ class RedisStore(RedisSessions, Store):
     """
 
     shared: ClassVar[bool] = True
+    max_finished_runs: int
+    lease_ttl: float
 
     def __init__(
         self,
@@ -77,17 +78,7 @@ class RedisStore(RedisSessions, Store):
         **redis_options: Any,
     ) -> None:
         self.prefix = prefix
-        defaults = Settings()
-        self._given = {
-            "retention": retention is not None,
-            "max_finished_runs": max_finished_runs is not None,
-            "lease_ttl": lease_ttl is not None,
-        }
-        self.retention = defaults.run_retention if retention is None else retention
-        self.max_finished_runs = (
-            defaults.max_finished_runs if max_finished_runs is None else max_finished_runs
-        )
-        self.lease_ttl = defaults.lease_ttl if lease_ttl is None else lease_ttl
+        self._tune(retention=retention, max_finished_runs=max_finished_runs, lease_ttl=lease_ttl)
         #: How long a blocked reader rides out Redis being unreachable before it gives up.
         self.outage_grace = outage_grace
         #: Waiters look at their run again after this many seconds without a notification.
@@ -105,14 +96,6 @@ class RedisStore(RedisSessions, Store):
         #: The runs this instance created and has not seen end: it executes them, it writes their
         #: events (announced to its own readers in-process), and it just leased them.
         self._local_runs: dict[uuid.UUID, tuple[float, float]] = {}
-
-    def configure(self, settings: Settings) -> None:
-        if not self._given["retention"]:
-            self.retention = settings.run_retention
-        if not self._given["max_finished_runs"]:
-            self.max_finished_runs = settings.max_finished_runs
-        if not self._given["lease_ttl"]:
-            self.lease_ttl = settings.lease_ttl
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
