@@ -6,12 +6,13 @@ A test that takes ``stores`` runs once per backend of :func:`tests.stores.backen
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from acp_adapters.core.store import Store
 from tests.stores.backends import StoreBackend, StoreScope, load
+from tests.stores.redis_server import RedisServer
 
 _BACKENDS = load()
 
@@ -45,3 +46,22 @@ async def stores(store_backend: StoreBackend) -> AsyncIterator[StoreScope]:
 async def store(stores: StoreScope) -> Store:
     """A started store with default options."""
     return await stores.open()
+
+
+@pytest.fixture(scope="module")
+def redis_process() -> Iterator[RedisServer]:
+    """A redis-server of the test module's own (not the machine's), which its tests may stop or freeze."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server(redis_process: RedisServer) -> RedisServer:
+    """The module's own redis-server, running (a previous test may have left it stopped)."""
+    if redis_process.process is None or redis_process.process.poll() is not None:
+        redis_process.start()
+    return redis_process

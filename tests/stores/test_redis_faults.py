@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -20,24 +20,6 @@ from acp_adapters.stores.redis import RedisStore
 from tests.stores.redis_server import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def server_process() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def server(server_process: RedisServer) -> RedisServer:
-    """The private server, running (a previous test may have left it stopped)."""
-    if server_process.process is None or server_process.process.poll() is not None:
-        server_process.start()
-    return server_process
 
 
 @pytest.fixture

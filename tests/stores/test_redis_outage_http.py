@@ -10,7 +10,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,16 +23,6 @@ from tests.stores.redis_server import RedisServer
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 UNREACHABLE = {"code": "server_error", "message": "the store is unreachable"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def message(text: str) -> dict[str, Any]:
@@ -73,8 +63,6 @@ def until(check: Callable[[], bool], within: float) -> bool:
 def test_redis_outage_gives_clean_errors_then_the_api_recovers(
     server: RedisServer, factory: Callable[[str], contextlib.AbstractContextManager[Target]]
 ) -> None:
-    if server.process is None or server.process.poll() is not None:
-        server.start()
     with factory(server.url) as target:
         client = target.client
         done = client.request("POST", "/runs", json={"agent_name": "echo", "input": [message("before")]})
