@@ -31,7 +31,7 @@ __all__ = ["DEMO_SETTINGS", "demo_registry", "store_from_env"]
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
 #: The examples trust loopback origins so that two local instances can share a session.
-DEMO_SETTINGS = Settings(trusted_origins=("http://127.0.0.1:*", "http://localhost:*"))
+DEMO_SETTINGS = Settings()
 
 
 def demo_registry() -> AgentRegistry:

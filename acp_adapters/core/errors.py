@@ -6,7 +6,17 @@ from typing import Any
 
 from .models import Error, ErrorCode
 
-__all__ = ["ACPError", "ConflictError", "NotFoundError", "PayloadTooLargeError", "ValidationFailed"]
+__all__ = [
+    "ACPError",
+    "AuthenticationRequired",
+    "ConflictError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionRequired",
+    "TooManyRequests",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+]
 
 
 class ACPError(Exception):
@@ -17,6 +27,8 @@ class ACPError(Exception):
     """
 
     status: int = 500
+    #: Headers the HTTP layer adds to the answer (``Retry-After``, ``WWW-Authenticate``).
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(
         self,
@@ -72,3 +84,50 @@ class PayloadTooLargeError(ACPError):
             ),
             status=413,
         )
+
+
+class UnsupportedMediaType(ACPError):
+    """415 invalid_input: a POST whose body is not declared as ``application/json``."""
+
+    def __init__(self, content_type: str | None) -> None:
+        got = f"not {content_type!r}" if content_type else "none was given"
+        super().__init__(
+            Error(
+                code=ErrorCode.INVALID_INPUT,
+                message=f"the request body must be sent as Content-Type: application/json ({got})",
+                data={"content_type": content_type},
+            ),
+            status=415,
+        )
+
+
+class TooManyRequests(ACPError):
+    """429 invalid_input: a limit on concurrent work is reached; ``Retry-After`` says when to try again.
+
+    ``limit`` names the setting (``max_active_runs``), ``data`` carries its value.
+    """
+
+    def __init__(self, message: str, *, limit: str, value: int, retry_after: int = 1) -> None:
+        super().__init__(
+            Error(code=ErrorCode.INVALID_INPUT, message=message, data={"limit": limit, limit: value}),
+            status=429,
+        )
+        self.headers = (("retry-after", str(retry_after)),)
+
+
+class AuthenticationRequired(ACPError):
+    """401: the caller must authenticate. ``challenge`` (``'Bearer realm="acp"'``) is sent as
+    ``WWW-Authenticate`` when given."""
+
+    def __init__(self, message: str = "authentication required", *, challenge: str | None = None) -> None:
+        super().__init__(Error(code=ErrorCode.INVALID_INPUT, message=message), status=401)
+        self.challenge = challenge
+        if challenge is not None:
+            self.headers = (("www-authenticate", challenge),)
+
+
+class PermissionRequired(ACPError):
+    """403: the caller is known but may not do this."""
+
+    def __init__(self, message: str = "permission denied") -> None:
+        super().__init__(Error(code=ErrorCode.INVALID_INPUT, message=message), status=403)

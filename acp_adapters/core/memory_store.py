@@ -20,7 +20,7 @@ from typing import Any
 
 from .models import Run, RunStatus
 from .sse import run_of_event
-from .store import EventRecord, RunRecord, SessionRecord, Signal, Store
+from .store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal, Store
 
 __all__ = ["MemoryStore"]
 
@@ -134,7 +134,8 @@ class MemoryStore(Store):
         self._runs: dict[int, _RunSlot] = {}
         self._finished: OrderedDict[int, float] = OrderedDict()
         self._sessions: dict[uuid.UUID, SessionRecord] = {}
-        self._resources: dict[uuid.UUID, tuple[bytes, float]] = {}
+        self._resources: dict[uuid.UUID, tuple[ResourceRecord, float]] = {}
+        self._keys: dict[str, tuple[bytes, float]] = {}
         self._session_seen: dict[uuid.UUID, float] = {}
 
     # runs -----------------------------------------------------------------------------------------
@@ -255,6 +256,11 @@ class MemoryStore(Store):
     async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
         return self._sessions.get(session_id)
 
+    async def claim_session(self, record: SessionRecord) -> SessionRecord:
+        known = self._sessions.setdefault(record.id, record)
+        self._touch_session(record.id)
+        return known
+
     async def put_session(self, record: SessionRecord) -> None:
         self._sessions[record.id] = record
         self._touch_session(record.id)
@@ -266,10 +272,12 @@ class MemoryStore(Store):
         *,
         state: str | None = None,
         owner: str | None = None,
-    ) -> SessionRecord:
+    ) -> SessionRecord | None:
         record = self._sessions.get(session_id)
         if record is None:
             record = self._sessions[session_id] = SessionRecord(id=session_id, owner=owner)
+        elif record.owner != owner:
+            return None
         record.history.extend(history)
         if state is not None:
             record.state = state
@@ -282,11 +290,20 @@ class MemoryStore(Store):
 
     # resources ------------------------------------------------------------------------------------
     async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
-        self._resources[resource_id] = (data, time.monotonic())
+        self._resources[resource_id] = (ResourceRecord(data, owner), time.monotonic())
 
-    async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
+    async def get_resource(self, resource_id: uuid.UUID) -> ResourceRecord | None:
         entry = self._resources.get(resource_id)
         return entry[0] if entry else None
+
+    # keys -----------------------------------------------------------------------------------------
+    async def claim_key(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        now = time.monotonic()
+        held = self._keys.get(key)
+        if held is not None and held[1] > now:
+            return held[0]
+        self._keys[key] = (value, now + ttl)
+        return None
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:

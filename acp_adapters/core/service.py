@@ -193,10 +193,10 @@ class ACPService:
         return _json(200, body)
 
     async def _get_resource(self, request: Request, resource_id: str) -> Response:
-        data = await self.store.get_resource(_uuid(resource_id, "resource_id"))
-        if data is None:
+        record = await self.store.get_resource(_uuid(resource_id, "resource_id"))
+        if record is None or (record.owner is not None and record.owner != request.owner):
             raise NotFoundError(f"resource {resource_id} not found")
-        return Response(200, list(_JSON), data)
+        return Response(200, list(_JSON), record.data)
 
     async def _answer_when_settled(
         self, request: Request, run_id: uuid.UUID, start: int, headers: Headers

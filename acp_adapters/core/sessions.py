@@ -79,10 +79,10 @@ class ResourceLoader:
                 resource_id = uuid.UUID(url[len(self._own_prefix) :])
             except ValueError:
                 raise _not_found(url) from None
-            data = await self._store.get_resource(resource_id)
-            if data is None:
+            record = await self._store.get_resource(resource_id)
+            if record is None:
                 raise _not_found(url)
-            return data
+            return record.data
         if not origin_is_trusted(url, self._settings.trusted_origins):
             raise ACPError(
                 Error(code=ErrorCode.INVALID_INPUT, message=f"{url} is not on an origin this server trusts")

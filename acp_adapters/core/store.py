@@ -8,6 +8,10 @@ Rules this module keeps:
   statuses it expects, so that exactly one of them wins (on one process or on many).
 * A shared backend (Redis, a database) implements the same methods; ``shared = True`` tells the
   engine that other processes read and signal the same runs.
+* Owners are identities or ``None`` (anonymous), never ``""``: the service maps an empty owner to
+  ``None`` before anything reaches a store. A record with an owner is that owner's only; the engine
+  and the service compare owners, the store records them.
+* What a store keeps is bounded by bytes (``max_retained_bytes``), not only by count and age.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from typing import Any, ClassVar, Literal, NamedTuple
 from .models import Run, RunStatus
 from .settings import Settings
 
-__all__ = ["EventRecord", "RunRecord", "SessionRecord", "Signal", "Store", "StoreUnavailable"]
+__all__ = [
+    "EventRecord",
+    "ResourceRecord",
+    "RunRecord",
+    "SessionRecord",
+    "Signal",
+    "Store",
+    "StoreUnavailable",
+]
 
 
 class StoreUnavailable(Exception):
@@ -53,6 +65,13 @@ class SessionRecord:
     owner: str | None = None
 
 
+class ResourceRecord(NamedTuple):
+    """A resource's bytes and who owns it (``None``: anyone who knows its URL may read it)."""
+
+    data: bytes
+    owner: str | None = None
+
+
 @dataclass(frozen=True)
 class Signal:
     """A message to the worker executing a run: cancel it, or resume it with a JSON payload."""
@@ -66,6 +85,7 @@ _SETTING_OF = {
     "retention": "run_retention",
     "max_finished_runs": "max_finished_runs",
     "lease_ttl": "lease_ttl",
+    "max_retained_bytes": "max_retained_bytes",
 }
 
 
@@ -79,8 +99,9 @@ class Store(ABC):
     _untuned: tuple[str, ...] = ()
 
     def _tune(self, **given: float | None) -> None:
-        """Set tunables (``retention``, ``max_finished_runs``, ``lease_ttl``) from what the store was
-        given; those left out (``None``) take the default settings until :meth:`configure`."""
+        """Set tunables (``retention``, ``max_finished_runs``, ``lease_ttl``, ``max_retained_bytes``)
+        from what the store was given; those left out (``None``) take the default settings until
+        :meth:`configure`."""
         self._untuned = tuple(name for name, value in given.items() if value is None)
         defaults = Settings()
         for name, value in given.items():
@@ -171,8 +192,17 @@ class Store(ABC):
         """The session, or ``None`` if this server has not seen it."""
 
     @abstractmethod
+    async def claim_session(self, record: SessionRecord) -> SessionRecord:
+        """Create the session as ``record`` unless it exists, atomically (one winner among racing
+        processes); returns the session as stored: ``record``, or the one that was there (whose
+        ``owner`` the engine then compares with the caller's)."""
+
+    @abstractmethod
     async def put_session(self, record: SessionRecord) -> None:
-        """Create or replace a session (a client forwarded its descriptor)."""
+        """Replace a session's history and state (its owner forwarded its descriptor).
+
+        The engine calls it only after :meth:`claim_session` showed the session is the caller's.
+        """
 
     @abstractmethod
     async def extend_session(
@@ -182,8 +212,12 @@ class Store(ABC):
         *,
         state: str | None = None,
         owner: str | None = None,
-    ) -> SessionRecord:
-        """Append history URLs (and set the state URL, if given) atomically; create the session if new."""
+    ) -> SessionRecord | None:
+        """Append history URLs (and set the state URL, if given) atomically; create the session if new.
+
+        If the session exists and belongs to another owner than ``owner`` (``None`` included), write
+        nothing and return ``None``.
+        """
 
     # liveness (shared stores) -------------------------------------------------------------------
     async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:  # noqa: B027
@@ -206,5 +240,14 @@ class Store(ABC):
         """Keep a resource (a history message, a state blob) that this server serves."""
 
     @abstractmethod
-    async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
-        """The resource's bytes, or ``None``."""
+    async def get_resource(self, resource_id: uuid.UUID) -> ResourceRecord | None:
+        """The resource's bytes and owner, or ``None``."""
+
+    # keys -----------------------------------------------------------------------------------------
+    @abstractmethod
+    async def claim_key(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        """Keep ``value`` under ``key`` for ``ttl`` seconds unless the key is already held, atomically.
+
+        Returns ``None`` if this call stored it, else the value already held (the engine uses it for
+        ``Idempotency-Key``: one run per key and owner).
+        """

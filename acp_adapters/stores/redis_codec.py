@@ -42,10 +42,11 @@ def worker_name() -> str:
 
 def _field_adapter(name: str) -> TypeAdapter[Any]:
     field = Run.model_fields[name]
+    annotation: Any = field.annotation
     if not field.metadata:
-        return TypeAdapter(field.annotation)
+        return TypeAdapter(annotation)
     annotated: Any = Annotated  # the field's type with its serializer (the timestamps' "Z")
-    return TypeAdapter(annotated[tuple([field.annotation, *field.metadata])])
+    return TypeAdapter(annotated[tuple([annotation, *field.metadata])])
 
 
 #: One serializer per ``Run`` field (what ``Run`` itself would write for it, as JSON).
