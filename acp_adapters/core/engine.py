@@ -121,13 +121,24 @@ class RunEngine:
         return task
 
     # runs -----------------------------------------------------------------------------------------
-    async def create(self, request: RunCreateRequest, *, owner: str | None, base_url: str) -> Run:
-        """Create a run and start it; returns the run as created."""
+    async def create(
+        self,
+        request: RunCreateRequest,
+        *,
+        owner: str | None,
+        base_url: str,
+        run_id: uuid.UUID | None = None,
+    ) -> Run:
+        """Create a run and start it; returns the run as created.
+
+        ``run_id`` fixes the new run's id (the service derives it for an ``Idempotency-Key``); by
+        default a random one.
+        """
         agent = self.registry.get(request.agent_name)
         if agent is None:
             raise NotFoundError(f"agent {request.agent_name} not found")
         session = await self._open_session(request, owner)
-        run = Run(agent_name=agent.name, session_id=session.id)
+        run = Run(agent_name=agent.name, session_id=session.id, run_id=run_id or uuid.uuid4())
         run_json = RunJSON(run)
         first = run_json.event("run.created", run)
         await self.store.create_run(RunRecord(run=run, owner=owner), first)
