@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.from_thread
 
 from .models import Message
+from .sessions import ResourceUnavailable
 
 if TYPE_CHECKING:
     from .sessions import ResourceLoader
@@ -44,14 +45,20 @@ class SessionContext:
         self._owner = owner
 
     async def load_history(self) -> AsyncIterator[Message]:
-        """The history's messages, oldest first. A message that cannot be loaded (an origin the host
-        does not trust, a server that is down) is skipped with a warning."""
+        """The history's messages, oldest first. A message that cannot be loaded (missing, another
+        identity's, an origin the host does not trust, a server that is down or too slow, past the
+        run's cap on remote fetches) or is not a message is skipped; the server log says why."""
         for url in self.history:
             try:
                 data = await self._loader.load(url)
-                yield Message.model_validate_json(data)
-            except Exception as exc:
-                logger.warning("session %s: skipped history message %s: %s", self.id, url, exc)
+            except ResourceUnavailable:  # the loader logged why
+                continue
+            try:
+                message = Message.model_validate_json(data)
+            except ValueError:
+                logger.warning("session %s: history resource %r is not a message", self.id, url)
+                continue
+            yield message
 
     def load_history_sync(self) -> list[Message]:
         """:meth:`load_history` for sync agents (called from their worker thread)."""
@@ -62,10 +69,12 @@ class SessionContext:
         return anyio.from_thread.run(collect)
 
     async def load_state(self) -> bytes | None:
-        """The session's state, as the last run stored it, or ``None``."""
+        """The session's state, as the last run stored it, or ``None``. Raises
+        :class:`~acp_adapters.core.sessions.ResourceUnavailable` ("could not load the session state",
+        whatever the reason; the server log says why) if it cannot be loaded."""
         if self.state is None:
             return None
-        return await self._loader.load(self.state)
+        return await self._loader.load(self.state, what="the session state")
 
     async def store_state(self, data: bytes) -> str:
         """Store new state for the session; returns its URL."""

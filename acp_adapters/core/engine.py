@@ -86,9 +86,9 @@ class RunEngine:
         try:
             self.limiter = anyio.CapacityLimiter(self.settings.sync_agent_threads)
             if self.settings.trusted_origins:
-                import httpx
+                from .safe_fetch import new_http_client
 
-                self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+                self._http = new_http_client()
             await self.store.start()
             if self.store.shared:
                 self._spawn(self._keep_leases())
@@ -145,7 +145,9 @@ class RunEngine:
         if self.store.shared:
             await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
 
-        loader = ResourceLoader(self.store, self.settings, base_url, self._http)
+        loader = ResourceLoader(
+            self.store, self.settings, base_url, self._http, owner=owner, run_id=run.run_id
+        )
         session_context = SessionContext(session.id, list(session.history), session.state, loader, owner)
         record_session = None
         if request.session is not None or request.session_id is not None:

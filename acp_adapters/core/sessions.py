@@ -2,30 +2,37 @@
 
 Rules this module keeps:
 
-* A URL under this server's own ``/resources/`` is read straight from the store.
-* Any other URL is fetched only if its origin is trusted by the host's configuration (none by default),
-  with a time limit and a size cap, never following redirects: a client must not be able to make
-  the server fetch a URL of its choosing.
+* A URL under this server's own ``/resources/`` (recognised from the run's base URL, whatever its
+  spelling) is read straight from the store, and only if the resource has no owner or the run's
+  owner: someone else's resource is "not found", exactly like a missing one.
+* Any other URL is fetched only if its exact origin is trusted by the host's configuration (none by
+  default), through :class:`~acp_adapters.core.safe_fetch.SafeFetcher` (addresses checked, one
+  deadline, a size cap, no redirects), and at most ``max_history_fetches`` times per run.
+* Whatever goes wrong, the agent (and so the client) gets the same generic error; what went wrong is
+  written to the server log only.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+
+from pydantic_core import Url
 
 from .errors import ACPError
 from .models import Error, ErrorCode
+from .safe_fetch import FetchRefused, Origin, SafeFetcher
 from .settings import Settings
 from .store import Store
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ResourceLoader", "origin_is_trusted", "resource_url"]
+__all__ = ["ResourceLoader", "ResourceUnavailable", "origin_is_trusted", "resource_url"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+logger = logging.getLogger("acp_adapters")
 
 
 def resource_url(base_url: str, resource_id: uuid.UUID) -> str:
@@ -34,80 +41,156 @@ def resource_url(base_url: str, resource_id: uuid.UUID) -> str:
 
 
 def origin_is_trusted(url: str, trusted: Sequence[str]) -> bool:
-    """Whether ``url``'s origin matches one of ``trusted`` (``scheme://host:port``, port ``*`` for any)."""
+    """Whether ``url``'s origin is exactly one of ``trusted`` (``scheme://host[:port]``): same scheme,
+    host (case and IDNA spelling aside) and port (the scheme's default when none is written)."""
     try:
-        parts = urlsplit(url)
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        origin = Origin.of(url)
     except ValueError:
         return False
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return False
-    for entry in trusted:
-        scheme, _, rest = entry.partition("://")
-        host, _, want_port = rest.rstrip("/").rpartition(":")
-        if not host:
-            host, want_port = want_port, str(_DEFAULT_PORTS.get(scheme, ""))
-        if scheme != parts.scheme or host.strip("[]").lower() != parts.hostname.lower():
+    return origin in _origins(trusted)
+
+
+def _origins(entries: Sequence[str]) -> frozenset[Origin]:
+    origins = set()
+    for entry in entries:
+        try:
+            origins.add(Origin.of(entry))
+        except ValueError:  # Settings refuses such entries; a direct caller may not have
             continue
-        if want_port == "*" or want_port == str(port):
-            return True
-    return False
+    return frozenset(origins)
+
+
+class ResourceUnavailable(ACPError):
+    """A session resource could not, or may not, be loaded.
+
+    The message is the same whatever the reason (missing, someone else's, an untrusted origin, a
+    refused address, a timeout, a bad answer): a client learns nothing from it about other
+    identities' resources or the server's network. The reason is in the server log.
+    """
+
+    def __init__(self, what: str = "a history message") -> None:
+        super().__init__(Error(code=ErrorCode.NOT_FOUND, message=f"could not load {what}"))
+
+
+class _Refused(Exception):
+    """Why a load failed, for the log."""
 
 
 class ResourceLoader:
-    """Loads and stores session resources for one run (the run's base URL decides what is "own")."""
+    """Loads and stores session resources for one run.
+
+    ``base_url`` is the base under which this server hands out resource URLs for the run (the
+    request's, or ``Settings.public_url``); ``owner`` is the run's owner, whose resources (and
+    ownerless ones) are the only ones it loads from the store; ``http`` (``None``: no remote fetches)
+    should come from :func:`~acp_adapters.core.safe_fetch.new_http_client`.
+    """
 
     def __init__(
-        self, store: Store, settings: Settings, base_url: str, http: httpx.AsyncClient | None
+        self,
+        store: Store,
+        settings: Settings,
+        base_url: str,
+        http: httpx.AsyncClient | None,
+        *,
+        owner: str | None,
+        run_id: uuid.UUID | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._base_url = base_url
+        self._owner = owner
+        self._label = f"run {run_id}" if run_id is not None else "session"
         self._own_prefix = f"{base_url}/resources/"
-        self._http = http
+        self._own_origin, self._own_path = _own_location(base_url)
+        self._trusted = _origins(settings.trusted_origins)
+        self._fetcher = (
+            SafeFetcher(
+                http,
+                private_origins=settings.trusted_origins,
+                deadline=settings.history_fetch_timeout,
+                max_size=settings.history_max_size,
+            )
+            if http is not None
+            else None
+        )
+        self._fetches = 0
 
     async def store(self, data: bytes, *, owner: str | None = None) -> str:
-        """Keep ``data`` as a new resource; returns its URL."""
+        """Keep ``data`` as a new resource of ``owner`` (by default the run's); returns its URL."""
         resource_id = uuid.uuid4()
-        await self._store.put_resource(resource_id, data, owner=owner)
+        await self._store.put_resource(resource_id, data, owner=owner if owner is not None else self._owner)
         return resource_url(self._base_url, resource_id)
 
-    async def load(self, url: str) -> bytes:
-        """The bytes behind ``url``; raises :class:`ACPError` if it cannot or may not be loaded."""
-        if url.startswith(self._own_prefix):
-            try:
-                resource_id = uuid.UUID(url[len(self._own_prefix) :])
-            except ValueError:
-                raise _not_found(url) from None
-            record = await self._store.get_resource(resource_id)
-            if record is None:
-                raise _not_found(url)
-            return record.data
-        if not origin_is_trusted(url, self._settings.trusted_origins):
-            raise ACPError(
-                Error(code=ErrorCode.INVALID_INPUT, message=f"{url} is not on an origin this server trusts")
-            )
-        if self._http is None:
-            raise ACPError(Error(code=ErrorCode.SERVER_ERROR, message="remote resources are disabled"))
-        return await self._fetch(url)
+    async def load(self, url: str, *, what: str = "a history message") -> bytes:
+        """The bytes behind ``url``; raises :class:`ResourceUnavailable` (``could not load {what}``)
+        if they cannot or may not be loaded, and logs why."""
+        try:
+            return await self._load(url)
+        except (_Refused, FetchRefused) as exc:
+            logger.warning("%s: could not load %s %r: %s", self._label, what, url, exc)
+        except _Skipped:
+            logger.debug("%s: skipped %s %r: over max_history_fetches", self._label, what, url)
+        raise ResourceUnavailable(what)
 
-    async def _fetch(self, url: str) -> bytes:
-        assert self._http is not None
-        cap = self._settings.history_max_size
-        async with self._http.stream("GET", url, timeout=self._settings.history_fetch_timeout) as response:
-            if response.status_code != 200:
-                raise ACPError(
-                    Error(code=ErrorCode.SERVER_ERROR, message=f"{url} answered {response.status_code}")
+    async def _load(self, url: str) -> bytes:
+        try:
+            parsed = Url(url)
+            origin = Origin.of(parsed)
+        except ValueError:
+            raise _Refused("not an http(s) URL") from None
+        own_id = self._own_resource_id(url, parsed, origin)
+        if own_id is not None:
+            return await self._load_own(own_id)
+        if origin not in self._trusted:
+            raise _Refused(f"{origin} is not a trusted origin")
+        if self._fetcher is None:
+            raise _Refused("remote resources are disabled")
+        if self._fetches >= self._settings.max_history_fetches:
+            if self._fetches == self._settings.max_history_fetches:
+                self._fetches += 1  # say it once per run
+                logger.warning(
+                    "%s: made max_history_fetches (%d) remote fetches: further remote resources are skipped",
+                    self._label,
+                    self._settings.max_history_fetches,
                 )
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise ACPError(Error(code=ErrorCode.SERVER_ERROR, message=f"{url} is over {cap} bytes"))
-                chunks.append(chunk)
-        return b"".join(chunks)
+            raise _Skipped
+        self._fetches += 1
+        return await self._fetcher.fetch(url)
+
+    def _own_resource_id(self, url: str, parsed: Url, origin: Origin) -> str | None:
+        """The id part of ``url`` if it is under this server's ``/resources/``, else ``None``."""
+        if url.startswith(self._own_prefix):
+            return url[len(self._own_prefix) :]
+        if origin == self._own_origin and parsed.path and parsed.path.startswith(self._own_path):
+            if parsed.query is not None or parsed.fragment is not None:
+                return ""  # never a resource id: not found
+            return parsed.path[len(self._own_path) :]
+        return None
+
+    async def _load_own(self, resource_id: str) -> bytes:
+        try:
+            key = uuid.UUID(resource_id)
+        except ValueError:
+            raise _Refused("no such resource (not an id)") from None
+        if str(key) != resource_id.lower():  # uuid.UUID also reads braces, 'urn:uuid:' and no hyphens
+            raise _Refused("no such resource (not an id)")
+        record = await self._store.get_resource(key)
+        if record is None:
+            raise _Refused("no such resource")
+        if record.owner is not None and record.owner != self._owner:
+            raise _Refused("the resource belongs to another owner")
+        return record.data
 
 
-def _not_found(url: str) -> ACPError:
-    return ACPError(Error(code=ErrorCode.NOT_FOUND, message=f"no resource at {url}"))
+class _Skipped(Exception):
+    """Past the run's cap on remote fetches."""
+
+
+def _own_location(base_url: str) -> tuple[Origin | None, str]:
+    """The origin and path prefix of this server's resource URLs under ``base_url``."""
+    try:
+        parsed = Url(base_url)
+        origin = Origin.of(parsed)
+    except ValueError:
+        return None, ""
+    return origin, f"{(parsed.path or '').rstrip('/')}/resources/"
