@@ -93,6 +93,20 @@ class ACPService:
             response.headers.extend(self._cors_headers(request))
         return response
 
+    def error_response(self, request: Request, error: ACPError) -> Response:
+        """The answer that ``error`` gives to ``request``, as :meth:`handle` renders it: the ACP error
+        JSON, the error's own headers (``WWW-Authenticate``, ``Retry-After``) and the CORS headers.
+
+        For an adapter that refuses a request before handing it over (a Django guard, which runs in
+        the view where it may use the ORM), so that every answer under the mount comes from the core.
+        Pure: any thread may call it.
+        """
+        response = _error(error.status, error.error)
+        response.headers.extend(error.headers)
+        if self.settings.cors_origins:
+            response.headers.extend(self._cors_headers(request))
+        return response
+
     async def aclose(self) -> None:
         """Stop the engine: cancel the runs executing in this process, release the store."""
         await self.engine.aclose()
