@@ -1,17 +1,24 @@
-"""The demo agents that every example app serves (see docs/agents.md).
+"""The demo agents that every example app serves (see docs/agents.md), and what the examples share.
 
 One definition, imported by ``example_starlette``, ``example_flask`` and ``example_django``, the tests
-and the benchmark.
+and the benchmark: the agents (:func:`demo_registry`, and :func:`private_registry` for the mount that
+needs a token), the base settings (:data:`DEMO_SETTINGS`, which each example overlays with the
+``ACP_*`` environment through ``Settings.from_env``), the store named by ``ACP_STORE``
+(:func:`store_from_env`) and the bearer tokens of ``ACP_DEMO_TOKENS`` (:func:`demo_tokens`,
+:func:`bearer_owner`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from acp_adapters import ACPError, AgentRegistry, Context, Settings
+from acp_adapters.core.errors import AuthenticationRequired
 from acp_adapters.core.store import Store
 from acp_adapters.models import (
     Artifact,
@@ -25,13 +32,30 @@ from acp_adapters.models import (
     TrajectoryMetadata,
 )
 
-__all__ = ["DEMO_SETTINGS", "demo_registry", "store_from_env"]
+__all__ = [
+    "BEARER_CHALLENGE",
+    "DEMO_SETTINGS",
+    "DEMO_TOKENS_ENV",
+    "bearer_owner",
+    "demo_registry",
+    "demo_tokens",
+    "private_registry",
+    "store_from_env",
+]
 
 #: A 1x1 transparent PNG, base64.
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 
-#: The examples trust loopback origins so that two local instances can share a session.
+#: The settings every example starts from: the library's defaults, so no origin is trusted. Each
+#: example applies the ``ACP_*`` environment on top (``Settings.from_env(base=DEMO_SETTINGS)``); two
+#: local instances sharing a session name each other in ``ACP_TRUSTED_ORIGINS``.
 DEMO_SETTINGS = Settings()
+
+#: The variable that maps bearer tokens to owners on ``/acp-private``: ``alice=token-a,bob=token-b``.
+DEMO_TOKENS_ENV = "ACP_DEMO_TOKENS"
+
+#: The ``WWW-Authenticate`` challenge of ``/acp-private``.
+BEARER_CHALLENGE = 'Bearer realm="acp"'
 
 
 def demo_registry() -> AgentRegistry:
@@ -161,12 +185,72 @@ def demo_registry() -> AgentRegistry:
     return agents
 
 
-def store_from_env() -> Store | None:
+def private_registry() -> AgentRegistry:
+    """The agents of ``/acp-private``: every demo agent, and ``whoami``."""
+    agents = demo_registry()
+
+    @agents.agent()
+    async def whoami(input: list[Message], context: Context) -> AsyncIterator[str]:
+        """Says who the caller is (the owner its token or login maps to)."""
+        yield f"you are {context.owner}"
+
+    return agents
+
+
+def store_from_env(namespace: str = "") -> Store | None:
     """The store named by the ``ACP_STORE`` environment variable (``redis://...``), or ``None`` for the
-    in-memory default. The examples read it; the library never reads the environment itself."""
+    in-memory default. The examples read it; the library never reads the environment itself.
+
+    ``namespace`` keeps a second mount's keys apart on Redis (``acp:private:...`` next to ``acp:...``).
+    The store takes its retention and bounds from the settings of the service it is given to.
+    """
     url = os.environ.get("ACP_STORE", "")
     if not url or url.startswith("memory"):
         return None
     from acp_adapters.stores import store_from_url
 
-    return store_from_url(url, settings=DEMO_SETTINGS)
+    if not namespace:
+        return store_from_url(url)
+    # The Redis store's own default prefix is "acp:"; a prefix in the URL replaces it.
+    prefix = dict(parse_qsl(urlsplit(url).query)).get("prefix", "acp:")
+    return store_from_url(url, prefix=f"{prefix}{namespace}:")
+
+
+def demo_tokens(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The bearer tokens of ``ACP_DEMO_TOKENS`` (``alice=token-a,bob=token-b``), as token -> owner.
+
+    Unset or empty: no token, so nobody gets into ``/acp-private`` with one. Raises ``ValueError``
+    naming the variable for a malformed list: a pair without ``=``, an empty name or token, a token
+    with spaces, or one token given to two owners. Read once, when an example app is made.
+    """
+    text = (os.environ if environ is None else environ).get(DEMO_TOKENS_ENV, "")
+    tokens: dict[str, str] = {}
+    for pair in filter(None, (item.strip() for item in text.split(","))):
+        name, sep, token = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not token or any(c.isspace() for c in token):
+            raise ValueError(
+                f"{DEMO_TOKENS_ENV}: {pair!r} is not name=token (write e.g. alice=token-a,bob=token-b)"
+            )
+        if tokens.setdefault(token, name) != name:
+            raise ValueError(f"{DEMO_TOKENS_ENV}: one token is given to both {tokens[token]!r} and {name!r}")
+    return tokens
+
+
+def bearer_owner(tokens: Mapping[str, str], authorization: str | None) -> str:
+    """The owner whose token the ``Authorization: Bearer <token>`` header carries.
+
+    Raises :class:`~acp_adapters.core.errors.AuthenticationRequired` (401 with
+    ``WWW-Authenticate: Bearer realm="acp"``) when the header is missing, not a bearer token, or
+    names no known token. Every token is compared, in constant time.
+    """
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        raise AuthenticationRequired("send Authorization: Bearer <token>", challenge=BEARER_CHALLENGE)
+    found = None
+    for token, name in tokens.items():
+        if hmac.compare_digest(given.encode(), token.encode()):
+            found = name
+    if found is None:
+        raise AuthenticationRequired("unknown token", challenge=BEARER_CHALLENGE)
+    return found

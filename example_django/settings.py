@@ -5,7 +5,13 @@ The ACP part is ``ACP_ADAPTERS`` at the end; the rest is a plain Django project.
 * ``ACP_STORE``: where runs and sessions live. Empty or ``memory://`` (the default): this process's
   memory, so a single worker process (threads are fine); ``redis://127.0.0.1:6379/0``: Redis, shared
   by any number of processes; ``django``: this project's database (``manage.py migrate`` first).
-* ``ACP_DEMO_TOKEN``: the bearer token that opens ``/acp-private/`` without logging in (unset: none).
+* ``ACP_<SETTING>``: any :class:`~acp_adapters.Settings` field, on top of ``DEMO_SETTINGS``
+  (``Settings.from_env``, read when these settings are loaded): ``ACP_MAX_RUN_DURATION=2``,
+  ``ACP_MAX_BODY_SIZE=1048576``, ``ACP_TRUSTED_ORIGINS=http://127.0.0.1:8001,http://127.0.0.1:8002``
+  (lists are comma-separated). No origin is trusted unless ``ACP_TRUSTED_ORIGINS`` names it: two local
+  instances sharing a session name each other there. Both mounts use these settings.
+* ``ACP_DEMO_TOKENS``: ``alice=token-a,bob=token-b``, bearer tokens that open ``/acp-private/``
+  without logging in, and the owners they stand for (unset: none; logged-in users are let in too).
 * ``DJANGO_DEBUG=1``, ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated, added to
   the loopback names), ``DJANGO_DB`` (the SQLite file).
 """
@@ -14,6 +20,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from acp_adapters import Settings
+from example_agents import DEMO_SETTINGS
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -89,10 +98,10 @@ else:
     _STORE = "example_agents.store_from_env"
 
 ACP_ADAPTERS = {
-    # The demo agents every example serves, and their settings (loopback origins are trusted, so
-    # that two local instances can share a session).
+    # The demo agents every example serves, and their settings: the demo defaults (no trusted
+    # origin) with the ACP_* environment applied.
     "REGISTRY": "example_agents.demo_registry",
-    "SETTINGS": "example_agents.DEMO_SETTINGS",
+    "SETTINGS": Settings.from_env(base=DEMO_SETTINGS),
     # The store: a Store, or a function returning one (None: the in-memory store).
     "STORE": _STORE,
 }

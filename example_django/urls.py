@@ -1,4 +1,4 @@
-"""``/`` is the project's own page, ``/acp/`` the demo agents, ``/acp-private/`` the guarded agent."""
+"""``/`` is the project's own page, ``/acp/`` the demo agents, ``/acp-private/`` the guarded agents."""
 
 from __future__ import annotations
 
@@ -6,14 +6,22 @@ from django.contrib import admin
 from django.urls import include, path
 
 from acp_adapters.django import ACPSite
-from example_agents import DEMO_SETTINGS
+from acp_adapters.django.conf import conf
+from example_agents import private_registry, store_from_env
 
 from . import private, views
 
-#: The guarded mount (the demo agents' mount is the default site, configured in settings.py).
+# With ACP_STORE naming Redis, the guarded mount keeps its keys apart from the default site's; with a
+# database store (ACP_STORE=django, or a project's own STORE) it shares the default site's tables,
+# where owners keep runs apart.
+_store = store_from_env("private") if conf.raw.get("STORE") == "example_agents.store_from_env" else None
+
+#: The guarded mount (the demo agents' mount is the default site, configured in settings.py): the
+#: demo agents and ``whoami``, with the project's ACP settings.
 private_site = ACPSite(
-    private.private_registry(),
-    settings=DEMO_SETTINGS,
+    private_registry(),
+    settings=conf.settings,
+    store=_store,
     owner=private.owner,
     guard=private.user_or_token,
     name="acp-private",

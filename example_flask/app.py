@@ -1,24 +1,68 @@
-"""A Flask app with a page of its own at ``/`` and the ACP API at ``/acp``.
+"""A Flask app with a page of its own at ``/``, the ACP API at ``/acp`` and, for holders of a token,
+at ``/acp-private``.
 
 Run it from the repository root with the Flask dev server, ``flask --app example_flask.app run``, or
-with gunicorn, ``gunicorn -w 1 -k gthread --threads 32 example_flask.app:app``. ``ACP_STORE`` picks a
-shared store (``redis://127.0.0.1:6379/0``); the default is the in-memory store, which needs a single
-worker process.
+with gunicorn, ``gunicorn -w 1 -k gthread --threads 32 example_flask.app:app``. The environment, read
+once when the app is made:
+
+* ``ACP_<SETTING>``: any :class:`~acp_adapters.Settings` field, on top of ``DEMO_SETTINGS``
+  (``Settings.from_env``): ``ACP_MAX_RUN_DURATION=2``, ``ACP_MAX_BODY_SIZE=1048576``,
+  ``ACP_TRUSTED_ORIGINS=http://127.0.0.1:8001,http://127.0.0.1:8002`` (lists are comma-separated).
+  No origin is trusted unless ``ACP_TRUSTED_ORIGINS`` names it: two local instances sharing a session
+  name each other there.
+* ``ACP_STORE``: a shared store (``redis://127.0.0.1:6379/0``); the default is the in-memory store,
+  which needs a single worker process.
+* ``ACP_DEMO_TOKENS``: ``alice=token-a,bob=token-b``, the bearer tokens of ``/acp-private`` and the
+  owners they stand for (unset: nobody gets in). Runs, sessions and resources there belong to the
+  token's owner; a request without a known token gets 401 with ``WWW-Authenticate``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
+from acp_adapters import Settings
 from acp_adapters.flask import ACP
-from example_agents import DEMO_SETTINGS, demo_registry, store_from_env
+from acp_adapters.wsgi import ACPWSGIMiddleware
+from example_agents import (
+    DEMO_SETTINGS,
+    bearer_owner,
+    demo_registry,
+    demo_tokens,
+    private_registry,
+    store_from_env,
+)
 
-app = Flask(__name__)
+
+def create_app() -> Flask:
+    """The app, configured from the environment (see the module docstring)."""
+    app = Flask(__name__)
+    settings = Settings.from_env(base=DEMO_SETTINGS)
+    tokens = demo_tokens()
+
+    @app.get("/")
+    def home() -> str:
+        return (
+            "A Flask app; its agents are served over ACP at /acp, and to holders of a token at /acp-private\n"
+        )
+
+    ACP(app, demo_registry(), settings=settings, store=store_from_env())
+
+    def token_owner(environ: dict[str, Any]) -> str:
+        return bearer_owner(tokens, environ.get("HTTP_AUTHORIZATION"))
+
+    # A second mount, in front of the Flask app (one ACP extension registers one blueprint per app).
+    app.wsgi_app = ACPWSGIMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app,
+        private_registry(),
+        prefix="/acp-private",
+        settings=settings,
+        store=store_from_env("private"),
+        owner=token_owner,
+    )
+    return app
 
 
-@app.get("/")
-def home() -> str:
-    return "A Flask app; its agents are served over ACP at /acp\n"
-
-
-acp = ACP(app, demo_registry(), settings=DEMO_SETTINGS, store=store_from_env())
+app = create_app()
