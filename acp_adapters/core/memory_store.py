@@ -4,7 +4,11 @@ Rules this module keeps:
 
 * Appending an event is O(1) and wakes only that run's readers.
 * A finished run is kept for ``retention`` seconds, and at most ``max_finished_runs`` of them; a run
-  that is still going is never evicted.
+  that is still going is never evicted (the engine bounds those).
+* Sessions and resources are kept ``retention`` seconds from their last use, idempotency keys for
+  their ``ttl``.
+* What is kept is bounded by bytes: past ``max_retained_bytes`` the oldest finished runs go first,
+  then the oldest of resources, sessions and keys. The check costs nothing while under the budget.
 * Everything happens on the engine's event loop; nothing here is thread-safe, nothing needs to be.
 """
 
@@ -25,9 +29,20 @@ from .store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal
 __all__ = ["MemoryStore"]
 
 _TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
+#: What one kept record costs beyond its payload (its slot, dictionary entries, timestamps), and one
+#: history URL beyond its characters (a ``str`` and a list slot): counted so that many small records
+#: cannot outgrow the budget that their payloads alone would fit in.
+_RECORD_BYTES = 256
+_URL_BYTES = 64
 #: Finished runs compressed together: one compression per batch costs a fraction of one per run, and
-#: the runs of a batch, much alike, compress to a fraction of their size alone.
+#: the runs of a batch, much alike, compress to a fraction of their size alone. A batch closes at
+#: ``_PACK_BATCH`` runs or ``_PACK_BYTES`` of logs; a log of ``_PACK_MAX_LOG`` or more is kept as it
+#: is (compressing it would hold the event loop for milliseconds). A batch lives until its last run
+#: is evicted, and its runs are evicted together (oldest first): the bytes of evicted runs still held
+#: that way are those of one batch at most.
 _PACK_BATCH = 32
+_PACK_BYTES = 256 * 1024
+_PACK_MAX_LOG = 64 * 1024
 
 
 class _PackedBatch:
@@ -61,6 +76,7 @@ class _RunSlot:
         "position",
         "record",
         "signals",
+        "size",
         "status",
         "waiters",
     )
@@ -74,6 +90,7 @@ class _RunSlot:
         self.log = b""
         self.batch: _PackedBatch | None = None
         self.position = 0
+        self.size = 0  # the bytes counted for it once it has ended
         self.waiters: list[asyncio.Future[None]] | None = None
         self.signals: asyncio.Queue[Signal] | None = None
 
@@ -120,23 +137,47 @@ class MemoryStore(Store):
 
     With several worker processes each has its own store, so a request must reach the worker that
     holds its run: use a shared store (Redis, the Django database) there.
+
+    ``max_retained_bytes`` bounds what it keeps once done with: the event logs of finished runs
+    (counted from the event that ends them, as written, before they are compressed), sessions (their
+    history URLs, state URL and owner), resources (their bytes and owner) and idempotency keys (key
+    and value), each with a fixed cost per record. :attr:`retained_bytes` is that count. Runs still
+    going are not counted (the engine bounds them with ``max_active_runs`` and ``max_run_log_bytes``).
     """
 
     retention: float
     max_finished_runs: int
+    max_retained_bytes: int
 
-    def __init__(self, *, retention: float | None = None, max_finished_runs: int | None = None) -> None:
-        """``retention`` (seconds) and ``max_finished_runs`` bound the finished runs kept; left out,
-        they come from the service's :class:`Settings`."""
-        self._tune(retention=retention, max_finished_runs=max_finished_runs)
+    def __init__(
+        self,
+        *,
+        retention: float | None = None,
+        max_finished_runs: int | None = None,
+        max_retained_bytes: int | None = None,
+    ) -> None:
+        """``retention`` (seconds), ``max_finished_runs`` and ``max_retained_bytes`` bound what is kept;
+        left out, they come from the service's :class:`Settings`."""
+        self._tune(
+            retention=retention, max_finished_runs=max_finished_runs, max_retained_bytes=max_retained_bytes
+        )
         self._to_pack: list[_RunSlot] = []
+        self._to_pack_bytes = 0
         # Runs are keyed by their UUID's int: a finished run then keeps no UUID object alive.
         self._runs: dict[int, _RunSlot] = {}
+        # The dictionaries below are ordered oldest first (by end, last use, claim), for eviction.
         self._finished: OrderedDict[int, float] = OrderedDict()
         self._sessions: dict[uuid.UUID, SessionRecord] = {}
-        self._resources: dict[uuid.UUID, tuple[ResourceRecord, float]] = {}
-        self._keys: dict[str, tuple[bytes, float]] = {}
         self._session_seen: dict[uuid.UUID, float] = {}
+        self._session_bytes: dict[uuid.UUID, int] = {}
+        self._resources: dict[uuid.UUID, tuple[ResourceRecord, float]] = {}
+        self._keys: dict[str, tuple[bytes, float, float]] = {}  # value, claimed at, expires at
+        self._retained = 0
+
+    @property
+    def retained_bytes(self) -> int:
+        """The bytes counted against ``max_retained_bytes`` now (see the class docstring)."""
+        return self._retained
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
@@ -168,26 +209,60 @@ class MemoryStore(Store):
         return slot.record
 
     def _evict(self) -> None:
-        horizon = time.monotonic() - self.retention
+        """Drop what is past its retention, and finished runs past ``max_finished_runs``."""
+        now = time.monotonic()
+        horizon = now - self.retention
         while self._finished:
             key, finished = next(iter(self._finished.items()))
             if finished > horizon and len(self._finished) <= self.max_finished_runs:
                 break
-            del self._finished[key]
-            slot = self._runs.pop(key, None)
-            if slot is not None:
-                slot.wake()
+            self._drop_run(key)
         while self._resources:
             resource_id = next(iter(self._resources))
             if self._resources[resource_id][1] > horizon:
                 break
-            del self._resources[resource_id]
+            self._drop_resource(resource_id)
         while self._session_seen:
             session_id = next(iter(self._session_seen))
             if self._session_seen[session_id] > horizon:
                 break
-            del self._session_seen[session_id]
-            self._sessions.pop(session_id, None)
+            self._drop_session(session_id)
+        self._expire_keys(now)
+
+    def _shrink(self) -> None:
+        """Evict until the bytes kept fit ``max_retained_bytes``: finished runs first, oldest first,
+        then the oldest of resources, sessions and keys (by last use, or claim)."""
+        budget = self.max_retained_bytes
+        while self._retained > budget and self._finished:
+            self._drop_run(next(iter(self._finished)))
+        while self._retained > budget:
+            heads: list[tuple[float, int]] = []
+            if self._resources:
+                heads.append((next(iter(self._resources.values()))[1], 0))
+            if self._session_seen:
+                heads.append((next(iter(self._session_seen.values())), 1))
+            if self._keys:
+                heads.append((next(iter(self._keys.values()))[1], 2))
+            if not heads:
+                break
+            kind = min(heads)[1]
+            if kind == 0:
+                self._drop_resource(next(iter(self._resources)))
+            elif kind == 1:
+                self._drop_session(next(iter(self._session_seen)))
+            else:
+                self._drop_key(next(iter(self._keys)))
+
+    def _drop_run(self, key: int) -> None:
+        del self._finished[key]
+        slot = self._runs.pop(key, None)
+        if slot is None:
+            return
+        self._retained -= slot.size
+        # A slot waiting in _to_pack for its batch keeps its object, not its log; a reader woken
+        # below finds no events past its index.
+        slot.size, slot.log, slot.count = 0, b"", 0
+        slot.wake()
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
@@ -197,14 +272,27 @@ class MemoryStore(Store):
         slot.events.extend(events)
         slot.count += len(events)
         if events[-1].type in _TERMINAL_EVENTS:
-            slot.finish()
-            self._to_pack.append(slot)
-            if len(self._to_pack) == _PACK_BATCH:
-                # Runs evicted meanwhile are packed too: their memory goes with the batch's.
-                _pack(self._to_pack)
-                self._to_pack = []
+            self._retain(run_id.int, slot)
         if slot.waiters:
             slot.wake()
+
+    def _retain(self, key: int, slot: _RunSlot) -> None:
+        """Keep a run that has just ended: its log as bytes, counted, soon compressed."""
+        slot.finish()
+        slot.size = len(slot.log) + _RECORD_BYTES
+        self._retained += slot.size
+        if key not in self._finished:  # ended by its event alone, without a status change
+            self._finished[key] = time.monotonic()
+        if slot.size < _PACK_MAX_LOG:
+            self._to_pack.append(slot)
+            self._to_pack_bytes += slot.size
+            if len(self._to_pack) == _PACK_BATCH or self._to_pack_bytes >= _PACK_BYTES:
+                # Runs evicted meanwhile are packed too (with their log dropped).
+                _pack(self._to_pack)
+                self._to_pack = []
+                self._to_pack_bytes = 0
+        if self._retained > self.max_retained_bytes:
+            self._shrink()
 
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
         slot = self._runs.get(run_id.int)
@@ -257,13 +345,16 @@ class MemoryStore(Store):
         return self._sessions.get(session_id)
 
     async def claim_session(self, record: SessionRecord) -> SessionRecord:
-        known = self._sessions.setdefault(record.id, record)
-        self._touch_session(record.id)
-        return known
+        known = self._sessions.get(record.id)
+        if known is not None:
+            return known  # someone's already: unchanged, not even its time of last use
+        self._sessions[record.id] = record
+        self._count_session(record.id, _session_size(record))
+        return record
 
     async def put_session(self, record: SessionRecord) -> None:
         self._sessions[record.id] = record
-        self._touch_session(record.id)
+        self._count_session(record.id, _session_size(record))
 
     async def extend_session(
         self,
@@ -276,34 +367,100 @@ class MemoryStore(Store):
         record = self._sessions.get(session_id)
         if record is None:
             record = self._sessions[session_id] = SessionRecord(id=session_id, owner=owner)
+            size = _session_size(record)
         elif record.owner != owner:
             return None
+        else:
+            size = self._session_bytes.get(session_id, 0)
         record.history.extend(history)
+        size += sum(map(len, history)) + _URL_BYTES * len(history)
         if state is not None:
+            size += len(state) - len(record.state or "")
             record.state = state
-        self._touch_session(session_id)
+        self._count_session(session_id, size)
         return record
 
-    def _touch_session(self, session_id: uuid.UUID) -> None:
+    def _count_session(self, session_id: uuid.UUID, size: int) -> None:
+        """Record the session's use now and its new size; evict if over the budget."""
         self._session_seen.pop(session_id, None)
         self._session_seen[session_id] = time.monotonic()
+        self._retained += size - self._session_bytes.get(session_id, 0)
+        self._session_bytes[session_id] = size
+        if self._retained > self.max_retained_bytes:
+            self._shrink()
+
+    def _drop_session(self, session_id: uuid.UUID) -> None:
+        del self._session_seen[session_id]
+        self._sessions.pop(session_id, None)
+        self._retained -= self._session_bytes.pop(session_id, 0)
 
     # resources ------------------------------------------------------------------------------------
     async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
-        self._resources[resource_id] = (ResourceRecord(data, owner), time.monotonic())
+        if resource_id in self._resources:
+            self._drop_resource(resource_id)
+        record = ResourceRecord(data, owner)
+        self._resources[resource_id] = (record, time.monotonic())
+        self._retained += _resource_size(record)
+        if self._retained > self.max_retained_bytes:
+            self._shrink()
 
     async def get_resource(self, resource_id: uuid.UUID) -> ResourceRecord | None:
-        entry = self._resources.get(resource_id)
-        return entry[0] if entry else None
+        entry = self._resources.pop(resource_id, None)
+        if entry is None:
+            return None
+        # A read is a use: the resource moves to the young end, for retention and eviction alike.
+        self._resources[resource_id] = (entry[0], time.monotonic())
+        return entry[0]
+
+    def _drop_resource(self, resource_id: uuid.UUID) -> None:
+        record, _ = self._resources.pop(resource_id)
+        self._retained -= _resource_size(record)
 
     # keys -----------------------------------------------------------------------------------------
     async def claim_key(self, key: str, value: bytes, ttl: float) -> bytes | None:
         now = time.monotonic()
         held = self._keys.get(key)
-        if held is not None and held[1] > now:
-            return held[0]
-        self._keys[key] = (value, now + ttl)
+        if held is not None:
+            if held[2] > now:
+                return held[0]
+            self._drop_key(key)
+        self._expire_keys(now)
+        self._keys[key] = (value, now, now + ttl)
+        self._retained += _key_size(key, value)
+        if self._retained > self.max_retained_bytes:
+            self._shrink()
         return None
+
+    def _expire_keys(self, now: float) -> None:
+        # Oldest claim first: with one ttl (the engine's), also the first to expire.
+        while self._keys:
+            key = next(iter(self._keys))
+            if self._keys[key][2] > now:
+                break
+            self._drop_key(key)
+
+    def _drop_key(self, key: str) -> None:
+        value = self._keys.pop(key)[0]
+        self._retained -= _key_size(key, value)
+
+
+def _session_size(record: SessionRecord) -> int:
+    urls = record.history
+    return (
+        _RECORD_BYTES
+        + sum(map(len, urls))
+        + _URL_BYTES * len(urls)
+        + len(record.state or "")
+        + len(record.owner or "")
+    )
+
+
+def _resource_size(record: ResourceRecord) -> int:
+    return _RECORD_BYTES + len(record.data) + len(record.owner or "")
+
+
+def _key_size(key: str, value: bytes) -> int:
+    return _RECORD_BYTES + len(key) + len(value)
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:
