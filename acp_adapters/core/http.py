@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Headers", "Request", "Response", "StreamResponse"]
 
@@ -24,7 +25,10 @@ class Request:
     ``base_url`` is the absolute URL of the mount point without a trailing slash
     (``http://host:8000/acp``): the server builds the URLs it hands out (session resources) from it.
     ``headers`` has lower-case names. ``owner`` is the identity the host's auth gives the caller,
-    or ``None``; runs and sessions record it and only their owner may see them.
+    or ``None``; runs, sessions and resources record it and only their owner may see them (the
+    service treats ``""`` as ``None``). ``native`` is the framework's own request (the ASGI scope, the
+    WSGI environ, Flask's or Django's request object), for an ``authorize`` hook that needs more than
+    the headers; the core never reads it.
     """
 
     method: str
@@ -34,6 +38,7 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     owner: str | None = None
+    native: Any = None
 
 
 @dataclass

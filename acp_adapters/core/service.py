@@ -3,14 +3,23 @@
 Rules this module keeps:
 
 * Every answer under the mount is either what the spec describes or an ACP error
-  ``{code, message, data?}``: 404 for what does not exist, 405 for a wrong method, 409 for a state
-  conflict, 413 for a body over the limit, 422 for bad input, 503 when the store is unreachable and
-  500 (with no internals) for anything unexpected.
+  ``{code, message, data?}``: 401/403 from the ``authorize`` hook, 404 for what does not exist (or
+  belongs to another owner: the same answer), 405 for a wrong method, 409 for a state conflict, 413
+  for a body over the limit, 415 for a body that is not JSON, 422 for bad input, 429 when a limit on
+  work is reached, 503 when the store is unreachable and 500 (with no internals) for anything
+  unexpected. Every answer, errors included, carries the error's headers (``Retry-After``,
+  ``WWW-Authenticate``) and the CORS headers.
 * Input is validated before a run starts, so bad input gets a JSON error, never a stream that dies.
+* Only canonical ids (``str(uuid)``) reach headers, messages and logs, never the text of the path.
+* An empty owner ``""`` is no owner (``None``), before anything reaches the engine or a store.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import inspect
+import json
 import logging
 import re
 import uuid
@@ -19,11 +28,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ValidationError
+import anyio
+from pydantic import BaseModel
 
 from .agents import AgentRegistry
+from .bodies import check_create_caps, check_resume_caps, parse_body, require_json
 from .engine import RunEngine
-from .errors import ACPError, NotFoundError, PayloadTooLargeError, ValidationFailed
+from .errors import ACPError, ConflictError, NotFoundError, PayloadTooLargeError, ValidationFailed
 from .http import Headers, Request, Response, StreamResponse
 from .memory_store import MemoryStore
 from .models import (
@@ -36,11 +47,17 @@ from .models import (
 )
 from .settings import Settings
 from .sse import error_frame, event_frames, run_of_event
-from .store import Store, StoreUnavailable
+from .store import RunRecord, Store, StoreUnavailable
 
-__all__ = ["ACPService"]
+__all__ = ["ACPService", "Authorize"]
 
 logger = logging.getLogger("acp_adapters")
+
+#: The authorization hook: ``authorize(request, agent)`` returns (or, if async, resolves) to let the
+#: request through, or raises :class:`~acp_adapters.core.errors.AuthenticationRequired` (401, with
+#: ``WWW-Authenticate``) or :class:`~acp_adapters.core.errors.PermissionRequired` (403), which the core
+#: renders (any :class:`~acp_adapters.core.errors.ACPError` is rendered). See :class:`ACPService`.
+Authorize = Callable[[Request, "str | None"], "Awaitable[None] | None"]
 
 _JSON: Headers = [("content-type", "application/json")]
 _STREAM: Headers = [
@@ -49,6 +66,11 @@ _STREAM: Headers = [
     ("x-accel-buffering", "no"),
 ]
 _UUID = r"(?P<id>[^/]+)"
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+#: A repeated ``Idempotency-Key`` waits up to ``_REPLAY_POLLS * _REPLAY_POLL`` seconds for the run its
+#: first request is still creating.
+_REPLAY_POLLS = 100
+_REPLAY_POLL = 0.05
 Handler = Callable[["ACPService", Request, str], Awaitable[Response | StreamResponse]]
 
 
@@ -59,6 +81,31 @@ class ACPService:
     :class:`StreamResponse`. It must be called on the event loop that hosts the engine (the
     server's loop under ASGI, the bridge's loop under WSGI); the engine starts lazily on the first
     call, and ``aclose`` stops it.
+
+    **Authorization.** ``authorize(request, agent)``, if given, is called before each operation; it
+    returns (a coroutine function's result is awaited) to let it through, or raises
+    :class:`~acp_adapters.core.errors.AuthenticationRequired` (401, its ``challenge`` sent as
+    ``WWW-Authenticate``) or :class:`~acp_adapters.core.errors.PermissionRequired` (403): the core
+    renders the error, with CORS headers, the same in every framework. It is called
+
+    * with ``agent=None`` first, on every route but ``/ping`` (which stays open) and before the body is
+      read: may this caller use the API at all?
+    * then with the agent's name once the operation's agent is known: ``GET /agents/{name}``,
+      ``POST /runs`` (the body's ``agent_name``), and for ``/runs/{id}``, its cancel, resume and events,
+      the run's agent (after the owner check: a run of someone else is 404 without a call);
+    * ``GET /agents`` lists only the agents for which the hook raises no 401/403.
+
+    Sessions and resources are checked with ``None`` only (they are scoped by owner). A sync hook runs
+    on the event loop: it must not block (read headers, compare the owner); do I/O in an async one.
+    ``request.native`` is the framework's own request object, for a hook that needs it.
+
+    **Idempotency.** ``POST /runs`` with an ``Idempotency-Key`` header (1 to 255 visible ASCII
+    characters, else 422) makes at most one run per key and owner while runs are retained
+    (``run_retention``). A repeat of the same key with the same body (byte for byte: its SHA-256 is
+    kept) answers with that run instead of a new one: in async mode as ``GET /runs/{id}`` shows it now
+    (202), in sync mode once it awaits or ends, in stream mode with its events from the first. The
+    same key with another body gets 409. If the first request failed before its run was created (429,
+    an unknown agent), the key stays taken and a repeat gets 409: retry such a request with a new key.
     """
 
     def __init__(
@@ -68,26 +115,31 @@ class ACPService:
         store: Store | None = None,
         settings: Settings | None = None,
         sync_agent_context: Callable[[], AbstractContextManager[Any]] | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         """``sync_agent_context``, if given, is entered in the worker thread around every call of a sync
-        agent (a plain function or a sync generator): a Flask app context, a database connection."""
+        agent (a plain function or a sync generator): a Flask app context, a database connection.
+        ``authorize`` is the authorization hook described above."""
         self.registry = registry
         self.settings = settings or Settings()
         self.store = store or MemoryStore()
         self.store.configure(self.settings)
         self.engine = RunEngine(registry, self.store, self.settings, sync_agent_context)
+        self.authorize = authorize
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         """Answer one request."""
+        if request.owner == "":
+            request = dataclasses.replace(request, owner=None)
         try:
             response = await self._dispatch(request)
         except ACPError as exc:
-            response = _error(exc.status, exc.error)
+            return self.error_response(request, exc)
         except StoreUnavailable as exc:
             logger.warning("store unreachable: %s", exc)
             response = _error(503, Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
         except Exception:
-            logger.exception("unexpected error answering %s %s", request.method, request.path)
+            logger.exception("unexpected error answering %s %r", request.method, request.path[:200])
             response = _error(500, Error(code=ErrorCode.SERVER_ERROR, message="internal server error"))
         if self.settings.cors_origins:
             response.headers.extend(self._cors_headers(request))
@@ -116,27 +168,38 @@ class ACPService:
         path = request.path.rstrip("/") or "/"
         method = request.method.upper()
         if method == "OPTIONS" and self.settings.cors_origins:
-            return Response(204, [], b"")
+            return Response(204, [("access-control-max-age", "600")], b"")
         for pattern, handlers in _ROUTES:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
             handler = handlers.get(method) or (handlers.get("GET") if method == "HEAD" else None)
             if handler is None:
-                allowed = ", ".join(sorted(handlers))
-                error = Error(
-                    code=ErrorCode.INVALID_INPUT,
-                    message=f"method {method} is not allowed on {path}; use {allowed}",
-                    data={"allowed": sorted(handlers)},
-                )
-                response = _error(405, error)
-                response.headers.append(("allow", allowed))
-                return response
+                return _not_allowed(method, path, sorted(handlers))
             if len(request.body) > self.settings.max_body_size:
                 raise PayloadTooLargeError(self.settings.max_body_size)
+            if method == "POST":
+                require_json(request.headers)
+            if handler is not ACPService._ping:
+                await self._authorized(request, None)
             await self.engine.ensure_started()
             return await handler(self, request, match.groupdict().get("id") or "")
-        raise NotFoundError(f"no such path: {path}")
+        raise NotFoundError(f"no such path: {_shown(path)}")
+
+    async def _authorized(self, request: Request, agent: str | None) -> None:
+        """Run the ``authorize`` hook; its ACPError (401, 403) becomes the answer."""
+        if self.authorize is not None:
+            outcome = self.authorize(request, agent)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    async def _run_of(self, request: Request, run_id: uuid.UUID) -> RunRecord | None:
+        """With a hook: the caller's run (404 otherwise), authorized for its agent."""
+        if self.authorize is None:
+            return None
+        record = await self.engine.get(run_id, request.owner)
+        await self._authorized(request, record.run.agent_name)
+        return record
 
     # handlers -------------------------------------------------------------------------------------
     async def _ping(self, request: Request, _: str) -> Response:
@@ -145,21 +208,42 @@ class ACPService:
     async def _list_agents(self, request: Request, _: str) -> Response:
         query = parse_qs(request.query, keep_blank_values=True)
         agents = [agent.manifest for agent in self.registry]
+        if self.authorize is not None:
+            agents = [manifest for manifest in agents if await self._lets_through(request, manifest.name)]
         offset = _int_param(query, "offset", 0, None)
         limit = _int_param(query, "limit", 1, 1000)
         end = None if limit is None else (offset or 0) + limit
         body = AgentsListResponse(agents=agents[offset or 0 : end])
         return _json(200, body)
 
+    async def _lets_through(self, request: Request, agent: str) -> bool:
+        try:
+            await self._authorized(request, agent)
+        except ACPError as exc:
+            if exc.status in (401, 403):
+                return False
+            raise
+        return True
+
     async def _get_agent(self, request: Request, name: str) -> Response:
         agent = self.registry.get(name)
         if agent is None:
-            raise NotFoundError(f"agent {name} not found")
+            raise NotFoundError(f"agent {_shown(name)} not found")
+        await self._authorized(request, agent.name)
         return _json(200, agent.manifest)
 
     async def _create_run(self, request: Request, _: str) -> Response | StreamResponse:
-        body = _parse(RunCreateRequest, request.body)
-        run = await self.engine.create(body, owner=request.owner, base_url=request.base_url)
+        key = request.headers.get("idempotency-key")
+        body = await parse_body(RunCreateRequest, request.body)
+        check_create_caps(body, self.settings)
+        await self._authorized(request, body.agent_name)
+        run_id = None
+        if key is not None:
+            run_id, created = await self._claim_idempotency_key(request, key)
+            if not created:
+                return await self._replay(request, body.mode, run_id)
+        base_url = self.settings.public_url or request.base_url
+        run = await self.engine.create(body, owner=request.owner, base_url=base_url, run_id=run_id)
         headers = [("run-id", str(run.run_id))]
         if body.mode is RunMode.ASYNC:
             return _json(202, run, headers)
@@ -167,15 +251,62 @@ class ACPService:
             return StreamResponse(200, _STREAM + headers, self._stream(run.run_id, 0))
         return await self._answer_when_settled(request, run.run_id, 0, headers)
 
+    async def _claim_idempotency_key(self, request: Request, key: str) -> tuple[uuid.UUID, bool]:
+        """The run id for ``key``: a new one this request creates (``True``), or the one of an earlier
+        request with the same body (``False``); 409 if that request had another body."""
+        if _IDEMPOTENCY_KEY.fullmatch(key) is None:
+            raise ValidationFailed(
+                "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+                {"fields": ["Idempotency-Key"]},
+            )
+        owner = request.owner or ""
+        digest = hashlib.sha256(request.body).digest()
+        run_id = uuid.uuid4()
+        held = await self.store.claim_key(
+            f"idem:{len(owner)}:{owner}:{key}", digest + run_id.bytes, self.settings.run_retention
+        )
+        if held is None:
+            return run_id, True
+        if held[:32] != digest:
+            raise ConflictError(
+                f"Idempotency-Key {key} was used with another request body",
+                {"idempotency_key": key},
+            )
+        return uuid.UUID(bytes=held[32:48]), False
+
+    async def _replay(self, request: Request, mode: RunMode, run_id: uuid.UUID) -> Response | StreamResponse:
+        """The answer to a repeated Idempotency-Key: the run the first request created."""
+        for _ in range(_REPLAY_POLLS):
+            record = await self.store.get_run(run_id)
+            if record is not None:
+                break
+            await anyio.sleep(_REPLAY_POLL)  # its first request may still be creating it
+        if record is None or (record.owner is not None and record.owner != request.owner):
+            raise ConflictError(
+                "no run was made for this Idempotency-Key (its first request failed or is still "
+                "going): use a new key",
+                {"run_id": str(run_id)},
+            )
+        headers = [("run-id", str(run_id))]
+        if mode is RunMode.ASYNC:
+            return _json(202, record.run, headers)
+        if mode is RunMode.STREAM:
+            return StreamResponse(200, _STREAM + headers, self._stream(run_id, 0))
+        return await self._answer_when_settled(request, run_id, 0, headers)
+
     async def _get_run(self, request: Request, run_id: str) -> Response:
-        record = await self.engine.get(_uuid(run_id, "run_id"), request.owner)
-        return _json(200, record.run, [("run-id", run_id)])
+        rid = _uuid(run_id, "run_id")
+        record = await self.engine.get(rid, request.owner)
+        await self._authorized(request, record.run.agent_name)
+        return _json(200, record.run, [("run-id", str(rid))])
 
     async def _resume_run(self, request: Request, run_id: str) -> Response | StreamResponse:
         rid = _uuid(run_id, "run_id")
-        body = _parse(RunResumeRequest, request.body)
+        body = await parse_body(RunResumeRequest, request.body)
+        check_resume_caps(body, self.settings)
         if body.run_id is not None and body.run_id != rid:
             raise ValidationFailed("run_id in the body differs from the path", {"fields": ["run_id"]})
+        await self._run_of(request, rid)
         start = await self.engine.resume(rid, body, request.owner)
         headers = [("run-id", str(rid))]
         if body.mode is RunMode.STREAM:
@@ -186,30 +317,34 @@ class ACPService:
         return _json(202, record.run, headers)
 
     async def _cancel_run(self, request: Request, run_id: str) -> Response:
-        record = await self.engine.cancel(_uuid(run_id, "run_id"), request.owner)
-        return _json(202, record.run, [("run-id", run_id)])
+        rid = _uuid(run_id, "run_id")
+        await self._run_of(request, rid)
+        record = await self.engine.cancel(rid, request.owner)
+        return _json(202, record.run, [("run-id", str(rid))])
 
     async def _run_events(self, request: Request, run_id: str) -> Response:
         rid = _uuid(run_id, "run_id")
-        await self.engine.get(rid, request.owner)
+        record = await self.engine.get(rid, request.owner)
+        await self._authorized(request, record.run.agent_name)
         events = await self.store.read_events(rid, 0)
         body = b'{"events":[' + b",".join(event.data for event in events) + b"]}"
-        return Response(200, [*_JSON, ("run-id", run_id)], body)
+        return Response(200, [*_JSON, ("run-id", str(rid))], body)
 
     async def _get_session(self, request: Request, session_id: str) -> Response:
         sid = _uuid(session_id, "session_id")
         record = await self.store.get_session(sid)
         if record is None or (record.owner is not None and record.owner != request.owner):
-            raise NotFoundError(f"session {session_id} not found")
+            raise NotFoundError(f"session {sid} not found")
         body: dict[str, Any] = {"id": str(record.id), "history": record.history}
         if record.state is not None:
             body["state"] = record.state
         return _json(200, body)
 
     async def _get_resource(self, request: Request, resource_id: str) -> Response:
-        record = await self.store.get_resource(_uuid(resource_id, "resource_id"))
+        rid = _uuid(resource_id, "resource_id")
+        record = await self.store.get_resource(rid)
         if record is None or (record.owner is not None and record.owner != request.owner):
-            raise NotFoundError(f"resource {resource_id} not found")
+            raise NotFoundError(f"resource {rid} not found")
         return Response(200, list(_JSON), record.data)
 
     async def _answer_when_settled(
@@ -232,15 +367,16 @@ class ACPService:
             yield error_frame(Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
 
     def _cors_headers(self, request: Request) -> Headers:
+        """CORS headers for an allowed ``Origin`` (matched as a whole string), else only ``Vary``."""
         origin = request.headers.get("origin")
         allowed = self.settings.cors_origins
         if origin is None or ("*" not in allowed and origin not in allowed):
-            return []
+            return [("vary", "origin")]
         return [
             ("access-control-allow-origin", origin),
             ("access-control-allow-methods", "GET, POST, OPTIONS"),
-            ("access-control-allow-headers", "content-type, authorization"),
-            ("access-control-expose-headers", "run-id"),
+            ("access-control-allow-headers", "content-type, authorization, idempotency-key"),
+            ("access-control-expose-headers", "run-id, retry-after, www-authenticate"),
             ("vary", "origin"),
         ]
 
@@ -258,12 +394,19 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 
+def _not_allowed(method: str, path: str, allowed: list[str]) -> Response:
+    message = f"method {_shown(method)} is not allowed on {_shown(path)}; use {', '.join(allowed)}"
+    if method == "OPTIONS":
+        message += " (CORS is off: the cors_origins setting turns it on)"
+    response = _error(405, Error(code=ErrorCode.INVALID_INPUT, message=message, data={"allowed": allowed}))
+    response.headers.append(("allow", ", ".join(allowed)))
+    return response
+
+
 def _json(status: int, body: BaseModel | dict[str, Any], headers: Headers | None = None) -> Response:
     if isinstance(body, BaseModel):
         data = body.__pydantic_serializer__.to_json(body, exclude_none=True)
     else:
-        import json
-
         data = json.dumps(body, separators=(",", ":")).encode()
     return Response(status, _JSON + (headers or []), data)
 
@@ -272,28 +415,20 @@ def _error(status: int, error: Error) -> Response:
     return _json(status, error)
 
 
-def _parse(model: type[Any], body: bytes) -> Any:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        if any(error["type"] == "json_invalid" for error in errors) or not body.strip():
-            raise ValidationFailed("the request body is not valid JSON") from None
-        fields = [
-            {"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
-            for error in errors
-        ]
-        raise ValidationFailed(
-            "the request body does not match the schema: " + ", ".join(f["field"] for f in fields),
-            {"fields": fields},
-        ) from None
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(text: str) -> str:
+    """Client text as it may appear in a message: control characters escaped, at most 200 characters."""
+    text = text[:200]
+    return repr(text)[1:-1] if _CONTROL.search(text) else text
 
 
 def _uuid(value: str, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise ValidationFailed(f"{name} must be a UUID, not {value!r}", {"fields": [name]}) from None
+        raise ValidationFailed(f"{name} must be a UUID, not {value[:80]!r}", {"fields": [name]}) from None
 
 
 def _int_param(query: dict[str, list[str]], name: str, low: int, high: int | None) -> int | None:
