@@ -28,6 +28,9 @@ class AgentDefinition:
     func: Callable[..., Any]
     kind: AgentKind
     takes_context: bool
+    #: Runs of this agent this process executes at once (past it ``POST /runs`` answers 429);
+    #: ``None``: only the service's ``max_active_runs`` applies.
+    max_active_runs: int | None = None
 
     @property
     def name(self) -> str:
@@ -87,6 +90,7 @@ class AgentRegistry:
         input_content_types: Sequence[str] = ("*/*",),
         output_content_types: Sequence[str] = ("*/*",),
         metadata: Metadata | dict[str, Any] | None = None,
+        max_active_runs: int | None = None,
     ) -> Callable[[F], F]: ...
 
     def agent(
@@ -97,11 +101,14 @@ class AgentRegistry:
         input_content_types: Sequence[str] = ("*/*",),
         output_content_types: Sequence[str] = ("*/*",),
         metadata: Metadata | dict[str, Any] | None = None,
+        max_active_runs: int | None = None,
     ) -> Any:
         """Register the decorated callable as an agent.
 
         ``name`` defaults to the function's name with ``_`` turned into ``-``; it must follow the ACP
         agent name rule (an RFC 1123 DNS label). ``description`` defaults to the docstring.
+        ``max_active_runs`` caps the runs of this agent executing at once in this process (past it,
+        ``POST /runs`` answers 429 with ``Retry-After``); ``None``: no cap of its own.
         """
         if callable(name):
             self.add(name)
@@ -115,6 +122,7 @@ class AgentRegistry:
                 input_content_types=input_content_types,
                 output_content_types=output_content_types,
                 metadata=metadata,
+                max_active_runs=max_active_runs,
             )
             return func
 
@@ -129,11 +137,18 @@ class AgentRegistry:
         input_content_types: Sequence[str] = ("*/*",),
         output_content_types: Sequence[str] = ("*/*",),
         metadata: Metadata | dict[str, Any] | None = None,
+        max_active_runs: int | None = None,
     ) -> AgentDefinition:
         """Register ``func`` as an agent (the decorator's plain form). Raises ``ValueError`` on a bad
-        or duplicate name."""
+        or duplicate name, or a ``max_active_runs`` that is not a whole number of at least 1."""
         if not callable(func):
             raise TypeError(f"an agent must be callable, not {func!r}")
+        if max_active_runs is not None and (
+            isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int) or max_active_runs < 1
+        ):
+            raise ValueError(
+                f"max_active_runs must be a whole number of at least 1 or None, not {max_active_runs!r}"
+            )
         agent_name = name if name is not None else getattr(func, "__name__", "").replace("_", "-")
         if not isinstance(agent_name, str) or len(agent_name) > 63 or not _NAME.match(agent_name):
             raise ValueError(
@@ -153,7 +168,11 @@ class AgentRegistry:
         except ValidationError as exc:
             raise ValueError(f"invalid manifest for agent {agent_name!r}: {exc}") from exc
         definition = AgentDefinition(
-            manifest=manifest, func=func, kind=_kind_of(func), takes_context=_takes_context(func)
+            manifest=manifest,
+            func=func,
+            kind=_kind_of(func),
+            takes_context=_takes_context(func),
+            max_active_runs=max_active_runs,
         )
         self._agents[agent_name] = definition
         return definition

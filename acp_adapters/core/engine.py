@@ -8,6 +8,11 @@ Rules this module keeps:
   agent is.
 * Cancel and resume reach a run executed in this process directly; with a shared store they may come
   from any process, through the store's signals.
+* Limits on active runs are checked before any work: a new run takes a slot (counted per process,
+  agent and owner, O(1)) that it gives back when it ends. The bytes of the event logs of the runs
+  executing here are summed the same way, against ``max_retained_bytes``.
+* A session belongs to the identity of the run that claimed it first; anyone else naming it gets the
+  answer a missing session gets.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .agents import AgentRegistry
+from .agents import AgentDefinition, AgentRegistry
 from .context import SessionContext
-from .errors import ConflictError, NotFoundError, ValidationFailed
+from .errors import ConflictError, NotFoundError, TooManyRequests, ValidationFailed
 from .events import STOP_EVENTS, RunJSON, run_event
 from .execution import RunExecution
 from .models import (
@@ -66,6 +71,12 @@ class RunEngine:
         self.sync_agent_context = sync_agent_context
         self.limiter: anyio.CapacityLimiter | None = None
         self._executions: dict[uuid.UUID, RunExecution] = {}
+        # The slots of the runs executing here (taken at create, given back when the run ends).
+        self._active = 0
+        self._active_by_agent: dict[str, int] = {}
+        self._active_by_owner: dict[str | None, int] = {}
+        #: Bytes of event log the runs executing in this process hold together.
+        self.log_bytes = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
@@ -83,6 +94,9 @@ class RunEngine:
         self._starting = loop.create_future()
         self._executions.clear()
         self._tasks.clear()
+        self._active, self.log_bytes = 0, 0
+        self._active_by_agent.clear()
+        self._active_by_owner.clear()
         try:
             self.limiter = anyio.CapacityLimiter(self.settings.sync_agent_threads)
             if self.settings.trusted_origins:
@@ -132,18 +146,25 @@ class RunEngine:
         """Create a run and start it; returns the run as created.
 
         ``run_id`` fixes the new run's id (the service derives it for an ``Idempotency-Key``); by
-        default a random one.
+        default a random one. Raises :class:`TooManyRequests` (429) before any work when a limit on
+        active runs is reached, :class:`NotFoundError` for an unknown agent or another identity's
+        session.
         """
         agent = self.registry.get(request.agent_name)
         if agent is None:
             raise NotFoundError(f"agent {request.agent_name} not found")
-        session = await self._open_session(request, owner)
-        run = Run(agent_name=agent.name, session_id=session.id, run_id=run_id or uuid.uuid4())
-        run_json = RunJSON(run)
-        first = run_json.event("run.created", run)
-        await self.store.create_run(RunRecord(run=run, owner=owner), first)
-        if self.store.shared:
-            await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
+        self._take_slot(agent, owner)
+        try:
+            session = await self._open_session(request, owner)
+            run = Run(agent_name=agent.name, session_id=session.id, run_id=run_id or uuid.uuid4())
+            run_json = RunJSON(run)
+            first = run_json.event("run.created", run)
+            await self.store.create_run(RunRecord(run=run, owner=owner), first)
+            if self.store.shared:
+                await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
+        except BaseException:
+            self._give_back_slot(agent.name, owner)
+            raise
 
         loader = ResourceLoader(
             self.store, self.settings, base_url, self._http, owner=owner, run_id=run.run_id
@@ -155,9 +176,76 @@ class RunEngine:
         execution = RunExecution(
             self, agent, run, run_json, request.input, session_context, owner, record_session
         )
+        execution.log_bytes = len(first.data)
+        self.log_bytes += execution.log_bytes
         self._executions[run.run_id] = execution
         execution.task = self._spawn(self._execute(execution))
+        execution.start_deadline(self.settings.max_run_duration)
         return run
+
+    # limits on active runs ------------------------------------------------------------------------
+    def _take_slot(self, agent: AgentDefinition, owner: str | None) -> None:
+        """Count a new run of ``agent`` by ``owner`` as active, or raise :class:`TooManyRequests`.
+
+        Anonymous runs (owner ``None``) share one count for ``max_active_runs_per_owner``.
+        """
+        settings = self.settings
+        if self._active >= settings.max_active_runs:
+            raise TooManyRequests(
+                f"this server is executing {settings.max_active_runs} runs, its most: try again later",
+                limit="max_active_runs",
+                value=settings.max_active_runs,
+            )
+        of_agent = self._active_by_agent.get(agent.name, 0)
+        if agent.max_active_runs is not None and of_agent >= agent.max_active_runs:
+            error = TooManyRequests(
+                f"agent {agent.name} is executing {agent.max_active_runs} runs, its most: try again later",
+                limit="max_active_runs_per_agent",
+                value=agent.max_active_runs,
+            )
+            if error.error.data is not None:
+                error.error.data["agent_name"] = agent.name
+            raise error
+        of_owner = self._active_by_owner.get(owner, 0)
+        per_owner = settings.max_active_runs_per_owner
+        if per_owner is not None and of_owner >= per_owner:
+            raise TooManyRequests(
+                f"you have {per_owner} runs executing, the most one may have: try again later",
+                limit="max_active_runs_per_owner",
+                value=per_owner,
+            )
+        if self.log_bytes > settings.max_retained_bytes:
+            raise TooManyRequests(
+                f"the runs executing here hold more than {settings.max_retained_bytes} bytes of "
+                "events: try again later",
+                limit="max_retained_bytes",
+                value=settings.max_retained_bytes,
+            )
+        self._active += 1
+        self._active_by_agent[agent.name] = of_agent + 1
+        self._active_by_owner[owner] = of_owner + 1
+
+    def _give_back_slot(self, agent_name: str, owner: str | None) -> None:
+        self._active -= 1
+        of_agent = self._active_by_agent.pop(agent_name) - 1
+        if of_agent:
+            self._active_by_agent[agent_name] = of_agent
+        of_owner = self._active_by_owner.pop(owner) - 1
+        if of_owner:
+            self._active_by_owner[owner] = of_owner
+
+    def release(self, execution: RunExecution) -> None:
+        """The run has ended (or was failed while its agent still holds a thread): give back its slot
+        and its bytes. Idempotent."""
+        if execution.released:
+            return
+        execution.released = True
+        execution.stop_deadline()
+        self._give_back_slot(execution.agent.name, execution.context.owner)
+        self.log_bytes -= execution.log_bytes
+        run_id = execution.run.run_id
+        if self._executions.get(run_id) is execution:
+            del self._executions[run_id]
 
     def _session_recorder(
         self, session: SessionContext, loader: ResourceLoader, input: list[Message], owner: str | None
@@ -171,7 +259,9 @@ class RunEngine:
                 for m in (*input, *output)
             ]
             state = session.state if session.state != state_before else None
-            await self.store.extend_session(session.id, urls, state=state, owner=owner)
+            if await self.store.extend_session(session.id, urls, state=state, owner=owner) is None:
+                # The session expired meanwhile and another identity claimed its id.
+                logger.warning("session %s belongs to another owner now: this run is not added", session.id)
 
         return record
 
@@ -189,7 +279,7 @@ class RunEngine:
         finally:
             if listener is not None:
                 listener.cancel()
-            self._executions.pop(run_id, None)
+            self.release(execution)
             if not execution.settled.done():  # stopped without a word: its waiter reads the store
                 execution.settled.set_result(None)
 
@@ -209,20 +299,24 @@ class RunEngine:
                 "session_id and session.id disagree", {"fields": ["session_id", "session.id"]}
             )
         session_id = descriptor.id if descriptor is not None else request.session_id
-        if session_id is None:
+        if session_id is None:  # a session of its own, kept nowhere: nothing to claim
             return SessionRecord(id=uuid.uuid4(), owner=owner)
-        known = await self.store.get_session(session_id)
-        if known is not None and known.owner is not None and known.owner != owner:
-            raise NotFoundError(f"session {session_id} not found")
         if descriptor is None:
-            return known or SessionRecord(id=session_id, owner=owner)
-        record = SessionRecord(
-            id=session_id,
-            history=[str(url) for url in descriptor.history],
-            state=str(descriptor.state) if descriptor.state is not None else None,
-            owner=owner,
-        )
-        await self.store.put_session(record)
+            record = SessionRecord(id=session_id, owner=owner)
+        else:
+            record = SessionRecord(
+                id=session_id,
+                history=[str(url) for url in descriptor.history],
+                state=str(descriptor.state) if descriptor.state is not None else None,
+                owner=owner,
+            )
+        # The first run naming a session makes it its owner's, atomically, before it does anything.
+        known = await self.store.claim_session(record)
+        if known.owner != owner:
+            raise NotFoundError(f"session {session_id} not found")
+        if descriptor is None or known == record:  # (a store may hand back a copy of ours)
+            return known
+        await self.store.put_session(record)  # the owner forwarded a descriptor: it replaces ours
         return record
 
     async def get(self, run_id: uuid.UUID, owner: str | None) -> RunRecord:

@@ -9,13 +9,17 @@ Rules this module keeps:
   at its next yield and its thread is freed.
 * Status changes go through ``Store.update_run`` with the statuses they expect: a run a client
   cancels meanwhile ends ``cancelled``, whatever the agent was doing.
+* Limits fail a run, they never stop the server: past ``max_run_duration`` (one timer per run) the
+  agent is stopped as by a cancel and the run is failed at once, even if the agent holds on; an event
+  that would take the run's log past ``max_run_log_bytes`` (or the active runs' past
+  ``max_retained_bytes``) is not stored and fails the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -49,6 +53,8 @@ __all__ = ["RunCancelled", "RunExecution"]
 logger = logging.getLogger("acp_adapters")
 
 _ACTIVE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
+#: The events that end a run: always stored, whatever their size (the run must end).
+_ENDINGS = frozenset({"run.completed", "run.failed", "run.cancelled"})
 #: How many events a busy agent may emit before the loop gets a turn (so streams flow while it runs).
 _EVENTS_PER_TURN = 64
 #: How long a run that has ended keeps trying to record its outcome while the store is unreachable.
@@ -91,15 +97,53 @@ class RunExecution:
         #: The event after which the run first awaited or ended (``None`` if it stopped without one).
         self.settled: asyncio.Future[EventRecord | None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
+        #: Bytes of the events of this run's log (the engine sums them over its active runs).
+        self.log_bytes = 0
+        #: Whether the engine has taken back this run's slot and bytes (see ``RunEngine.release``).
+        self.released = False
+        #: The error a limit stopped the run with: it ends failed with it, whatever the agent does next.
+        self._failure: ACPError | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     # commands from the engine (same loop) ---------------------------------------------------------
     def cancel(self) -> None:
-        """Stop the agent: the run ends ``cancelled`` once the agent has let go."""
+        """Stop the agent: the run ends ``cancelled`` once the agent has let go (or ``failed``, if a
+        limit stopped it)."""
         self.context.mark_cancelled()
         if self.resume is not None and not self.resume.done():
             self.resume.set_exception(RunCancelled())
         elif self._interruptible and self.task is not None:
             self.task.cancel()
+
+    def start_deadline(self, seconds: float) -> None:
+        """Fail the run if it has not ended ``seconds`` from now (awaiting time included)."""
+        self._deadline = asyncio.get_running_loop().call_later(seconds, self._on_deadline, seconds)
+
+    def stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self, seconds: float) -> None:
+        self._deadline = None
+        error = Error(
+            code=ErrorCode.SERVER_ERROR,
+            message=f"the run took longer than {seconds:g} s",
+            data={"reason": "max_run_duration"},
+        )
+        self._failure = ACPError(error)
+        self.cancel()
+        # Recorded now, not when the agent lets go: a sync agent may hold its thread for long.
+        self.engine._spawn(self._fail_at_deadline(error))
+
+    async def _fail_at_deadline(self, error: Error) -> None:
+        try:
+            await self._finish_failed(error)
+        except Exception as exc:  # the store is down: the execution's own ending tries again
+            logger.warning("run %s: could not record that it timed out: %s", self.run.run_id, exc)
+            return
+        # The run has ended: an agent still holding its thread finishes in the background.
+        self.engine.release(self)
 
     def deliver_resume(self, payload: bytes) -> None:
         """Hand a resume to the awaiting agent."""
@@ -116,21 +160,29 @@ class RunExecution:
                 await self._finish_cancelled()
                 return
             await self._call_agent_interruptibly()
+            if self._failure is not None:
+                raise self._failure
             if self.context.cancelled:
                 await self._finish_cancelled()
                 return
             await self._close_message()
             await self._finish_completed()
         except RunCancelled:
-            await self._finish_cancelled()
+            if self._failure is not None:
+                await self._finish_failed(self._failure.error)
+            else:
+                await self._finish_cancelled()
         except ACPError as exc:
-            await self._finish_failed(exc.error)
+            await self._finish_failed((self._failure or exc).error)
         except StoreUnavailable as exc:
             logger.warning("run %s: the store became unreachable: %s", run_id, exc)
             await self._finish_failed(
                 Error(code=ErrorCode.SERVER_ERROR, message="the store became unreachable during the run")
             )
         except Exception:
+            if self._failure is not None:  # the agent stumbled on the limit that stopped it
+                await self._finish_failed(self._failure.error)
+                return
             logger.exception("run %s of agent %s failed", run_id, self.agent.name)
             await self._finish_failed(
                 Error(code=ErrorCode.SERVER_ERROR, message="the agent failed with an unexpected error")
@@ -170,6 +222,8 @@ class RunExecution:
 
     def _in_sync_context(self, func: Callable[..., Any], *args: Any) -> Any:
         """Call a sync agent in its worker thread, inside the host's context (a Flask app context)."""
+        if self.context.cancelled:  # stopped while it waited for a thread
+            raise RunCancelled()
         enter = self.engine.sync_agent_context
         if enter is None:
             return func(*args)
@@ -208,6 +262,8 @@ class RunExecution:
         """Handle one item the agent yielded or returned; returns what to send back into the agent."""
         if self.context.cancelled:
             raise RunCancelled()
+        if self._failure is not None:
+            raise self._failure
         if isinstance(item, str):
             await self._add_part(MessagePart(content=item))
         elif isinstance(item, MessagePart):
@@ -235,12 +291,19 @@ class RunExecution:
 
     async def _add_part(self, part: MessagePart) -> None:
         if self._open is None:
-            self._open = Message(role=self._role, parts=[part], created_at=utc_now())
-            self.run.output.append(self._open)
-            await self._emit(message_event("message.created", message_json(self._open)))
+            message = Message(role=self._role, parts=[part], created_at=utc_now())
+            events: tuple[EventRecord, ...] = (
+                message_event("message.created", message_json(message)),
+                part_event(part),
+            )
+            self._charge(events)  # (before the message joins the output: it may be refused)
+            self._open = message
+            self.run.output.append(message)
         else:
+            events = (part_event(part),)
+            self._charge(events)
             self._open.parts.append(part)
-        await self._emit(part_event(part))
+        await self._append(*events)
 
     async def _close_message(self) -> None:
         message, self._open = self._open, None
@@ -257,16 +320,50 @@ class RunExecution:
         message = message.model_copy(
             update={"role": self._role, "created_at": message.created_at or now, "completed_at": now}
         )
-        self.run.output.append(message)
         data = message_json(message)
-        self._json.finished_message(message, data)
         events = [message_event("message.created", data)]
         events.extend(part_event(part) for part in message.parts)
         events.append(message_event("message.completed", data))
-        await self._emit(*events)
+        self._charge(events)
+        self.run.output.append(message)
+        self._json.finished_message(message, data)
+        await self._append(*events)
         await self.store.update_run(self.run.run_id, {"output": self.run.output})
 
     async def _emit(self, *events: EventRecord) -> None:
+        self._charge(events)
+        await self._append(*events)
+
+    def _charge(self, events: Sequence[EventRecord]) -> None:
+        """Count the events' bytes against the limits, or fail the run (they are then not stored)."""
+        size = 0
+        for event in events:
+            size += len(event.data)
+        self._check_room(size)
+        self._count(size)
+
+    def _check_room(self, size: int) -> None:
+        settings = self.engine.settings
+        if self.log_bytes + size > settings.max_run_log_bytes:
+            self._fail_by_limit(
+                f"the run's events went over {settings.max_run_log_bytes} bytes", "max_run_log_bytes"
+            )
+        if not self.released and self.engine.log_bytes + size > settings.max_retained_bytes:
+            self._fail_by_limit(
+                f"the active runs' events went over {settings.max_retained_bytes} bytes",
+                "max_retained_bytes",
+            )
+
+    def _count(self, size: int) -> None:
+        self.log_bytes += size
+        if not self.released:
+            self.engine.log_bytes += size
+
+    def _fail_by_limit(self, message: str, reason: str) -> None:
+        self._failure = ACPError(Error(code=ErrorCode.SERVER_ERROR, message=message, data={"reason": reason}))
+        raise self._failure
+
+    async def _append(self, *events: EventRecord) -> None:
         await self.store.append_events(self.run.run_id, events)
         self._emitted += len(events)
         if self._emitted >= _EVENTS_PER_TURN:
@@ -312,9 +409,13 @@ class RunExecution:
         """Apply ``changes`` if the run's status is in ``expect``, with the event that announces them
         (in one store step); keep our copy of the run in step."""
         events = [self._json.event(event, self.run, changes)] if event else []
+        size = len(events[0].data) if events else 0
+        if event is not None and event not in _ENDINGS:  # an ending is stored whatever its size
+            self._check_room(size)
         record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
         if record is None:
             return False
+        self._count(size)
         if events and events[0].type in STOP_EVENTS and not self.settled.done():  # (or cancelled)
             self.settled.set_result(events[0])
         if record.run is not self.run:  # the in-memory store shares our object
@@ -333,7 +434,9 @@ class RunExecution:
             "await_request": None,
             "error": error,
         }
-        expect = {RunStatus.CANCELLING, *_ACTIVE} if status is RunStatus.CANCELLED else set(_ACTIVE)
+        # A run stopped by a limit ends failed even if a client asked to cancel it meanwhile.
+        stopping = status is RunStatus.CANCELLED or (status is RunStatus.FAILED and self._failure is not None)
+        expect = {RunStatus.CANCELLING, *_ACTIVE} if stopping else set(_ACTIVE)
         # A shared store may be down for a moment: the run's outcome is worth waiting for (meanwhile
         # its lease is kept, as it still executes here), rather than being failed later as lost.
         delay, waited = 0.05, 0.0
