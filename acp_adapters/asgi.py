@@ -20,7 +20,7 @@ import anyio
 
 from .core.agents import AgentRegistry
 from .core.http import Request, Response, StreamResponse
-from .core.service import ACPService
+from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
 
@@ -38,8 +38,10 @@ class ACPApp:
     """The ACP API as an ASGI app.
 
     ``owner`` maps the ASGI scope to the caller's identity (for instance
-    ``lambda scope: scope["user"].identity`` behind Starlette's AuthenticationMiddleware); runs and
-    sessions are then visible to their owner only.
+    ``lambda scope: scope["user"].identity`` behind Starlette's AuthenticationMiddleware); runs,
+    sessions and resources are then visible to their owner only. ``authorize(request, agent)`` is the
+    core's authorization hook (see :class:`~acp_adapters.core.service.ACPService`); the request's
+    ``native`` is the ASGI scope.
     """
 
     def __init__(
@@ -49,8 +51,9 @@ class ACPApp:
         store: Store | None = None,
         settings: Settings | None = None,
         owner: OwnerOf | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
-        self.service = ACPService(registry, store=store, settings=settings)
+        self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
         self._owner = owner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,6 +75,7 @@ class ACPApp:
             },
             body=body,
             owner=self._owner(scope) if self._owner else None,
+            native=scope,
         )
         response = await self.service.handle(request)
         if isinstance(response, Response):
@@ -81,7 +85,8 @@ class ACPApp:
 
 
 class ACPMiddleware:
-    """Serves the ACP API under ``prefix`` and passes every other request to ``app``."""
+    """Serves the ACP API under ``prefix`` and passes every other request to ``app``; the other
+    arguments are :class:`ACPApp`'s."""
 
     def __init__(
         self,
@@ -92,10 +97,11 @@ class ACPMiddleware:
         store: Store | None = None,
         settings: Settings | None = None,
         owner: OwnerOf | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.app = app
         self.prefix = "/" + prefix.strip("/")
-        self.acp = ACPApp(registry, store=store, settings=settings, owner=owner)
+        self.acp = ACPApp(registry, store=store, settings=settings, owner=owner, authorize=authorize)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -23,13 +23,13 @@ try:
     from flask import Blueprint, Flask, current_app, request
     from flask import Response as FlaskResponse
     from flask.blueprints import BlueprintSetupState
-    from werkzeug.routing import Rule
+    from werkzeug.routing import PathConverter, Rule
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("acp_adapters.flask needs Flask: pip install 'acp-adapters[flask]'") from exc
 
 from .bridge import SyncBridge, SyncStreamResponse
 from .core.agents import AgentRegistry
-from .core.service import ACPService
+from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
 from .stores import store_from_url
@@ -57,7 +57,11 @@ class ACP:
     ``url_prefix`` (default: ``app.config["ACP_URL_PREFIX"]``, else ``/acp``) is where the API is
     mounted. ``settings`` are the base settings; ``ACP_*`` keys of ``app.config`` override them.
     ``owner`` is called inside the request (after the app's ``before_request`` hooks) and returns the
-    caller's identity, e.g. ``owner=lambda: g.user_id``; runs and sessions are scoped to it.
+    caller's identity, e.g. ``owner=lambda: g.user_id``; runs, sessions and resources are scoped to it.
+    ``authorize(request, agent)`` is the core's authorization hook (see
+    :class:`~acp_adapters.core.service.ACPService`), the same in every framework; the request's
+    ``native`` is Flask's request object. It runs on the bridge's event loop (in a copy of the request's
+    context, so ``flask.request`` and ``g`` work): a sync hook must not block.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class ACP:
         store: Store | None = None,
         settings: Settings | None = None,
         owner: Callable[[], str | None] | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         if registry is None:
             raise TypeError(
@@ -79,6 +84,7 @@ class ACP:
         self.store = store
         self.settings = settings
         self.owner = owner
+        self.authorize = authorize
         if app is not None:
             self.init_app(app)
 
@@ -92,7 +98,11 @@ class ACP:
             store = store_from_url(app.config["ACP_STORE"], settings=settings)  # e.g. redis://host:6379/0
         # Sync agents run in worker threads, inside an app context of this app (current_app, g).
         service = ACPService(
-            self.registry, store=store, settings=settings, sync_agent_context=app.app_context
+            self.registry,
+            store=store,
+            settings=settings,
+            sync_agent_context=app.app_context,
+            authorize=self.authorize,
         )
         state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
         app.extensions["acp"] = state
@@ -132,7 +142,12 @@ def _blueprint(state: ACPState) -> Blueprint:
         body = request.get_data() if length is not None and length <= limit else read_body_of_stream(limit)
         owner = state.owner() if state.owner is not None else None
         neutral = request_from_environ(
-            request.environ, max_body_size=limit, mount=state.url_prefix, body=body, owner=owner
+            request.environ,
+            max_body_size=limit,
+            mount=state.url_prefix,
+            body=body,
+            owner=owner,
+            native=request._get_current_object(),  # type: ignore[attr-defined]
         )
         response = state.bridge.handle(neutral)
         if isinstance(response, SyncStreamResponse):
@@ -146,7 +161,8 @@ def _blueprint(state: ACPState) -> Blueprint:
         # does not serve (405 as ACP JSON): Flask's add_url_rule always sets a list.
         endpoint = f"{setup.name_prefix}.{setup.name}.api".lstrip(".")
         prefix = setup.url_prefix or ""
-        for rule in (prefix or "/", prefix + "/<path:path>"):
+        setup.app.url_map.converters.setdefault("acp_any", _AnyPath)
+        for rule in (prefix or "/", prefix + "/<acp_any:path>"):
             setup.app.url_map.add(Rule(rule, endpoint=endpoint, strict_slashes=False, merge_slashes=False))
         setup.app.view_functions[endpoint] = serve
 
@@ -161,6 +177,12 @@ def _blueprint(state: ACPState) -> Blueprint:
             click.echo(f"{agent.name:<24} {summary[0] if summary else ''}".rstrip())
 
     return blueprint
+
+
+class _AnyPath(PathConverter):
+    """Werkzeug's ``path`` with any character, line breaks included: the core answers every path."""
+
+    regex = r"[\s\S]*?"
 
 
 def read_body_of_stream(limit: int) -> bytes:

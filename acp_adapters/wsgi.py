@@ -22,7 +22,7 @@ from urllib.parse import quote
 from .bridge import SyncBridge, SyncStreamResponse
 from .core.agents import AgentRegistry
 from .core.http import Request, Response
-from .core.service import ACPService
+from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
 
@@ -92,12 +92,14 @@ def request_from_environ(
     mount: str = "",
     body: bytes | None = None,
     owner: str | None = None,
+    native: Any = None,
 ) -> Request:
     """The neutral request for ``environ``.
 
     The ACP API is mounted at ``SCRIPT_NAME`` + ``mount`` (``mount`` is the part of ``PATH_INFO``
     that belongs to the mount, for frameworks that route inside one WSGI app). ``body`` replaces
-    reading ``wsgi.input`` when the framework has read it already.
+    reading ``wsgi.input`` when the framework has read it already. ``native`` (default: ``environ``)
+    is what the ``authorize`` hook sees as ``request.native``.
     """
     path = _wsgi_text(environ.get("PATH_INFO", ""))[len(mount) :] or "/"
     return Request(
@@ -108,6 +110,7 @@ def request_from_environ(
         headers=headers_from_environ(environ),
         body=read_body(environ, max_body_size) if body is None else body,
         owner=owner,
+        native=environ if native is None else native,
     )
 
 
@@ -136,7 +139,10 @@ class ACPWSGIApp:
     """The ACP API as a WSGI app, to mount under any prefix.
 
     ``owner`` maps the WSGI environ to the caller's identity as the host's auth established it
-    (for instance ``lambda environ: environ.get("REMOTE_USER")``); runs and sessions are scoped to it.
+    (for instance ``lambda environ: environ.get("REMOTE_USER")``); runs, sessions and resources are
+    scoped to it. ``authorize(request, agent)`` is the core's authorization hook (see
+    :class:`~acp_adapters.core.service.ACPService`); the request's ``native`` is the WSGI environ.
+    It runs on the bridge's event loop: a sync hook must not block.
     """
 
     def __init__(
@@ -146,8 +152,9 @@ class ACPWSGIApp:
         store: Store | None = None,
         settings: Settings | None = None,
         owner: Callable[[WSGIEnvironment], str | None] | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
-        self.service = ACPService(registry, store=store, settings=settings)
+        self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
         self.bridge = SyncBridge(self.service)
         self.owner = owner
         warn_if_store_not_shared(store)
@@ -165,7 +172,8 @@ class ACPWSGIApp:
 
 
 class ACPWSGIMiddleware:
-    """Serves the ACP API under ``prefix`` and passes every other path to ``app``.
+    """Serves the ACP API under ``prefix`` and passes every other path to ``app``; the other arguments
+    are :class:`ACPWSGIApp`'s.
 
     >>> app.wsgi_app = ACPWSGIMiddleware(app.wsgi_app, agents, prefix="/acp")  # doctest: +SKIP
     """
@@ -179,10 +187,11 @@ class ACPWSGIMiddleware:
         store: Store | None = None,
         settings: Settings | None = None,
         owner: Callable[[WSGIEnvironment], str | None] | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.app = app
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        self.acp = ACPWSGIApp(registry, store=store, settings=settings, owner=owner)
+        self.acp = ACPWSGIApp(registry, store=store, settings=settings, owner=owner, authorize=authorize)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
