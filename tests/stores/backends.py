@@ -41,8 +41,9 @@ __all__ = ["REDIS_URL", "STORE_OPTIONS", "StoreBackend", "StoreScope", "load"]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-#: What a test may ask of a store: ``retention`` (s), ``max_finished_runs``, ``lease_ttl`` (s).
-STORE_OPTIONS = ("retention", "max_finished_runs", "lease_ttl")
+#: What a test may ask of a store: ``retention`` (s), ``max_finished_runs``, ``lease_ttl`` (s),
+#: ``max_retained_bytes``.
+STORE_OPTIONS = ("retention", "max_finished_runs", "lease_ttl", "max_retained_bytes")
 
 
 class StoreScope(ABC):

@@ -22,12 +22,13 @@ from acp_adapters.core.models import (
     RunStatus,
     utc_now,
 )
-from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal, Store
+from acp_adapters.core.store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal, Store
 from tests.stores.backends import StoreScope
 
 pytestmark = pytest.mark.anyio
 
 ACTIVE = {RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING}
+KiB = 1024
 
 
 def event(n: int | str, type: str = "generic") -> EventRecord:
@@ -63,6 +64,19 @@ async def settled(store: Store, run_id: uuid.UUID, count: int, within: float = 5
 
 async def finish(store: Store, run_id: uuid.UUID, status: RunStatus = RunStatus.COMPLETED) -> None:
     assert await store.update_run(run_id, {"status": status, "finished_at": utc_now()}) is not None
+
+
+async def end(store: Store, run: Run) -> None:
+    """End the run as the engine does: its status and the event announcing it, as one step."""
+    done = run.model_copy(update={"status": RunStatus.COMPLETED, "finished_at": utc_now()})
+    changes = {"status": RunStatus.COMPLETED, "finished_at": done.finished_at}
+    events = [run_event("run.completed", done)]
+    assert await store.transition(run.run_id, changes, expect=ACTIVE, events=events) is not None
+
+
+def bulky(n: int, size: int) -> EventRecord:
+    """An event of about ``size`` bytes that compresses poorly."""
+    return event(f"{n}:{uuid.uuid4().hex * (size // 32)}", "message.part")
 
 
 # runs -------------------------------------------------------------------------------------------------
@@ -416,11 +430,65 @@ async def test_extend_session_creates_appends_and_keeps_the_owner(stores: StoreS
     session_id = uuid.uuid4()
     first = await store.extend_session(session_id, ["u1", "u2"], owner="alice")
     assert first == SessionRecord(id=session_id, history=["u1", "u2"], owner="alice")
-    second = await other.extend_session(session_id, ["u3"], state="s1", owner="mallory")
+    second = await other.extend_session(session_id, ["u3"], state="s1", owner="alice")
     assert second == SessionRecord(id=session_id, history=["u1", "u2", "u3"], state="s1", owner="alice")
-    third = await store.extend_session(session_id, [])
+    third = await store.extend_session(session_id, [], owner="alice")
     assert third == second
     assert await other.get_session(session_id) == second
+
+
+async def test_extend_session_by_another_owner_writes_nothing(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    owned, anonymous = uuid.uuid4(), uuid.uuid4()
+    alices = await store.extend_session(owned, ["u1"], state="s1", owner="alice")
+    assert alices is not None
+    assert await other.extend_session(owned, ["evil"], state="evil", owner="mallory") is None
+    assert await other.extend_session(owned, ["evil"], state="evil") is None  # anonymous is another owner
+    assert await store.get_session(owned) == SessionRecord(
+        id=owned, history=["u1"], state="s1", owner="alice"
+    )
+    # A session made anonymously is no identity's to write into either.
+    nobodys = await store.extend_session(anonymous, ["u1"])
+    assert nobodys == SessionRecord(id=anonymous, history=["u1"])
+    assert await other.extend_session(anonymous, ["u2"], owner="alice") is None
+    assert await store.get_session(anonymous) == SessionRecord(id=anonymous, history=["u1"])
+
+
+async def test_claim_session_stores_a_new_session(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    record = SessionRecord(id=uuid.uuid4(), history=["http://h/r/1"], state="http://h/s", owner="alice")
+    assert await store.claim_session(record) == record
+    assert await other.get_session(record.id) == record
+    anonymous = SessionRecord(id=uuid.uuid4())
+    assert await other.claim_session(anonymous) == anonymous
+    assert await store.get_session(anonymous.id) == anonymous
+
+
+async def test_claim_session_of_a_known_session_returns_it_unchanged(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    session_id = uuid.uuid4()
+    first = SessionRecord(id=session_id, history=["http://h/r/1"], state="http://h/s", owner="alice")
+    await store.claim_session(first)
+    for owner in ("mallory", None, "alice"):
+        claim = SessionRecord(id=session_id, history=["http://evil/"], state="http://evil/s", owner=owner)
+        assert await other.claim_session(claim) == first
+    assert await store.get_session(session_id) == first
+
+
+async def test_concurrent_session_claims_have_one_winner(stores: StoreScope) -> None:
+    instances = [await stores.open() for _ in range(2)]
+    session_id = uuid.uuid4()
+
+    async def claim(i: int) -> SessionRecord:
+        record = SessionRecord(id=session_id, history=[f"u{i}"], owner=f"owner-{i}")
+        return await instances[i % 2].claim_session(record)
+
+    results = await asyncio.gather(*(claim(i) for i in range(20)))
+    winners = [i for i, result in enumerate(results) if result.owner == f"owner-{i}"]
+    assert len(winners) == 1
+    winner = SessionRecord(id=session_id, history=[f"u{winners[0]}"], owner=f"owner-{winners[0]}")
+    assert all(result == winner for result in results)
+    assert await instances[1].get_session(session_id) == winner
 
 
 async def test_concurrent_history_appends_lose_nothing(stores: StoreScope) -> None:
@@ -449,10 +517,47 @@ async def test_resources(stores: StoreScope) -> None:
     resource_id = uuid.uuid4()
     data = bytes(range(256)) * 10
     await store.put_resource(resource_id, data, owner="alice")
-    assert await other.get_resource(resource_id) == data
+    assert await other.get_resource(resource_id) == ResourceRecord(data, "alice")
     assert await other.get_resource(uuid.uuid4()) is None
     await other.put_resource(resource_id, b"")
-    assert await store.get_resource(resource_id) == b""
+    assert await store.get_resource(resource_id) == ResourceRecord(b"", None)
+    anonymous = uuid.uuid4()
+    await store.put_resource(anonymous, b"{}")
+    record = await other.get_resource(anonymous)
+    assert record == ResourceRecord(b"{}", None)
+    assert record is not None and record.owner is None
+
+
+# idempotency keys -------------------------------------------------------------------------------------
+async def test_claim_key_holds_the_first_value(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    key = f"alice:{uuid.uuid4().hex}"
+    assert await store.claim_key(key, b"first", 60) is None
+    assert await other.claim_key(key, b"second", 60) == b"first"
+    assert await store.claim_key(key, b"third", 60) == b"first"
+    # Keys are independent of each other.
+    assert await other.claim_key(f"bob:{uuid.uuid4().hex}", b"\x00\xff", 60) is None
+
+
+async def test_claim_key_expires_after_its_ttl(stores: StoreScope) -> None:
+    store, other = await stores.open(), await stores.open()
+    key = f"k:{uuid.uuid4().hex}"
+    assert await store.claim_key(key, b"first", 0.5) is None
+    assert await other.claim_key(key, b"second", 0.5) == b"first"
+    await asyncio.sleep(0.8)
+    assert await other.claim_key(key, b"again", 60) is None
+    assert await store.claim_key(key, b"later", 60) == b"again"
+
+
+async def test_concurrent_key_claims_have_one_winner(stores: StoreScope) -> None:
+    instances = [await stores.open() for _ in range(2)]
+    key = f"k:{uuid.uuid4().hex}"
+    results = await asyncio.gather(
+        *(instances[i % 2].claim_key(key, f"v{i}".encode(), 60) for i in range(20))
+    )
+    assert results.count(None) == 1
+    winner = f"v{results.index(None)}".encode()
+    assert all(result in (None, winner) for result in results)
 
 
 # liveness ---------------------------------------------------------------------------------------------
@@ -526,3 +631,46 @@ async def test_at_most_max_finished_runs_are_kept(stores: StoreScope) -> None:
     kept = [run for run in runs if await store.get_run(run.run_id) is not None]
     assert kept == runs[2:]
     assert await store.get_run(going.run_id) is not None
+
+
+# bytes ------------------------------------------------------------------------------------------------
+
+
+async def test_what_is_kept_is_bounded_by_bytes(stores: StoreScope) -> None:
+    budget = 256 * KiB
+    store = await stores.open(max_retained_bytes=budget)
+    going = await new_run(store)
+    going_events = [bulky(i, 16 * KiB) for i in range(8)]  # 128 KiB, never evicted
+    await store.append_events(going.run_id, going_events)
+    # Finished runs: 48 of 16 KiB, three times the budget; the oldest go.
+    runs = []
+    for i in range(48):
+        run = await new_run(store)
+        await store.append_events(run.run_id, [bulky(i, 16 * KiB)])
+        await end(store, run)
+        runs.append(run)
+    kept = [run for run in runs if await store.get_run(run.run_id) is not None]
+    assert 4 <= len(kept) <= 32, f"{len(kept)} runs of 16 KiB kept for {budget} bytes"
+    assert kept == runs[-len(kept) :]
+    assert len(await settled(store, runs[-1].run_id, 3)) == 3
+    assert await store.read_events(runs[0].run_id, 0) == []
+    # Resources and sessions too (a store may trim when a run ends: end one that writes a tenth of the
+    # budget).
+    resources = [uuid.uuid4() for _ in range(24)]
+    sessions = [uuid.uuid4() for _ in range(24)]
+    for resource_id, session_id in zip(resources, sessions, strict=True):
+        await store.put_resource(resource_id, uuid.uuid4().hex.encode() * 512, owner="alice")
+        urls = [f"http://h/acp/resources/{uuid.uuid4()}?{'x' * 2000}" for _ in range(8)]
+        assert await store.extend_session(session_id, urls, owner="alice") is not None
+    last = await new_run(store)
+    await store.append_events(last.run_id, [bulky(0, budget // 8)])
+    await end(store, last)
+    kept_resources = [r for r in resources if await store.get_resource(r) is not None]
+    kept_sessions = [s for s in sessions if await store.get_session(s) is not None]
+    assert resources[0] not in kept_resources and sessions[0] not in kept_sessions
+    assert kept_resources or kept_sessions
+    assert len(kept_resources) + len(kept_sessions) <= 32
+    # The run still going has lost nothing.
+    record = await store.get_run(going.run_id)
+    assert record is not None and record.run.status is RunStatus.CREATED
+    assert (await settled(store, going.run_id, 9))[1:] == going_events
