@@ -95,8 +95,8 @@ def address_is_public(address: IPAddress) -> bool:
             embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         if not all(address_is_public(inner) for inner in embedded):
             return False
-        if address.ipv4_mapped is not None:  # ::ffff:0:0/96 itself is listed as private
-            return True
+        if address.ipv4_mapped is not None or address in _NAT64:
+            return True  # these prefixes are listed as private or reserved: the IPv4 address decides
     return address.is_global and not (
         address.is_multicast
         or address.is_private
