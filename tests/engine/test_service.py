@@ -61,7 +61,7 @@ async def test_untrusted_history_urls_are_never_fetched(make_call: Any) -> None:
 
 
 def test_trusted_origin_patterns() -> None:
-    trusted = ("http://127.0.0.1:*", "https://peer.example:8443")
+    trusted = ("http://127.0.0.1:9000", "https://peer.example:8443")  # exact origins, no wildcards
     assert origin_is_trusted("http://127.0.0.1:9000/acp/resources/x", trusted)
     assert origin_is_trusted("https://peer.example:8443/r", trusted)
     assert not origin_is_trusted("https://peer.example/r", trusted)
