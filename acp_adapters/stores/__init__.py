@@ -23,7 +23,8 @@ def store_from_url(url: str | None, *, settings: Settings | None = None, **optio
     * ``redis://host:port/db``, ``rediss://...`` (TLS), ``unix:///path.sock?db=0``: :class:`RedisStore`
       (``options`` go to it, e.g. ``prefix="myapp:acp:"``).
 
-    ``settings`` supplies the retention, the bound on finished runs and the lease time. Nothing
+    ``settings`` supplies the retention, the bound on finished runs, the lease time and (Redis) the
+    bound on retained bytes. Nothing
     connects here: the engine starts the store on its event loop.
     """
     url = (url or "").strip()
@@ -39,7 +40,7 @@ def store_from_url(url: str | None, *, settings: Settings | None = None, **optio
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise ImportError("the Redis store needs redis-py: pip install 'acp-adapters[redis]'") from exc
         if settings is not None:
-            tuning["lease_ttl"] = settings.lease_ttl
+            tuning.update(lease_ttl=settings.lease_ttl, max_retained_bytes=settings.max_retained_bytes)
         return RedisStore.from_url(url, **tuning, **options)
     # The Django database store is configured in Django's settings, not by URL: see acp_adapters.django.
     raise ValueError(f"unknown store URL {url!r}: use memory:// or redis://host:port/db")

@@ -12,6 +12,9 @@ Rules this module keeps:
   appends, signals, session history.
 * Every key is under ``prefix`` and has a TTL: a finished run's keys live ``retention`` seconds; a run
   still going keeps its keys alive through its lease (``renew_leases``), never by luck.
+* What is kept once done with is bounded by bytes as well as by time (``max_retained_bytes``, counted
+  as Redis reports its memory) and finished runs by count, trimmed by the scripts that write them (see
+  ``redis_retention``); a run still going is never evicted.
 * No keyspace notifications, no ``CONFIG SET``, no ``KEYS``/``SCAN``: it runs on managed Redis and on
   any database number. (Not on Redis Cluster: a run's keys and the lease set meet in one script.)
 * Redis unreachable raises :class:`StoreUnavailable` within ``timeout`` seconds (see
@@ -56,10 +59,14 @@ class RedisStore(RedisSessions, Store):
     """A :class:`Store` in Redis, shared by every worker process on every machine.
 
     Build it with :meth:`from_url`; nothing connects until the engine starts it (or first use).
+
+    ``retention``, ``max_finished_runs``, ``lease_ttl`` and ``max_retained_bytes`` left out come from
+    the service's :class:`Settings`. ``max_retained_bytes`` bounds the memory Redis reports for the keys
+    of finished runs, sessions, resources and idempotency keys under ``prefix`` (see
+    ``redis_retention``).
     """
 
     shared: ClassVar[bool] = True
-    max_finished_runs: int
     lease_ttl: float
 
     def __init__(
@@ -70,6 +77,7 @@ class RedisStore(RedisSessions, Store):
         retention: float | None = None,
         max_finished_runs: int | None = None,
         lease_ttl: float | None = None,
+        max_retained_bytes: int | None = None,
         timeout: float = 5.0,
         connect_timeout: float = 2.0,
         retries: int = 1,
@@ -78,7 +86,12 @@ class RedisStore(RedisSessions, Store):
         **redis_options: Any,
     ) -> None:
         self.prefix = prefix
-        self._tune(retention=retention, max_finished_runs=max_finished_runs, lease_ttl=lease_ttl)
+        self._tune(
+            retention=retention,
+            max_finished_runs=max_finished_runs,
+            lease_ttl=lease_ttl,
+            max_retained_bytes=max_retained_bytes,
+        )
         #: How long a blocked reader rides out Redis being unreachable before it gives up.
         self.outage_grace = outage_grace
         #: Waiters look at their run again after this many seconds without a notification.
@@ -209,10 +222,10 @@ class RedisStore(RedisSessions, Store):
         expected = [] if expect is None else [encode_status(s) for s in expect]
         fields = encode_run_fields(changes)
         args: list[Any] = [
+            *self._book_args(),
             str(run_id),
             milliseconds(self.retention) if terminal else self._live_ttl,
             "1" if terminal else "0",
-            milliseconds(self.retention),
             self._redis.channel("events", run_id),
             -1 if expect is None else len(expected),
             *expected,
@@ -221,27 +234,15 @@ class RedisStore(RedisSessions, Store):
         ]
         for event in events:
             args += [event.type, event.data]
-        keys = [*self._run_keys(run_id), self._key("leases"), self._key("finished")]
-        result = await self._redis.script("UPDATE_RUN", keys, args)
+        keys = [*self._run_keys(run_id), self._key("leases"), *self._book_keys()]
+        flat = await self._redis.script("UPDATE_RUN", keys, args)
         if terminal:
             self._local_runs.pop(run_id, None)
-        if not result:
+        if not flat:
             return None
         if events:
             self._redis.notifier.wake(self._redis.channel("events", run_id))
-        flat, finished = result
-        if finished > self.max_finished_runs:
-            await self._evict(finished - self.max_finished_runs)
         return decode_run(pairs(flat))
-
-    async def _evict(self, count: int) -> None:
-        """Drop the oldest finished runs beyond ``max_finished_runs``."""
-        client = self._redis.client
-        with self._redis.reachable():
-            oldest: Any = await client.zpopmin(self._key("finished"), count)
-            if oldest:
-                run_ids = [uuid.UUID(member.decode()) for member, _ in oldest]
-                await client.delete(*(key for run_id in run_ids for key in self._run_keys(run_id)))
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:

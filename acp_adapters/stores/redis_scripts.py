@@ -2,20 +2,29 @@
 
 Rules these scripts keep:
 
-* They touch only the keys they are given (``KEYS``), plus nothing: no key names built in Lua.
+* They touch the keys they are given (``KEYS``); the one exception is eviction (``_RETAIN``), which
+  deletes the keys of the oldest items it drops, named from the prefix (no Redis Cluster anyway).
 * Time comes from the Redis server (``TIME``), so that leases mean the same on every machine.
 * A run's event with index ``i`` has the stream id ``0-(i+1)``: a reader resumes from any index with
   ``XRANGE`` and the next index is ``XLEN`` (streams are never trimmed).
 * What a waiter may be waiting for is announced on the run's channel (``PUBLISH``), after it is written.
+* What is kept once done with (a finished run, a session, a resource, an idempotency key) is an *item*,
+  counted against ``max_retained_bytes`` by the memory Redis reports for its keys (``MEMORY USAGE``)
+  plus its bookkeeping; the script that writes an item trims the oldest until the total fits (see
+  ``_RETAIN``). Runs still going are no items: they are never evicted.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "APPEND_EVENTS",
+    "CLAIM_KEY",
+    "CLAIM_SESSION",
     "CREATE_RUN",
     "EXTEND_SESSION",
     "FIND_LOST_RUNS",
+    "PUT_RESOURCE",
+    "PUT_SESSION",
     "READ_EVENTS",
     "RENEW_LEASES",
     "SEND_SIGNAL",
@@ -25,6 +34,90 @@ __all__ = [
 _NOW_MS = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+#: What an item costs beyond its keys: its entries in the ``retained`` sorted set and the ``sizes`` hash
+#: (measured at ~280 bytes with a 45-character member, growing with the member's length), and for a run
+#: its entry in ``finished``.
+BOOKKEEPING_BYTES = 200
+RUN_BOOKKEEPING_BYTES = 160
+
+#: The retention of the items: define ``book`` and the functions ``usage``, ``retain`` and ``trim``.
+#: Every script that includes it has the bookkeeping keys last in ``KEYS`` (``retained`` sorted set:
+#: item -> when its keys expire, in ms; ``sizes`` hash: item -> bytes, and ``total``; ``finished`` sorted
+#: set: run id -> when it ended) and the bookkeeping arguments first in ``ARGV`` (key prefix, max retained
+#: bytes, max finished runs, retention ms). An item is named by its key without the prefix
+#: (``run:<id>``, ``session:<id>``, ``resource:<id>``, ``key:<key>``): eviction deletes the keys
+#: that name starts.
+_RETAIN = f"""
+local book = {{
+  retained = KEYS[#KEYS - 2], sizes = KEYS[#KEYS - 1], finished = KEYS[#KEYS], prefix = ARGV[1],
+  max_bytes = tonumber(ARGV[2]), max_runs = tonumber(ARGV[3]), retention = tonumber(ARGV[4]),
+}}
+
+-- The bytes Redis uses for these keys (a missing key uses none).
+local function usage(...)
+  local bytes = 0
+  for _, key in ipairs({{...}}) do
+    bytes = bytes + (redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') or 0)
+  end
+  return bytes
+end
+
+-- Count an item as ``bytes`` (its keys' usage), kept until ``expires`` (ms); again replaces its count.
+local function retain(item, bytes, expires)
+  bytes = bytes + {BOOKKEEPING_BYTES} + 2 * #item
+  if string.sub(item, 1, 4) == 'run:' then bytes = bytes + {RUN_BOOKKEEPING_BYTES} end
+  local old = tonumber(redis.call('HGET', book.sizes, item)) or 0
+  redis.call('HSET', book.sizes, item, bytes)
+  redis.call('HINCRBY', book.sizes, 'total', bytes - old)
+  redis.call('ZADD', book.retained, expires, item)
+end
+
+-- Delete an item's keys and its bookkeeping; returns the bytes it was counted for.
+local function forget(item)
+  local bytes = tonumber(redis.call('HGET', book.sizes, item)) or 0
+  redis.call('HDEL', book.sizes, item)
+  redis.call('HINCRBY', book.sizes, 'total', -bytes)
+  redis.call('ZREM', book.retained, item)
+  local key = book.prefix .. item
+  local kind = string.match(item, '^[^:]*')
+  if kind == 'run' then
+    redis.call('ZREM', book.finished, string.sub(item, 5))
+    redis.call('DEL', key, key .. ':events', key .. ':signals')
+  elseif kind == 'session' then
+    redis.call('DEL', key, key .. ':history')
+  elseif kind == 'resource' then
+    redis.call('DEL', key, key .. ':owner')
+  else
+    redis.call('DEL', key)
+  end
+  return bytes
+end
+
+-- Drop what has expired (its keys are gone or going), the finished runs beyond ``max_runs``, then the
+-- oldest items until the total fits ``max_bytes``: finished runs first, then anything.
+local function trim(now)
+  for _, item in ipairs(redis.call('ZRANGEBYSCORE', book.retained, '-inf', now, 'LIMIT', 0, 1000)) do
+    forget(item)
+  end
+  redis.call('ZREMRANGEBYSCORE', book.finished, '-inf', now - book.retention)
+  local excess = redis.call('ZCARD', book.finished) - book.max_runs
+  if excess > 0 then
+    for _, run in ipairs(redis.call('ZRANGE', book.finished, 0, excess - 1)) do forget('run:' .. run) end
+  end
+  local total = tonumber(redis.call('HGET', book.sizes, 'total')) or 0
+  while total > book.max_bytes do
+    local oldest = redis.call('ZRANGE', book.finished, 0, 0)
+    if #oldest == 1 then
+      oldest = 'run:' .. oldest[1]
+    else
+      oldest = redis.call('ZRANGE', book.retained, 0, 0)[1]
+      if not oldest then break end
+    end
+    total = total - forget(oldest)
+  end
+end
 """
 
 #: KEYS: run hash, events stream, leases zset.
@@ -42,24 +135,27 @@ return 1
 """
 )
 
-#: KEYS: run hash, events stream, signals list, leases zset, finished zset.
-#: ARGV: run id, ttl ms, terminal ("1" when the change ends the run), retention ms, events channel,
+#: KEYS: run hash, events stream, signals list, leases zset, then the bookkeeping (see ``_RETAIN``).
+#: ARGV: the bookkeeping, run id, ttl ms, terminal ("1" when the change ends the run), events channel,
 #:       number of expected statuses (-1: any), expected status, ...,
 #:       number of field arguments, field, value, ..., then events to append: type, data, ...
-#: Returns false (no such run, or its status did not match) or {fields and values, finished count}.
+#: Returns false (no such run, or its status did not match) or the run's fields and values. A run that
+#: ends becomes an item (and may, alone over the bound, be evicted at once: its fields are still returned).
 UPDATE_RUN = (
-    """
+    _NOW_MS
+    + _RETAIN
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local expected = tonumber(ARGV[6])
+local expected = tonumber(ARGV[9])
 if expected >= 0 then
   local status = redis.call('HGET', KEYS[1], 'status')
   local matched = false
-  for i = 7, 6 + expected do
+  for i = 10, 9 + expected do
     if ARGV[i] == status then matched = true; break end
   end
   if not matched then return false end
 end
-local first = 8 + math.max(expected, 0)
+local first = 11 + math.max(expected, 0)
 local last = first + tonumber(ARGV[first - 1]) - 1
 if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
 if #ARGV > last then
@@ -68,20 +164,17 @@ if #ARGV > last then
     n = n + 1
     redis.call('XADD', KEYS[2], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
   end
-  redis.call('PUBLISH', ARGV[5], n)
+  redis.call('PUBLISH', ARGV[8], n)
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-local finished = 0
-if ARGV[3] == '1' then
-"""
-    + _NOW_MS
-    + """
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  redis.call('ZADD', KEYS[5], now, ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[4]))
-  finished = redis.call('ZCARD', KEYS[5])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+local fields = redis.call('HGETALL', KEYS[1])
+if ARGV[7] == '1' then
+  redis.call('ZREM', KEYS[4], ARGV[5])
+  redis.call('ZADD', book.finished, now, ARGV[5])
+  retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), now + tonumber(ARGV[6]))
+  trim(now)
 end
-return {redis.call('HGETALL', KEYS[1]), finished}
+return fields
 """
 )
 
@@ -142,17 +235,116 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 """
 )
 
-#: KEYS: session hash, history list. ARGV: ttl ms, session id, owner ("" for none), has state
-#: ("1"/"0"), state, history url, ...
-#: Returns {hash fields and values, history}.
-EXTEND_SESSION = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'id', ARGV[2])
-  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[3]) end
+_SESSION_ARGS = """
+-- ARGV after the bookkeeping: ttl ms, session id, has owner ("1"/"0"), owner, has state, state, url, ...
+local ttl, id = tonumber(ARGV[5]), ARGV[6]
+local owner, state = ARGV[7] == '1' and ARGV[8], ARGV[9] == '1' and ARGV[10]  -- false: none
+
+local function append_history()
+  for i = 11, #ARGV, 1000 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
 end
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'state', ARGV[5]) end
-for i = 6, #ARGV, 1000 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
+
+local function read_session()
+  return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
+end
+
+-- Refresh the session's TTL and count it again.
+local function keep_session()
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  retain('session:' .. id, usage(KEYS[1], KEYS[2]), now + ttl)
+end
+
+-- Write the session anew (no owner: no ``owner`` field).
+local function write_session()
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'id', id)
+  if owner then redis.call('HSET', KEYS[1], 'owner', owner) end
+  if state then redis.call('HSET', KEYS[1], 'state', state) end
+  append_history()
+  keep_session()
+end
 """
+
+#: KEYS: session hash, history list, then the bookkeeping. ARGV: see ``_SESSION_ARGS``.
+#: Creates the session unless it exists; returns false when it created it, else {fields, history}.
+CLAIM_SESSION = (
+    _NOW_MS
+    + _RETAIN
+    + _SESSION_ARGS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return read_session() end
+write_session()
+trim(now)
+return false
+"""
+)
+
+#: KEYS: session hash, history list, then the bookkeeping. ARGV: see ``_SESSION_ARGS``.
+#: Replaces the session (its owner, history and state).
+PUT_SESSION = (
+    _NOW_MS
+    + _RETAIN
+    + _SESSION_ARGS
+    + """
+write_session()
+trim(now)
+return 1
+"""
+)
+
+#: KEYS: session hash, history list, then the bookkeeping. ARGV: see ``_SESSION_ARGS``.
+#: Appends history (and sets the state, if given) to a session of the same owner, creating it if new;
+#: returns false and writes nothing when it belongs to another owner, else {fields, history}.
+EXTEND_SESSION = (
+    _NOW_MS
+    + _RETAIN
+    + _SESSION_ARGS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'owner') ~= owner then return false end
+else
+  redis.call('HSET', KEYS[1], 'id', id)
+  if owner then redis.call('HSET', KEYS[1], 'owner', owner) end
+end
+if state then redis.call('HSET', KEYS[1], 'state', state) end
+append_history()
+keep_session()
+local session = read_session()
+trim(now)
+return session
+"""
+)
+
+#: KEYS: resource, its owner, then the bookkeeping. ARGV: the bookkeeping, ttl ms, resource id, data,
+#: owner ("" and no owner key when it has none: ARGV[8] says which, "1"/"0").
+PUT_RESOURCE = (
+    _NOW_MS
+    + _RETAIN
+    + """
+redis.call('SET', KEYS[1], ARGV[7], 'PX', ARGV[5])
+if ARGV[8] == '1' then
+  redis.call('SET', KEYS[2], ARGV[9], 'PX', ARGV[5])
+else
+  redis.call('DEL', KEYS[2])
+end
+retain('resource:' .. ARGV[6], usage(KEYS[1], KEYS[2]), now + tonumber(ARGV[5]))
+trim(now)
+return 1
+"""
+)
+
+#: KEYS: the key, then the bookkeeping. ARGV: the bookkeeping, ttl ms, item name, value.
+#: Returns the value already held, or false when this call stored it.
+CLAIM_KEY = (
+    _NOW_MS
+    + _RETAIN
+    + """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[7], 'PX', ARGV[5])
+retain(ARGV[6], usage(KEYS[1]), now + tonumber(ARGV[5]))
+trim(now)
+return false
+"""
+)

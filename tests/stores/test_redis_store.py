@@ -78,7 +78,7 @@ def test_nothing_connects_at_import_or_construction() -> None:
 
 
 def test_store_from_url() -> None:
-    settings = Settings(run_retention=12.0, max_finished_runs=7, lease_ttl=3.0)
+    settings = Settings(run_retention=12.0, max_finished_runs=7, lease_ttl=3.0, max_retained_bytes=5000)
     for url in ("", None, "memory://", " memory:// "):
         memory = store_from_url(url, settings=settings)
         assert isinstance(memory, MemoryStore)
@@ -88,6 +88,7 @@ def test_store_from_url() -> None:
         assert isinstance(shared, RedisStore)
         assert (shared.url, shared.prefix) == (url, "app:")
         assert (shared.retention, shared.max_finished_runs, shared.lease_ttl) == (12.0, 7, 3.0)
+        assert shared.max_retained_bytes == 5000
     assert isinstance(store_from_url("redis://h/0"), RedisStore)
     from_query = store_from_url("redis://h:1/2?prefix=app:acp:&client_name=x")
     assert isinstance(from_query, RedisStore)
@@ -124,10 +125,11 @@ async def test_every_key_is_under_the_prefix_and_expires(
     ours = [key.decode() for key in raw.scan_iter(count=1000) if any(i in key.decode() for i in ids)]
     assert ours and all(key.startswith(prefix) for key in ours)
     keys = {key.decode() for key in raw.scan_iter(match=prefix + "*", count=1000)}
-    assert len(keys) == 11  # 3 per run, 2 session, 1 resource, leases, finished
+    # 3 per run, 2 session, 1 resource, leases, and the bookkeeping of what is retained (3)
+    assert len(keys) == 13
     for key in keys:
         ttl = raw.pttl(key)
-        if key in (prefix + "leases", prefix + "finished"):
+        if key in {prefix + name for name in ("leases", "finished", "retained", "retained:bytes")}:
             assert ttl == -1  # bounded by their members, not by time
         elif str(going.run_id) in key:
             assert 59_000 < ttl <= 60_000, key  # max(retention, 3 * lease): refreshed by the lease
