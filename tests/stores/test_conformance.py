@@ -634,8 +634,6 @@ async def test_at_most_max_finished_runs_are_kept(stores: StoreScope) -> None:
 
 
 # bytes ------------------------------------------------------------------------------------------------
-
-
 async def test_what_is_kept_is_bounded_by_bytes(stores: StoreScope) -> None:
     budget = 256 * KiB
     store = await stores.open(max_retained_bytes=budget)
