@@ -183,6 +183,8 @@ class _AnyPath(PathConverter):
     """Werkzeug's ``path`` with any character, line breaks included: the core answers every path."""
 
     regex = r"[\s\S]*?"
+    # Werkzeug takes a converter whose regex has no "/" as matching one segment only; this one spans them.
+    part_isolating = False
 
 
 def read_body_of_stream(limit: int) -> bytes:
