@@ -4,8 +4,7 @@ One definition, imported by ``example_starlette``, ``example_flask`` and ``examp
 and the benchmark: the agents (:func:`demo_registry`, and :func:`private_registry` for the mount that
 needs a token), the base settings (:data:`DEMO_SETTINGS`, which each example overlays with the
 ``ACP_*`` environment through ``Settings.from_env``), the store named by ``ACP_STORE``
-(:func:`store_from_env`) and the bearer tokens of ``ACP_DEMO_TOKENS`` (:func:`demo_tokens`,
-:func:`bearer_owner`).
+(:func:`store_from_env`) and the bearer tokens of ``ACP_DEMO_TOKENS`` (:func:`demo_tokens`).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from acp_adapters import ACPError, AgentRegistry, Context, Settings
 from acp_adapters.core.errors import AuthenticationRequired
+from acp_adapters.core.http import Request
 from acp_adapters.core.store import Store
 from acp_adapters.models import (
     Artifact,
@@ -36,7 +36,7 @@ __all__ = [
     "BEARER_CHALLENGE",
     "DEMO_SETTINGS",
     "DEMO_TOKENS_ENV",
-    "bearer_owner",
+    "BearerTokens",
     "demo_registry",
     "demo_tokens",
     "private_registry",
@@ -216,41 +216,56 @@ def store_from_env(namespace: str = "") -> Store | None:
     return store_from_url(url, prefix=f"{prefix}{namespace}:")
 
 
-def demo_tokens(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The bearer tokens of ``ACP_DEMO_TOKENS`` (``alice=token-a,bob=token-b``), as token -> owner.
+def demo_tokens(environ: Mapping[str, str] | None = None) -> BearerTokens:
+    """The bearer tokens of ``ACP_DEMO_TOKENS`` (``alice=token-a,bob=token-b``: name=token pairs).
 
     Unset or empty: no token, so nobody gets into ``/acp-private`` with one. Raises ``ValueError``
     naming the variable for a malformed list: a pair without ``=``, an empty name or token, a token
     with spaces, or one token given to two owners. Read once, when an example app is made.
     """
     text = (os.environ if environ is None else environ).get(DEMO_TOKENS_ENV, "")
-    tokens: dict[str, str] = {}
+    owners: dict[str, str] = {}
     for pair in filter(None, (item.strip() for item in text.split(","))):
         name, sep, token = (part.strip() for part in pair.partition("="))
         if not sep or not name or not token or any(c.isspace() for c in token):
             raise ValueError(
                 f"{DEMO_TOKENS_ENV}: {pair!r} is not name=token (write e.g. alice=token-a,bob=token-b)"
             )
-        if tokens.setdefault(token, name) != name:
-            raise ValueError(f"{DEMO_TOKENS_ENV}: one token is given to both {tokens[token]!r} and {name!r}")
-    return tokens
+        if owners.setdefault(token, name) != name:
+            raise ValueError(f"{DEMO_TOKENS_ENV}: one token is given to both {owners[token]!r} and {name!r}")
+    return BearerTokens(owners)
 
 
-def bearer_owner(tokens: Mapping[str, str], authorization: str | None) -> str:
-    """The owner whose token the ``Authorization: Bearer <token>`` header carries.
+class BearerTokens:
+    """Bearer tokens and the owners they stand for: the auth of every example's ``/acp-private``.
 
-    Raises :class:`~acp_adapters.core.errors.AuthenticationRequired` (401 with
-    ``WWW-Authenticate: Bearer realm="acp"``) when the header is missing, not a bearer token, or
-    names no known token. Every token is compared, in constant time.
+    :meth:`owner` is the mount's owner function (given the ``Authorization`` header), :meth:`authorize`
+    its ``authorize`` hook, the same in every framework: no known token, 401 with
+    ``WWW-Authenticate: Bearer realm="acp"``, rendered by the core.
     """
-    scheme, _, given = (authorization or "").strip().partition(" ")
-    given = given.strip()
-    if scheme.lower() != "bearer" or not given:
-        raise AuthenticationRequired("send Authorization: Bearer <token>", challenge=BEARER_CHALLENGE)
-    found = None
-    for token, name in tokens.items():
-        if hmac.compare_digest(given.encode(), token.encode()):
-            found = name
-    if found is None:
-        raise AuthenticationRequired("unknown token", challenge=BEARER_CHALLENGE)
-    return found
+
+    def __init__(self, owners: Mapping[str, str]) -> None:
+        #: token -> owner
+        self.owners = dict(owners)
+
+    def owner(self, authorization: str | None) -> str | None:
+        """The owner whose token ``Authorization: Bearer <token>`` carries, else ``None``. Every token
+        is compared, in constant time."""
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        given = given.strip()
+        if scheme.lower() != "bearer" or not given:
+            return None
+        found = None
+        for token, name in self.owners.items():
+            if hmac.compare_digest(given.encode(), token.encode()):
+                found = name
+        return found
+
+    def authorize(self, request: Request, agent: str | None) -> None:
+        """The ``authorize`` hook: lets a known token through, answers 401 to anyone else."""
+        authorization = request.headers.get("authorization")
+        if self.owner(authorization) is None:
+            raise AuthenticationRequired(
+                "unknown token" if authorization else "send Authorization: Bearer <token>",
+                challenge=BEARER_CHALLENGE,
+            )

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from acp_adapters.core.errors import AuthenticationRequired
 from acp_adapters.django.auth import user_owner
-from example_agents import bearer_owner, demo_tokens
+from example_agents import BEARER_CHALLENGE, demo_tokens
 
-#: token -> owner, from ``ACP_DEMO_TOKENS``.
+#: The tokens of ``ACP_DEMO_TOKENS``.
 TOKENS = demo_tokens()
 
 
-def owner(request: HttpRequest) -> str:
-    """The user's primary key, else the owner of the bearer token; 401 (an ACP error) otherwise."""
-    return user_owner(request) or bearer_owner(TOKENS, request.headers.get("Authorization"))
+def owner(request: HttpRequest) -> str | None:
+    """The user's primary key, else the owner of the bearer token, else ``None``."""
+    return user_owner(request) or TOKENS.owner(request.headers.get("Authorization"))
 
 
 def user_or_token(request: HttpRequest) -> None:
     """The guard: a logged-in user, or the bearer of a known token; anyone else gets 401."""
-    owner(request)
+    if owner(request) is None:
+        raise AuthenticationRequired("log in, or send a demo token", challenge=BEARER_CHALLENGE)

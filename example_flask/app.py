@@ -19,8 +19,6 @@ once when the app is made:
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from acp_adapters import Settings
@@ -28,7 +26,6 @@ from acp_adapters.flask import ACP
 from acp_adapters.wsgi import ACPWSGIMiddleware
 from example_agents import (
     DEMO_SETTINGS,
-    bearer_owner,
     demo_registry,
     demo_tokens,
     private_registry,
@@ -50,9 +47,6 @@ def create_app() -> Flask:
 
     ACP(app, demo_registry(), settings=settings, store=store_from_env())
 
-    def token_owner(environ: dict[str, Any]) -> str:
-        return bearer_owner(tokens, environ.get("HTTP_AUTHORIZATION"))
-
     # A second mount, in front of the Flask app (one ACP extension registers one blueprint per app).
     app.wsgi_app = ACPWSGIMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
@@ -60,7 +54,8 @@ def create_app() -> Flask:
         prefix="/acp-private",
         settings=settings,
         store=store_from_env("private"),
-        owner=token_owner,
+        owner=lambda environ: tokens.owner(environ.get("HTTP_AUTHORIZATION")),
+        authorize=tokens.authorize,
     )
     return app
 

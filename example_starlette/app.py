@@ -27,7 +27,6 @@ from acp_adapters import Settings
 from acp_adapters.asgi import ACPApp
 from example_agents import (
     DEMO_SETTINGS,
-    bearer_owner,
     demo_registry,
     demo_tokens,
     private_registry,
@@ -46,15 +45,19 @@ def create_app() -> Starlette:
     settings = Settings.from_env(base=DEMO_SETTINGS)
     tokens = demo_tokens()
 
-    def token_owner(scope: Scope) -> str:
+    def token_owner(scope: Scope) -> str | None:
         authorization = next(
             (value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"), None
         )
-        return bearer_owner(tokens, authorization)
+        return tokens.owner(authorization)
 
     public = ACPApp(demo_registry(), settings=settings, store=store_from_env())
     private = ACPApp(
-        private_registry(), settings=settings, store=store_from_env("private"), owner=token_owner
+        private_registry(),
+        settings=settings,
+        store=store_from_env("private"),
+        owner=token_owner,
+        authorize=tokens.authorize,
     )
     return Starlette(routes=[Route("/", home), Mount("/acp-private", app=private), Mount("/acp", app=public)])
 

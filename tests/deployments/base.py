@@ -40,7 +40,11 @@ A real server::
 :func:`serve` picks a free 127.0.0.1 port, fills ``{port}``, ``{host}`` and ``{python}`` into the
 command, starts it from the repository root with ``env`` added to the environment, waits until
 ``GET {mount}/ping`` answers 200, yields the target, then terminates the process (and kills its process
-group if it lingers). An in-process deployment wraps its framework's test client in a
+group if it lingers). Every server it starts trusts one more loopback origin, its *peer*
+(``ACP_TRUSTED_ORIGINS=http://127.0.0.1:<peer port>``, the port picked with the server's own and kept
+in ``Target.extra["peer_port"]``): the distributed-session tests start a second server on that port,
+trusting the first one's origin (:func:`origin`), so that each may load the other's session history
+while no other loopback origin is trusted. An in-process deployment wraps its framework's test client in a
 :class:`ContractClient` (for an ``httpx.Client``, such as Starlette's ``TestClient``, use
 :class:`HttpxContractClient`).
 
@@ -82,6 +86,7 @@ __all__ = [
     "ServerStartError",
     "Target",
     "free_port",
+    "origin",
     "parse_sse",
     "require_service",
     "serve",
@@ -291,6 +296,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def origin(target: Target) -> str:
+    """The origin (``scheme://host:port``) of a target's base URL: what a peer puts in its
+    ``ACP_TRUSTED_ORIGINS``."""
+    scheme, _, rest = target.base_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def log_tail(path: Path, size: int = 8000) -> str:
     """The last ``size`` characters of a log file (empty if it does not exist)."""
     try:
@@ -352,6 +364,7 @@ def serve(
     host: str = "127.0.0.1",
     startup_timeout: float = 30.0,
     attempts: int = 3,
+    port: int | None = None,
 ) -> Iterator[Target]:
     """Run a server process and yield a :class:`Target` for its ACP mount; stop it on exit.
 
@@ -359,13 +372,21 @@ def serve(
     ``cwd`` (the repository root) with ``env`` added to the environment and the repository root on
     ``PYTHONPATH``; its stdout and stderr go to a temporary log file (``Target.server_log``), kept after the
     session only when the server failed to start. A start that fails because the process exits early (the
-    port was taken in between) is retried on another port.
+    port was taken in between) is retried on another port, unless ``port`` fixes it.
+
+    Unless ``env`` sets ``ACP_TRUSTED_ORIGINS``, the server trusts the origin of its peer port
+    (``Target.extra["peer_port"]``, see the module docstring).
     """
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), environment.get("PYTHONPATH", "")) if p)
-    for attempt in range(1, attempts + 1):
-        port = free_port(host)
-        argv = [part.format(port=port, host=host, python=sys.executable) for part in command]
+    peer_port: int | None = None
+    if "ACP_TRUSTED_ORIGINS" not in (env or {}):
+        peer_port = free_port(host)
+        environment["ACP_TRUSTED_ORIGINS"] = f"http://{host}:{peer_port}"
+    tries = 1 if port is not None else attempts
+    for attempt in range(1, tries + 1):
+        chosen = port if port is not None else free_port(host)
+        argv = [part.format(port=chosen, host=host, python=sys.executable) for part in command]
         fd, log_name = tempfile.mkstemp(prefix=f"acp-{name or 'server'}-", suffix=".log")
         log = Path(log_name)
         with os.fdopen(fd, "wb") as log_file:
@@ -380,18 +401,19 @@ def serve(
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-        base_url = f"http://{host}:{port}{mount.rstrip('/')}"
+        base_url = f"http://{host}:{chosen}{mount.rstrip('/')}"
         try:
             _wait_ready(process, base_url + "/ping", log, startup_timeout)
         except ServerStartError:
             _stop(process)
-            if attempt == attempts or process.returncode is None:
+            if attempt == tries or process.returncode is None:
                 raise
             continue
         client = PerThreadClient()
         try:
             contract_client = HttpxContractClient(client, base_url)
-            yield Target(base_url=base_url, client=contract_client, name=name, server_log=log)
+            extra: dict[str, Any] = {} if peer_port is None else {"peer_port": peer_port}
+            yield Target(base_url=base_url, client=contract_client, name=name, server_log=log, extra=extra)
         finally:
             client.close()
             _stop(process)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from .base import Deployment, HttpxContractClient, Target, serve
+from .base import Deployment, HttpxContractClient, Target, origin, serve
 
 
 @contextlib.contextmanager
@@ -24,11 +24,27 @@ def _inprocess() -> Iterator[Target]:
         yield Target(base_url=base_url, client=contract_client, name="starlette-inprocess")
 
 
-def _uvicorn() -> contextlib.AbstractContextManager[Target]:
+def uvicorn(
+    *, env: dict[str, str] | None = None, port: int | None = None, name: str = "starlette-uvicorn"
+) -> contextlib.AbstractContextManager[Target]:
+    """The Starlette example under uvicorn, with ``env`` added to its environment, on ``port`` if given."""
     return serve(
         ["{python}", "-m", "uvicorn", "example_starlette.app:app", "--host", "{host}", "--port", "{port}"],
-        name="starlette-uvicorn",
+        env=env,
+        port=port,
+        name=name,
     )
+
+
+def peer_of(target: Target) -> contextlib.AbstractContextManager[Target]:
+    """Another starlette-uvicorn instance, with its own in-memory store (a different ACP server), on the
+    port ``target`` trusts and trusting ``target``'s origin: the two may load each other's session
+    history, as two servers a client moves a session between must."""
+    return uvicorn(env={"ACP_TRUSTED_ORIGINS": origin(target)}, port=target.extra["peer_port"], name="peer")
+
+
+def _uvicorn() -> contextlib.AbstractContextManager[Target]:
+    return uvicorn()
 
 
 DEPLOYMENTS = [

@@ -27,9 +27,10 @@ def user() -> Any:
 @pytest.fixture(autouse=True)
 def demo_token(monkeypatch: pytest.MonkeyPatch) -> None:
     # The example reads ACP_DEMO_TOKENS once, at import: give it the token of the owner "token".
+    from example_agents import BearerTokens
     from example_django import private
 
-    monkeypatch.setattr(private, "TOKENS", {TOKEN: "token"})
+    monkeypatch.setattr(private, "TOKENS", BearerTokens({TOKEN: "token"}))
 
 
 def whoami(target: Any, headers: dict[str, str] | None = None) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.deployments.base import Target
-from tests.deployments.starlette import DEPLOYMENTS as STARLETTE
+from tests.deployments.starlette import peer_of
 
 
 @pytest.fixture
@@ -19,8 +19,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def second_server() -> Iterator[Target]:
-    """Another starlette-uvicorn instance, with its own in-memory store: a different ACP server."""
-    uvicorn = next(d for d in STARLETTE if d.name == "starlette-uvicorn")
-    with uvicorn.start() as started:
+def second_server(target: Target) -> Iterator[Target]:
+    """Another starlette-uvicorn instance, with its own in-memory store: a different ACP server. It
+    listens on the port ``target`` trusts and trusts ``target``'s origin (each names the other in
+    ``ACP_TRUSTED_ORIGINS``, as the examples require), so each may load the other's session history."""
+    with peer_of(target) as started:
         yield started

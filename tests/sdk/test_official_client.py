@@ -199,7 +199,7 @@ async def test_session_on_one_server(target: Target) -> None:
 
 async def test_session_shared_by_two_servers(target: Target, second_server: Target) -> None:
     # The client forwards the session descriptor from one server to the next; each loads the other's
-    # history over HTTP (the examples trust loopback origins).
+    # history over HTTP (each names the other's exact origin in ACP_TRUSTED_ORIGINS).
     a, b = target.base_url, second_server.base_url
     async with Client(timeout=TIMEOUT) as client, client.session() as session:
         first = await session.run_sync("one", agent="echo", base_url=a)
