@@ -3,10 +3,13 @@
 Add ``"acp_adapters.django"`` to ``INSTALLED_APPS``, name your agents in ``settings.ACP_ADAPTERS``
 and mount them with ``path("acp/", include("acp_adapters.django.urls"))``; or mount any number of
 :class:`ACPSite` objects with ``path("private-acp/", ACPSite(registry, guard=login_required).urls)``.
+Under ASGI, wrap the application with :func:`asgi_body_limit` so that a body over the limit is
+refused before Django reads it.
 """
 
 from __future__ import annotations
 
+from .asgi import asgi_body_limit
 from .auth import AuthenticationRequired, PermissionRequired, login_required, permission_required
 from .views import ACPSite, site
 
@@ -14,6 +17,7 @@ __all__ = [
     "ACPSite",
     "AuthenticationRequired",
     "PermissionRequired",
+    "asgi_body_limit",
     "login_required",
     "permission_required",
     "site",

@@ -3,7 +3,8 @@
 Django's own middleware (sessions, ``AuthenticationMiddleware``, a token middleware of the project)
 runs before the ACP views; these functions only read what it left on the request. An owner scopes
 runs and sessions to the caller; a guard stands in front of a whole mount and denies with an ACP
-error (401 or 403, ``{code, message}``), never with a redirect to a login page.
+error (401 or 403, ``{code, message}``, rendered by the core with its CORS and ``WWW-Authenticate``
+headers), never with a redirect to a login page.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
-from acp_adapters.core.errors import ACPError
-from acp_adapters.core.models import Error, ErrorCode
+# The guards' errors are the core's, so that the core renders them (CORS, WWW-Authenticate); they
+# are re-exported here, where Django projects have always imported them from.
+from acp_adapters.core.errors import AuthenticationRequired, PermissionRequired
 
 from .conf import Guard
 
@@ -26,22 +28,6 @@ __all__ = [
     "permission_required",
     "user_owner",
 ]
-
-
-class AuthenticationRequired(ACPError):
-    """401: the caller must authenticate. ``challenge`` (``'Bearer realm="acp"'``) is sent as
-    ``WWW-Authenticate`` when given."""
-
-    def __init__(self, message: str = "authentication required", *, challenge: str | None = None) -> None:
-        super().__init__(Error(code=ErrorCode.INVALID_INPUT, message=message), status=401)
-        self.challenge = challenge
-
-
-class PermissionRequired(ACPError):
-    """403: the caller is known but may not use this API."""
-
-    def __init__(self, message: str = "permission denied") -> None:
-        super().__init__(Error(code=ErrorCode.INVALID_INPUT, message=message), status=403)
 
 
 def user_owner(request: HttpRequest) -> str | None:

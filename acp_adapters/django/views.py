@@ -2,9 +2,12 @@
 
 A mount is one URL pattern that catches every path under its prefix and hands the rest of the path
 to the core, so routing, trailing slashes and 404s are the core's, whatever ``APPEND_SLASH`` says.
-The views are CSRF-exempt (the API takes JSON from programs, not forms), and Django's middleware
-(sessions, ``AuthenticationMiddleware``...) runs before them: the owner function and the guard read
-what it established.
+Django's middleware (sessions, ``AuthenticationMiddleware``...) runs before the views: the owner
+function and the guard read what it established. The views are exempt from ``CsrfViewMiddleware``
+and ``LoginRequiredMiddleware`` and do their job themselves: Django's CSRF check for the requests
+the session authenticates (:mod:`acp_adapters.django.csrf`), the guard for access. Every answer,
+refusals included, is the core's (:meth:`ACPService.error_response`), with its CORS and
+``WWW-Authenticate`` headers.
 
 One handling, two ways to run it:
 
@@ -28,6 +31,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import decorators as auth_decorators
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import URLPattern
@@ -35,17 +39,21 @@ from django.urls.resolvers import RegexPattern, ResolverMatch
 
 from acp_adapters.bridge import SyncBridge, SyncStreamResponse
 from acp_adapters.core.agents import AgentRegistry
-from acp_adapters.core.errors import ACPError
+from acp_adapters.core.errors import ACPError, PayloadTooLargeError, PermissionRequired
 from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
 from acp_adapters.wsgi import headers_from_environ, read_body, warn_if_store_not_shared
 
-from .auth import PermissionRequired, auser_owner, user_owner
+from .auth import auser_owner, user_owner
 from .conf import Guard, Owner, conf
+from .csrf import SAFE_METHODS, check_csrf
 
 __all__ = ["ACPSite", "site"]
+
+#: Django 5.1's decorator, which only marks a view (``None`` before 5.1, which has no such middleware).
+_login_not_required: Callable[[Any], Any] | None = getattr(auth_decorators, "login_not_required", None)
 
 SyncView = Callable[[HttpRequest, str], HttpResponseBase]
 AsyncView = Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponseBase]]
@@ -86,7 +94,18 @@ class ACPSite:
         async def async_view(request: HttpRequest, path: str) -> HttpResponseBase:
             return await self.aserve(request, path)
 
-        self.sync_view, self.async_view = _csrf_exempt(sync_view), _csrf_exempt(async_view)
+        self.sync_view, self.async_view = self._mark(sync_view), self._mark(async_view)
+
+    def _mark(self, view: Any) -> Any:
+        # Not django.views.decorators.csrf.csrf_exempt: before Django 5.0 it turned async views into
+        # sync ones. The check is made in the view, for the requests the session authenticates.
+        view.csrf_exempt = True
+        # Django 5.1's LoginRequiredMiddleware would redirect anonymous callers to a login page:
+        # the guard decides who gets in, with an ACP error.
+        if _login_not_required is not None:
+            view = _login_not_required(view)
+        view.acp_site = self  # how acp_adapters.django.asgi_body_limit finds the mount's limit
+        return view
 
     # mounting -------------------------------------------------------------------------------------
     @property
@@ -100,6 +119,14 @@ class ACPSite:
         return self.urlpatterns, "acp", self.name
 
     # the service ----------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The core's settings of this mount (given, or from ``ACP_ADAPTERS``), without starting it."""
+        service = self._service
+        if service is not None:
+            return service.settings
+        return conf.settings if self._settings is None else self._settings
+
     @property
     def service(self) -> ACPService:
         """The ACP service of this mount, made on first use."""
@@ -128,8 +155,7 @@ class ACPSite:
         if store is None and conf.store_factory is not None:
             store = conf.store_factory()
         registry = conf.registry if self._registry is None else self._registry
-        settings = conf.settings if self._settings is None else self._settings
-        service = ACPService(registry, store=store, settings=settings)
+        service = ACPService(registry, store=store, settings=self.settings)
         warn_if_store_not_shared(service.store)
         return service
 
@@ -152,9 +178,10 @@ class ACPSite:
         """Answer ``request`` (WSGI); ``path`` is what follows the mount's prefix."""
         try:
             owner = self._identify(request)
+            body = _body(request, self.settings.max_body_size)
         except ACPError as exc:
-            return _error_response(exc)
-        answer = self.bridge.handle(self._request(request, path, owner))
+            return _response(self.service.error_response(self._request(request, path), exc))
+        answer = self.bridge.handle(self._request(request, path, owner, body))
         if isinstance(answer, SyncStreamResponse):
             return StreamingHttpResponse(answer.body, status=answer.status, headers=_headers(answer.headers))
         return _response(answer)
@@ -162,20 +189,20 @@ class ACPSite:
     async def aserve(self, request: HttpRequest, path: str) -> HttpResponseBase:
         """Answer ``request`` on the server's event loop (ASGI)."""
         try:
-            if self._guard is None and self._owner is None and conf.guard is None and conf.owner is None:
-                owner = await auser_owner(request)
-            else:
-                owner = await sync_to_async(self._identify)(request)
+            owner = await self._aidentify(request)
+            body = _body(request, self.settings.max_body_size)
         except ACPError as exc:
-            return _error_response(exc)
-        answer = await self.service.handle(self._request(request, path, owner))
+            return _response(self.service.error_response(self._request(request, path), exc))
+        answer = await self.service.handle(self._request(request, path, owner, body))
         if isinstance(answer, StreamResponse):
             stream = _ClosingStream(answer.body, asyncio.get_running_loop())
             return StreamingHttpResponse(stream, status=answer.status, headers=_headers(answer.headers))
         return _response(answer)
 
     def _identify(self, request: HttpRequest) -> str | None:
-        """Run the guard, then give the owner; an ACPError denies the request."""
+        """Check CSRF for the session's user, run the guard, then give the owner; an ACPError denies
+        the request."""
+        check_csrf(request)
         guard = self._guard or conf.guard
         if guard is not None:
             try:
@@ -184,7 +211,19 @@ class ACPSite:
                 raise PermissionRequired(str(exc) or "permission denied") from exc
         return (self._owner or conf.owner or user_owner)(request)
 
-    def _request(self, request: HttpRequest, path: str, owner: str | None) -> Request:
+    async def _aidentify(self, request: HttpRequest) -> str | None:
+        """:meth:`_identify` under ASGI: in a worker thread (guards and owners may use the ORM), or on
+        the loop for the default owner of an unguarded mount."""
+        if self._guard is None and self._owner is None and conf.guard is None and conf.owner is None:
+            owner = await auser_owner(request)
+            if owner is not None and request.method not in SAFE_METHODS:
+                await sync_to_async(check_csrf)(request, logged_in=True)
+            return owner
+        return await sync_to_async(self._identify)(request)
+
+    def _request(
+        self, request: HttpRequest, path: str, owner: str | None = None, body: bytes = b""
+    ) -> Request:
         prefix = request.path[: len(request.path) - len(path)]
         return Request(
             method=request.method or "GET",
@@ -192,17 +231,25 @@ class ACPSite:
             base_url=request.build_absolute_uri(prefix).rstrip("/"),
             query=request.META.get("QUERY_STRING", ""),
             # From META as the WSGI adapter reads it: request.headers costs three times as much.
+            # Content-Type included, as sent: the core answers 415 to anything but JSON.
             headers=headers_from_environ(request.META),
-            body=_body(request, self.service.settings.max_body_size),
+            body=body,
             owner=owner,
         )
 
 
 def _body(request: HttpRequest, limit: int) -> bytes:
-    """The body, but never more than ``limit + 1`` bytes (enough for the core to answer 413).
+    """The body, but never more than ``limit + 1`` bytes (enough for the core to answer 413); a
+    ``Content-Length`` over ``limit`` is refused before anything is read.
 
     Not ``request.body``: ``DATA_UPLOAD_MAX_MEMORY_SIZE`` would answer 400 below the core's limit.
     """
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise PayloadTooLargeError(limit)
     environ = getattr(request, "environ", None)
     if environ is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
         # A chunked body under WSGI: Django reads CONTENT_LENGTH bytes, none without it, while the
@@ -262,13 +309,6 @@ async def _quietly(aclose: Callable[[], Coroutine[Any, Any, None]]) -> None:
         await aclose()
 
 
-def _csrf_exempt(view: Any) -> Any:
-    # Not django.views.decorators.csrf.csrf_exempt: before Django 5.0 it turned async views into
-    # sync ones.
-    view.csrf_exempt = True
-    return view
-
-
 def _headers(headers: Headers) -> dict[str, str]:
     merged: dict[str, str] = {}
     for name, value in headers:
@@ -279,15 +319,6 @@ def _headers(headers: Headers) -> dict[str, str]:
 def _response(answer: Response) -> HttpResponse:
     response = HttpResponse(answer.body, status=answer.status, headers=_headers(answer.headers))
     response["Content-Length"] = str(len(answer.body))
-    return response
-
-
-def _error_response(exc: ACPError) -> HttpResponse:
-    body = exc.error.model_dump_json(exclude_none=True).encode()
-    response = _response(Response(exc.status, [("content-type", "application/json")], body))
-    challenge = getattr(exc, "challenge", None)
-    if challenge:
-        response["WWW-Authenticate"] = challenge
     return response
 
 
