@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -17,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from acp_adapters import ACPService, AgentRegistry, Context, Settings
@@ -309,6 +312,72 @@ async def test_urls_with_credentials_are_not_fetched(server: LocalServer) -> Non
     with pytest.raises(FetchRefused, match="credentials"):
         await fetcher(trusted=(server.origin,)).fetch(f"http://user:pw@127.0.0.1:{server.port}/message/x")
     assert server.seen == []
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalServer, str, list[str]]]:
+    """The local server behind TLS, with a certificate for ``localhost`` only; records the SNI names."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    command = [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+    ]
+    command += ["-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    names: list[str] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def record_sni(_socket: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        names.append(str(name))
+
+    context.sni_callback = record_sni
+    server = LocalServer()
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    server.thread.start()
+    yield server, str(cert), names
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+@pytest.mark.anyio
+async def test_https_goes_to_the_checked_address_with_the_name_as_sni_and_verified(
+    tls_server: tuple[LocalServer, str, list[str]],
+) -> None:
+    server, cafile, names = tls_server
+    server.seen.clear()
+
+    def tls_fetcher(origin: str) -> SafeFetcher:
+        client = httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=cafile),
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+        return SafeFetcher(client, private_origins=(origin,), deadline=5.0, max_size=1 << 20)
+
+    url = f"https://localhost:{server.port}/message/tls"
+    assert await tls_fetcher(f"https://localhost:{server.port}").fetch(url) == message_json("tls")
+    assert names[-1] == "localhost" and server.seen == [("/message/tls", f"localhost:{server.port}")]
+    # the certificate is checked against the URL's name: one for localhost does not do for 127.0.0.1
+    with pytest.raises(FetchRefused, match="CERTIFICATE_VERIFY_FAILED"):
+        await tls_fetcher(f"https://127.0.0.1:{server.port}").fetch(
+            f"https://127.0.0.1:{server.port}/message/x"
+        )
+    assert len(server.seen) == 1
 
 
 # the whole service: what the agent and the client see ----------------------------------------------
