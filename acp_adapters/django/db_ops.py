@@ -6,12 +6,15 @@ Rules this module keeps:
 * Races are settled by the database, never by a lock in this process: compare-and-set is a conditional
   ``UPDATE ... WHERE version = seen``, and numbering (events, history entries) bumps a counter on the
   parent row first, which also takes the row's write lock until the transaction ends.
+* A write keeps the byte count of what it changes (``log_bytes``, ``snapshot_bytes``, ``size``) in the
+  same statement, so that bounding the store by bytes costs no query of its own.
 * Expiry is computed when reading, from the retention in force (``finished_at``/``updated_at`` plus
   retention), so that changing a retention setting applies to existing rows too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -19,11 +22,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from django.db import connections, transaction
-from django.db.models import F, Model, Q, QuerySet
+from django.db import IntegrityError, connections, transaction
+from django.db.models import ExpressionWrapper, F, Model, PositiveBigIntegerField, Q, QuerySet
+from django.db.models.functions import Coalesce, Length
 
 from acp_adapters.core.models import Run, RunStatus
-from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal
+from acp_adapters.core.store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal
 
 from . import models as db
 from .db_listen import CHANNEL, notify_sql
@@ -34,6 +38,8 @@ __all__ = [
     "NON_TERMINAL",
     "Seen",
     "append_events",
+    "claim_key",
+    "claim_session",
     "count_events",
     "counters",
     "create_run",
@@ -43,6 +49,7 @@ __all__ = [
     "get_resource",
     "get_run",
     "get_session",
+    "key_id",
     "put_resource",
     "put_session",
     "read_events",
@@ -69,6 +76,15 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+def _size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8."""
+    return len(text.encode())
+
+
+def _log_bytes(events: Sequence[EventRecord]) -> int:
+    return sum(len(event.data) for event in events)
+
+
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for index in range(0, len(items), _CHUNK):
         yield items[index : index + _CHUNK]
@@ -85,6 +101,7 @@ def create_run(
 ) -> Seen:
     run = record.run
     snapshot = run.model_dump(mode="json")
+    text = _json(snapshot)
     with transaction.atomic(using=using):
         db.Run.objects.using(using).create(
             id=run.run_id,
@@ -92,8 +109,10 @@ def create_run(
             session_id=run.session_id,
             status=run.status.value,
             owner=record.owner,
-            snapshot=_json(snapshot),
+            snapshot=text,
+            snapshot_bytes=_size(text),
             event_count=1,
+            log_bytes=len(first_event.data),
             # A worker that dies before its first renewal still leaves a run that can be found lost.
             lease_expires_at=now + timedelta(seconds=initial_lease),
             created_at=now,
@@ -171,10 +190,12 @@ def update_run(
         if not write:  # a check only: nothing to write
             return RunRecord(run=run, owner=owner), Seen(snapshot, owner, version), None
         written = run.model_dump(mode="json")
+        text = _json(written)
         count = None
         with transaction.atomic(using=using):
             updated = runs.filter(pk=run_id, version=version).update(
-                snapshot=_json(written),
+                snapshot=text,
+                snapshot_bytes=_size(text),
                 status=run.status.value,
                 session_id=run.session_id,
                 version=version + 1,
@@ -220,7 +241,9 @@ def append_events(
     runs = db.Run.objects.using(using).filter(pk=run_id)
     with transaction.atomic(using=using):
         # The UPDATE comes first: it takes the row's write lock, so concurrent appends number in turn.
-        if not runs.update(event_count=F("event_count") + len(events)):
+        if not runs.update(
+            event_count=F("event_count") + len(events), log_bytes=F("log_bytes") + _log_bytes(events)
+        ):
             return None
         count: int = runs.values_list("event_count", flat=True).get()
         first = count - len(events)
@@ -243,14 +266,14 @@ def _append_events_postgres(
     values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
     announce = f", pg_notify('{CHANNEL}', %s || ' {EVENTS} ' || event_count)" if notify else ""
     sql = (
-        f"WITH bumped AS (UPDATE {db.Run._meta.db_table} SET event_count = event_count + %s WHERE id = %s "
-        "RETURNING event_count), "
+        f"WITH bumped AS (UPDATE {db.Run._meta.db_table} SET event_count = event_count + %s, "
+        "log_bytes = log_bytes + %s WHERE id = %s RETURNING event_count), "
         f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
         "SELECT %s, bumped.event_count - %s + v.i, v.type, v.data, %s "
         f"FROM bumped, (VALUES {values}) AS v(i, type, data) RETURNING 1) "
         f"SELECT event_count{announce} FROM bumped"
     )
-    params: list[Any] = [len(events), run_id, run_id, len(events), now]
+    params: list[Any] = [len(events), _log_bytes(events), run_id, run_id, len(events), now]
     for index, event in enumerate(events):
         params += [index, event.type, event.data.decode()]
     if notify:
@@ -362,11 +385,16 @@ def get_session(using: str, session_id: uuid.UUID, now: datetime, retention: flo
     return _session(using, session_id, now - timedelta(seconds=retention))
 
 
+def _session_size(history: Iterable[str], state: str | None) -> int:
+    return sum(_size(url) for url in history) + (0 if state is None else _size(state))
+
+
 def put_session(using: str, record: SessionRecord, now: datetime) -> None:
     values = {
         "state": record.state,
         "owner": record.owner,
         "history_length": len(record.history),
+        "size": _session_size(record.history, record.state),
         "updated_at": now,
     }
     with transaction.atomic(using=using):
@@ -377,6 +405,46 @@ def put_session(using: str, record: SessionRecord, now: datetime) -> None:
         _touch_resources(using, record.history, now)
 
 
+def claim_session(using: str, record: SessionRecord, now: datetime, retention: float) -> SessionRecord:
+    """Create the session as ``record`` unless a live one exists (an expired one is replaced, as if new);
+    returns the session as stored. Among racing claimers exactly one creates it."""
+    since = now - timedelta(seconds=retention)
+    sessions = db.Session.objects.using(using)
+    values = {
+        "state": record.state,
+        "owner": record.owner,
+        "history_length": len(record.history),
+        "size": _session_size(record.history, record.state),
+        "created_at": now,
+        "updated_at": now,
+    }
+    for _ in range(_CAS_ATTEMPTS):
+        with transaction.atomic(using=using):
+            try:
+                # A plain INSERT in a savepoint: a concurrent claimer's uncommitted row makes it wait, then
+                # fail, so that only one of them goes on to write the history.
+                with transaction.atomic(using=using):
+                    sessions.create(id=record.id, **values)
+                created = True
+            except IntegrityError:
+                # The UPDATE of an expired row waits for a concurrent one, which makes the row live again
+                # (this one then matches nothing): one winner here too.
+                created = bool(sessions.filter(pk=record.id, updated_at__lte=since).update(**values))
+                if created:
+                    db.SessionHistoryEntry.objects.using(using).filter(session_id=record.id).delete()
+            if created:
+                _add_entries(using, record.id, 0, record.history)
+                _touch_resources(using, record.history, now)
+                return SessionRecord(
+                    id=record.id, history=list(record.history), state=record.state, owner=record.owner
+                )
+            stored = _session(using, record.id, since)
+        if stored is not None:
+            return stored
+        # Deleted (purged) or expired between the two statements: claim again.
+    raise RuntimeError(f"session {record.id}: could not be claimed in {_CAS_ATTEMPTS} attempts")
+
+
 def extend_session(
     using: str,
     session_id: uuid.UUID,
@@ -385,22 +453,43 @@ def extend_session(
     owner: str | None,
     now: datetime,
     retention: float,
-) -> SessionRecord:
+) -> SessionRecord | None:
+    """Append history (and set the state) of the caller's session, creating it if new; ``None``, with
+    nothing written, when the session is another owner's (``None`` being an owner like any other)."""
     since = now - timedelta(seconds=retention)
     sessions = db.Session.objects.using(using).filter(pk=session_id)
-    changes: dict[str, Any] = {"history_length": F("history_length") + len(history), "updated_at": now}
+    added = sum(_size(url) for url in history)
+    changes: dict[str, Any] = {
+        "history_length": F("history_length") + len(history),
+        "size": F("size") + added,
+        "updated_at": now,
+    }
     if state is not None:
         changes["state"] = state
+        # SET expressions read the row as it was: the old state's length is taken off.
+        changes["size"] = ExpressionWrapper(
+            F("size") + (added + _size(state)) - Coalesce(Length("state"), 0),
+            output_field=PositiveBigIntegerField(),
+        )
     with transaction.atomic(using=using):
         # Every writer takes the session row first (insert if missing, then update), then its entries:
         # one order, so concurrent writers queue on the row instead of deadlocking.
         _ensure(
             using, db.Session(id=session_id, owner=owner, history_length=0, created_at=now, updated_at=now)
         )
-        expired = {"state": None, "owner": owner, "history_length": 0, "created_at": now, "updated_at": now}
+        expired = {
+            "state": None,
+            "owner": owner,
+            "history_length": 0,
+            "size": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         if sessions.filter(updated_at__lte=since).update(**expired):
             db.SessionHistoryEntry.objects.using(using).filter(session_id=session_id).delete()
-        sessions.update(**changes)
+        # ``owner=None`` matches a NULL owner only: an anonymous caller writes only to anonymous sessions.
+        if not sessions.filter(owner=owner).update(**changes):
+            return None  # another owner's: the insert above was ignored, and nothing else was written
         length: int = sessions.values_list("history_length", flat=True).get()
         _add_entries(using, session_id, length - len(history), history)
         _touch_resources(using, history, now)
@@ -438,19 +527,49 @@ def _touch_resources(using: str, urls: Iterable[str], now: datetime) -> None:
 # resources ----------------------------------------------------------------------------------------
 def put_resource(using: str, resource_id: uuid.UUID, data: bytes, owner: str | None, now: datetime) -> None:
     db.Resource.objects.using(using).bulk_create(
-        [db.Resource(id=resource_id, data=data, owner=owner, created_at=now, touched_at=now)],
+        [db.Resource(id=resource_id, data=data, owner=owner, size=len(data), created_at=now, touched_at=now)],
         update_conflicts=True,
         unique_fields=["id"],
-        update_fields=["data", "owner", "touched_at"],
+        update_fields=["data", "owner", "size", "touched_at"],
     )
 
 
-def get_resource(using: str, resource_id: uuid.UUID, now: datetime, retention: float) -> bytes | None:
+def get_resource(
+    using: str, resource_id: uuid.UUID, now: datetime, retention: float
+) -> ResourceRecord | None:
     since = now - timedelta(seconds=retention)
     row = (
         db.Resource.objects.using(using)
         .filter(pk=resource_id, touched_at__gt=since)
-        .values_list("data")
+        .values_list("data", "owner")
         .first()
     )
-    return None if row is None else bytes(row[0])
+    return None if row is None else ResourceRecord(bytes(row[0]), row[1])
+
+
+# keys ---------------------------------------------------------------------------------------------
+def key_id(key: str) -> str:
+    """The row id of a key: its SHA-256 in hex (any key fits, and the index stays small)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def claim_key(using: str, key: str, value: bytes, ttl: float, now: datetime) -> bytes | None:
+    """Hold ``key`` with ``value`` until ``now + ttl`` unless a live holder exists (an expired one is
+    replaced); ``None`` if this call holds it now, else the value held."""
+    keys = db.IdempotencyKey.objects.using(using)
+    row_id, expires_at = key_id(key), now + timedelta(seconds=ttl)
+    for _ in range(_CAS_ATTEMPTS):
+        try:
+            with transaction.atomic(using=using):
+                keys.create(id=row_id, value=value, expires_at=expires_at)
+            return None
+        except IntegrityError:
+            pass
+        # A concurrent replacer's UPDATE makes the row live: this one then waits and matches nothing.
+        if keys.filter(pk=row_id, expires_at__lte=now).update(value=value, expires_at=expires_at):
+            return None
+        held = keys.filter(pk=row_id).values_list("value", flat=True).first()
+        if held is not None:
+            return bytes(held)
+        # Purged between the statements: try again.
+    raise RuntimeError(f"idempotency key: could not be claimed in {_CAS_ATTEMPTS} attempts")

@@ -6,6 +6,10 @@ Rules this module keeps:
   filters on); its events are rows of their own, one each, numbered from 0 by ``seq``, never rewritten.
 * Counters on the run row (``event_count``, ``signal_count``, ``version``) are what other workers poll
   and what compare-and-set compares: one indexed row tells whether anything changed.
+* Every owner column is ``NULL`` for "no owner" (anonymous), never ``""``: the service maps an empty
+  owner to ``None`` before the store sees it, and a nullable column gives ``None`` back as ``None``.
+* Byte counts (``log_bytes``, ``snapshot_bytes``, ``size``) are kept by the writes that change what
+  they count, so that bounding the store by bytes (``max_retained_bytes``) costs no query per write.
 * Nothing here has behaviour: :mod:`acp_adapters.django.store` decides what is written.
 """
 
@@ -16,7 +20,7 @@ from datetime import datetime
 
 from django.db import models
 
-__all__ = ["Resource", "Run", "RunEvent", "RunSignal", "Session", "SessionHistoryEntry"]
+__all__ = ["IdempotencyKey", "Resource", "Run", "RunEvent", "RunSignal", "Session", "SessionHistoryEntry"]
 
 
 class Run(models.Model):
@@ -36,6 +40,10 @@ class Run(models.Model):
     version: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
     #: How many events the run has (the next event's ``seq``).
     event_count: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    #: Bytes of the run's events (their JSON), raised by every append.
+    log_bytes: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
+    #: Bytes of ``snapshot``, set with it.
+    snapshot_bytes: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
     #: How many signals were ever sent to the run (waiters compare it with what they saw).
     signal_count: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
     #: The process that renewed the lease last (``host:pid``): where the run executes.
@@ -106,6 +114,8 @@ class Session(models.Model):
     owner: models.CharField[str | None, str | None] = models.CharField(max_length=255, null=True, blank=True)
     #: How many history entries the session has (the next entry's ``position``).
     history_length: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    #: Bytes of the history URLs and the state URL.
+    size: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
     #: The last change; ``session_retention`` seconds later the session expires.
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
@@ -143,6 +153,8 @@ class Resource(models.Model):
     id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(primary_key=True, editable=False)
     data: models.BinaryField[bytes, bytes | memoryview] = models.BinaryField()
     owner: models.CharField[str | None, str | None] = models.CharField(max_length=255, null=True, blank=True)
+    #: Bytes of ``data``.
+    size: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
     #: The last time a session named it in its history; ``session_retention`` seconds later it expires.
     touched_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
@@ -153,3 +165,19 @@ class Resource(models.Model):
 
     def __str__(self) -> str:
         return f"resource {self.id}"
+
+
+class IdempotencyKey(models.Model):
+    """A key held until ``expires_at`` and the value stored with it (``Idempotency-Key``: the run)."""
+
+    #: The SHA-256 of the key, in hex: any key fits the column, and the index stays small.
+    id: models.CharField[str, str] = models.CharField(primary_key=True, max_length=64, editable=False)
+    value: models.BinaryField[bytes, bytes | memoryview] = models.BinaryField()
+    expires_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "ACP idempotency key"
+        verbose_name_plural = "ACP idempotency keys"
+
+    def __str__(self) -> str:
+        return f"key {self.id[:12]}"

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import logging
 import os
 import socket
 import uuid
@@ -34,20 +35,31 @@ from django.utils.functional import SimpleLazyObject
 
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.settings import Settings
-from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord, Signal, Store, StoreUnavailable
+from acp_adapters.core.store import (
+    EventRecord,
+    ResourceRecord,
+    RunRecord,
+    SessionRecord,
+    Signal,
+    Store,
+    StoreUnavailable,
+)
 
 from .db_listen import PostgresListener
 from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
 from .db_writer import EventWriter
 
 if TYPE_CHECKING:
-    from . import db_ops
+    from . import db_ops, db_purge
 else:
     # The queries import the models, which need Django's app registry: importing this module (to name
     # the store in the settings) must not.
     db_ops = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db_ops"))
+    db_purge = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db_purge"))
 
 __all__ = ["DjangoStore"]
+
+logger = logging.getLogger("acp_adapters.django.store")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -64,6 +76,10 @@ class DjangoStore(Store):
     :param retention: seconds a finished run (and its events) stays readable.
     :param max_finished_runs: how many finished runs are kept at most (the oldest go first; checked
         every ``max_finished_runs // 10`` runs this process finishes, and by ``acp_purge``).
+    :param max_retained_bytes: bytes of finished runs (their events and snapshots), sessions and
+        resources kept together at most: past it the oldest finished runs go first, then the least
+        recently used sessions and resources (:mod:`.db_purge`). Checked each time this process has
+        written a tenth of it, and by ``acp_purge``; runs still going are never deleted.
     :param session_retention: seconds a session (and the resources its history names) stays after its
         last change; ``retention`` if not given.
     :param lease_ttl: seconds a new run counts as alive before its worker first renews its lease.
@@ -80,8 +96,9 @@ class DjangoStore(Store):
         returns once committed.
 
     Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
-    ``max_finished_runs``, ``lease_ttl``), so that
-    ``ACP_ADAPTERS["STORE"] = "acp_adapters.django.store.DjangoStore"`` needs nothing else.
+    ``max_finished_runs``, ``lease_ttl``, ``max_retained_bytes``), so that
+    ``ACP_ADAPTERS["STORE"] = "acp_adapters.django.store.DjangoStore"`` needs nothing else; a service
+    given other settings then applies its own (:meth:`configure`).
     """
 
     shared = True
@@ -92,6 +109,7 @@ class DjangoStore(Store):
         *,
         retention: float | None = None,
         max_finished_runs: int | None = None,
+        max_retained_bytes: int | None = None,
         session_retention: float | None = None,
         lease_ttl: float | None = None,
         poll_interval: float = 0.05,
@@ -101,14 +119,20 @@ class DjangoStore(Store):
         listen: bool | None = None,
         write_behind: bool = True,
     ) -> None:
-        defaults = _project_settings()
         self.using = using
-        self.retention = defaults.run_retention if retention is None else retention
-        self.max_finished_runs = (
-            defaults.max_finished_runs if max_finished_runs is None else max_finished_runs
+        self.retention: float
+        self.max_finished_runs: int
+        self.max_retained_bytes: int
+        self.lease_ttl: float
+        self._tune(
+            retention=retention,
+            max_finished_runs=max_finished_runs,
+            max_retained_bytes=max_retained_bytes,
+            lease_ttl=lease_ttl,
         )
-        self.session_retention = self.retention if session_retention is None else session_retention
-        self.lease_ttl = defaults.lease_ttl if lease_ttl is None else lease_ttl
+        # The project's settings until a service configures the store with its own.
+        Store.configure(self, _project_settings())
+        self._session_retention = session_retention
         self.threads = threads
         self.timeout = timeout
         self.watcher = ChangeWatcher(self._counters, interval=poll_interval, max_interval=max_poll_interval)
@@ -118,12 +142,22 @@ class DjangoStore(Store):
         # connection cannot be dropped, as a test database must be).
         self._connections: set[BaseDatabaseWrapper] = set()
         self._finished_since_trim = 0
+        self._bytes_since_trim = 0
         # What this process last wrote of the runs it changes (compare-and-set starts from it).
         self._seen: OrderedDict[uuid.UUID, db_ops.Seen] = OrderedDict()
         self._listen = listen
         self.write_behind = write_behind
         self.writer = EventWriter(self._write_events, self._events_written)
         self._listener: PostgresListener | None = None
+
+    @property
+    def session_retention(self) -> float:
+        """Seconds a session (and the resources its history names) stays after its last change."""
+        return self.retention if self._session_retention is None else self._session_retention
+
+    @session_retention.setter
+    def session_retention(self, value: float | None) -> None:
+        self._session_retention = value
 
     async def close(self) -> None:
         await self.writer.settle_all()
@@ -142,6 +176,7 @@ class DjangoStore(Store):
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
         seen = await self._query(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
         self._remember(record.run.run_id, seen)
+        self._bytes_since_trim += len(first_event.data)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
@@ -188,10 +223,12 @@ class DjangoStore(Store):
         record, written, count = result
         if count is not None:
             self._events_written(run_id, count)
+        self._bytes_since_trim += sum(len(event.data) for event in events)
         if record.run.status.is_terminal:
             self._seen.pop(run_id, None)
             if "status" in changes:
-                await self._count_finished()
+                self._finished_since_trim += 1
+                await self._trim_if_due()
         else:
             self._remember(run_id, written)
         return record
@@ -202,11 +239,29 @@ class DjangoStore(Store):
         if len(self._seen) > 10_000:
             self._seen.popitem(last=False)
 
-    async def _count_finished(self) -> None:
-        self._finished_since_trim += 1
-        if self._finished_since_trim >= max(1, self.max_finished_runs // 10):
-            self._finished_since_trim = 0
-            await self._query(db_ops.trim_finished, self.max_finished_runs)
+    async def _trim_if_due(self) -> None:
+        """:meth:`trim` once this process has finished a tenth of ``max_finished_runs`` runs or written a
+        tenth of ``max_retained_bytes`` since the last one: no query of its own otherwise."""
+        if self._finished_since_trim >= max(1, self.max_finished_runs // 10) or (
+            self._bytes_since_trim >= max(1, self.max_retained_bytes // 10)
+        ):
+            try:
+                await self.trim()
+            except (
+                StoreUnavailable
+            ) as exc:  # what was written stands; the next trim (or acp_purge) catches up
+                logger.warning("could not trim the database store: %s", exc)
+
+    async def trim(self) -> db_purge.Purged:
+        """Delete the oldest finished runs past ``max_finished_runs``, then what is over
+        ``max_retained_bytes`` (oldest finished runs first), and the expired idempotency keys."""
+        self._finished_since_trim = self._bytes_since_trim = 0
+        return await self._query(
+            db_purge.trim,
+            self._now(),
+            max_finished_runs=self.max_finished_runs,
+            max_retained_bytes=self.max_retained_bytes,
+        )
 
     # events ---------------------------------------------------------------------------------------
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
@@ -218,7 +273,9 @@ class DjangoStore(Store):
             self._events_written(run_id, await self._write_events(run_id, list(events)))
 
     async def _write_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> int | None:
-        return await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
+        count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
+        self._bytes_since_trim += sum(len(event.data) for event in events)
+        return count
 
     def _events_written(self, run_id: uuid.UUID, count: int | None) -> None:
         self.watcher.changed(run_id, EVENTS, count)
@@ -265,8 +322,14 @@ class DjangoStore(Store):
     async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
         return await self._read_query(db_ops.get_session, session_id, self._now(), self.session_retention)
 
+    async def claim_session(self, record: SessionRecord) -> SessionRecord:
+        stored = await self._query(db_ops.claim_session, record, self._now(), self.session_retention)
+        await self._wrote(_urls_size(record.history, record.state))
+        return stored
+
     async def put_session(self, record: SessionRecord) -> None:
         await self._query(db_ops.put_session, record, self._now())
+        await self._wrote(_urls_size(record.history, record.state))
 
     async def extend_session(
         self,
@@ -275,10 +338,13 @@ class DjangoStore(Store):
         *,
         state: str | None = None,
         owner: str | None = None,
-    ) -> SessionRecord:
-        return await self._query(
+    ) -> SessionRecord | None:
+        record = await self._query(
             db_ops.extend_session, session_id, history, state, owner, self._now(), self.session_retention
         )
+        if record is not None:
+            await self._wrote(_urls_size(history, state))
+        return record
 
     # liveness -------------------------------------------------------------------------------------
     async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:
@@ -293,9 +359,18 @@ class DjangoStore(Store):
     # resources ------------------------------------------------------------------------------------
     async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
         await self._query(db_ops.put_resource, resource_id, data, owner, self._now())
+        await self._wrote(len(data))
 
-    async def get_resource(self, resource_id: uuid.UUID) -> bytes | None:
+    async def get_resource(self, resource_id: uuid.UUID) -> ResourceRecord | None:
         return await self._read_query(db_ops.get_resource, resource_id, self._now(), self.session_retention)
+
+    async def _wrote(self, size: int) -> None:
+        self._bytes_since_trim += size
+        await self._trim_if_due()
+
+    # keys -----------------------------------------------------------------------------------------
+    async def claim_key(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        return await self._query(db_ops.claim_key, key, value, ttl, self._now())
 
     # notifications --------------------------------------------------------------------------------
     @property
@@ -375,6 +450,10 @@ class DjangoStore(Store):
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="acp-django-store")
             self._pid = os.getpid()
         return self._executor
+
+
+def _urls_size(history: Sequence[str], state: str | None) -> int:
+    return sum(len(url) for url in history) + len(state or "")
 
 
 def _project_settings() -> Settings:

@@ -57,12 +57,12 @@ def test_purge_removes_expired_runs_sessions_and_resources(alias: str) -> None:
     # A session used lately keeps the resources its history names, however old they are.
     db_ops.extend_session(alias, live, [f"http://h/acp/resources/{named_resource}"], None, None, fresh, HOUR)
 
-    assert "Would delete 2 run(s) with their events, 1 session(s) and 1 resource(s)" in purge(
+    assert "Would delete 2 run(s) with their events, 1 session(s), 1 resource(s)" in purge(
         alias, "--dry-run"
     )
     assert len(runs(alias)) == 4
 
-    assert "Deleted 2 run(s) with their events, 1 session(s) and 1 resource(s)" in purge(
+    assert "Deleted 2 run(s) with their events, 1 session(s), 1 resource(s)" in purge(
         alias, "--retention", "3600"
     )
     assert runs(alias) == {kept, going}

@@ -1,4 +1,5 @@
-"""``manage.py acp_purge``: delete expired ACP runs, sessions and resources from the database store."""
+"""``manage.py acp_purge``: delete expired ACP runs, sessions, resources and idempotency keys from the
+database store, and what is over its bounds (``max_finished_runs``, ``max_retained_bytes``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from acp_adapters.django.store import DjangoStore
 
 class Command(BaseCommand):
     help = (
-        "Delete expired ACP runs (with their events), sessions and resources from the database store. "
-        "Retention comes from the configured store (ACP_ADAPTERS['STORE'] when it is a DjangoStore) or "
-        "from ACP_ADAPTERS['SETTINGS']; the options override it."
+        "Delete expired ACP runs (with their events), sessions, resources and idempotency keys from the "
+        "database store, then the oldest of what is over max_finished_runs and max_retained_bytes. "
+        "Retention and bounds come from the configured store (ACP_ADAPTERS['STORE'] when it is a "
+        "DjangoStore) or from ACP_ADAPTERS['SETTINGS']; the options override them."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -24,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--retention", type=float, help="seconds a finished run is kept")
         parser.add_argument("--session-retention", type=float, help="seconds a session is kept after use")
         parser.add_argument("--max-finished-runs", type=int, help="finished runs kept at most")
+        parser.add_argument(
+            "--max-retained-bytes",
+            type=int,
+            help="bytes of finished runs, sessions and resources kept at most (the oldest runs go first)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,20 +43,24 @@ class Command(BaseCommand):
         keep = (
             store.max_finished_runs if options["max_finished_runs"] is None else options["max_finished_runs"]
         )
-        if min(retention, session_retention, keep) < 0:
-            raise CommandError("retention and --max-finished-runs must not be negative")
+        budget = store.max_retained_bytes
+        if options["max_retained_bytes"] is not None:
+            budget = options["max_retained_bytes"]
+        if min(retention, session_retention, keep, budget) < 0:
+            raise CommandError("retention, --max-finished-runs and --max-retained-bytes must not be negative")
         purged = purge(
             using,
             timezone.now(),
             retention=retention,
             session_retention=session_retention,
             max_finished_runs=keep,
+            max_retained_bytes=budget,
             dry_run=options["dry_run"],
         )
         verb = "Would delete" if options["dry_run"] else "Deleted"
         self.stdout.write(
-            f"{verb} {purged.runs} run(s) with their events, {purged.sessions} session(s) "
-            f"and {purged.resources} resource(s) from database {using!r}."
+            f"{verb} {purged.runs} run(s) with their events, {purged.sessions} session(s), "
+            f"{purged.resources} resource(s) and {purged.keys} idempotency key(s) from database {using!r}."
         )
 
 
