@@ -79,7 +79,10 @@ def _as_utc(value: datetime) -> datetime:
         return value
     if value.tzinfo is None:  # a naive time is taken as UTC
         return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # near year 1 or 9999 an offset can push it out of range
+        raise ValueError("the date-time is out of range once converted to UTC") from None
 
 
 #: A date-time kept in UTC, so that pydantic sends it as RFC 3339 with a ``Z`` suffix.
