@@ -9,9 +9,10 @@ costs ~6 KiB, since a stream allocates 4 KiB for its first node.
 Three keys under the prefix do the bookkeeping: ``retained`` (sorted set: item -> when its keys
 expire), ``retained:bytes`` (hash: item -> bytes, and ``total``) and ``finished`` (sorted set: run id
 -> when it ended, for ``max_finished_runs``). Every script that writes an item then drops, in the same
-step, what has expired, the finished runs beyond ``max_finished_runs``, and the oldest items while the
-total is over ``max_retained_bytes``: finished runs first, then sessions, resources and keys by
-expiry. No round trip is added for it.
+step, what has expired, the finished runs beyond ``max_finished_runs``, and the items that expire
+first (the oldest, whatever their kind) while the total is over ``max_retained_bytes``. No round trip
+is added for it. Oldest first, not runs first: a run that has just ended is the last to go, so that its
+client can still read it, whatever else fills the budget.
 
 Runs still going are not items and are never evicted (the engine bounds them with ``max_active_runs``
 and ``max_run_log_bytes``); nor are the three bookkeeping keys and the leases counted apart from the

@@ -96,7 +96,7 @@ local function forget(item)
 end
 
 -- Drop what has expired (its keys are gone or going), the finished runs beyond ``max_runs``, then the
--- oldest items until the total fits ``max_bytes``: finished runs first, then anything.
+-- items that expire first until the total fits ``max_bytes`` (the one just written goes last).
 local function trim(now)
   for _, item in ipairs(redis.call('ZRANGEBYSCORE', book.retained, '-inf', now, 'LIMIT', 0, 1000)) do
     forget(item)
@@ -108,13 +108,8 @@ local function trim(now)
   end
   local total = tonumber(redis.call('HGET', book.sizes, 'total')) or 0
   while total > book.max_bytes do
-    local oldest = redis.call('ZRANGE', book.finished, 0, 0)
-    if #oldest == 1 then
-      oldest = 'run:' .. oldest[1]
-    else
-      oldest = redis.call('ZRANGE', book.retained, 0, 0)[1]
-      if not oldest then break end
-    end
+    local oldest = redis.call('ZRANGE', book.retained, 0, 0)[1]
+    if not oldest then break end
     total = total - forget(oldest)
   end
 end
