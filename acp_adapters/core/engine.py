@@ -53,6 +53,8 @@ __all__ = ["STOP_EVENTS", "RunEngine"]
 logger = logging.getLogger("acp_adapters")
 
 _CANCELLABLE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
+#: Bytes of ``max_retained_bytes`` a new run needs left (its first events) to be let in.
+_ROOM_TO_START = 1024
 
 
 class RunEngine:
@@ -77,6 +79,9 @@ class RunEngine:
         self._active_by_owner: dict[str | None, int] = {}
         #: Bytes of event log the runs executing in this process hold together.
         self.log_bytes = 0
+        # Past it, a new run would find no room to start: it is refused rather than failed at once.
+        budget = settings.max_retained_bytes
+        self._full_at = budget - min(_ROOM_TO_START, budget // 4)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
@@ -187,7 +192,8 @@ class RunEngine:
     def _take_slot(self, agent: AgentDefinition, owner: str | None) -> None:
         """Count a new run of ``agent`` by ``owner`` as active, or raise :class:`TooManyRequests`.
 
-        Anonymous runs (owner ``None``) share one count for ``max_active_runs_per_owner``.
+        Anonymous runs (owner ``None``) share one count for ``max_active_runs_per_owner``. A new run is
+        refused too while the active runs' logs leave less than 1 KiB of ``max_retained_bytes``.
         """
         settings = self.settings
         if self._active >= settings.max_active_runs:
@@ -214,7 +220,7 @@ class RunEngine:
                 limit="max_active_runs_per_owner",
                 value=per_owner,
             )
-        if self.log_bytes > settings.max_retained_bytes:
+        if self.log_bytes > self._full_at:
             raise TooManyRequests(
                 f"the runs executing here hold more than {settings.max_retained_bytes} bytes of "
                 "events: try again later",
