@@ -163,15 +163,17 @@ def _asgi_inprocess() -> Iterator[Target]:
 _ENV = {"DJANGO_SETTINGS_MODULE": SETTINGS_MODULE}
 
 
-def _gunicorn() -> contextlib.AbstractContextManager[Target]:
+def gunicorn(*, env: Mapping[str, str] | None = None) -> contextlib.AbstractContextManager[Target]:
+    """The Django example under gunicorn (WSGI), with ``env`` added to its environment."""
     return serve(
         gunicorn_command("example_django.wsgi:application"),
-        env=_ENV,
+        env={**_ENV, **(env or {})},
         name="django-gunicorn",
     )
 
 
-def _uvicorn() -> contextlib.AbstractContextManager[Target]:
+def uvicorn(*, env: Mapping[str, str] | None = None) -> contextlib.AbstractContextManager[Target]:
+    """The Django example under uvicorn (ASGI), with ``env`` added to its environment."""
     return serve(
         [
             "{python}",
@@ -183,9 +185,17 @@ def _uvicorn() -> contextlib.AbstractContextManager[Target]:
             "--port",
             "{port}",
         ],
-        env=_ENV,
+        env={**_ENV, **(env or {})},
         name="django-uvicorn",
     )
+
+
+def _gunicorn() -> contextlib.AbstractContextManager[Target]:
+    return gunicorn()
+
+
+def _uvicorn() -> contextlib.AbstractContextManager[Target]:
+    return uvicorn()
 
 
 DEPLOYMENTS = [

@@ -58,11 +58,13 @@ def _inprocess() -> Iterator[Target]:
     yield Target(base_url=base_url, client=FlaskContractClient(app, base_url), name="flask-inprocess")
 
 
+def gunicorn(*, env: Mapping[str, str] | None = None) -> contextlib.AbstractContextManager[Target]:
+    """The Flask example under gunicorn, with ``env`` added to its environment."""
+    return serve(gunicorn_command("example_flask.app:app"), env=env, name="flask-gunicorn")
+
+
 def _gunicorn() -> contextlib.AbstractContextManager[Target]:
-    return serve(
-        gunicorn_command("example_flask.app:app"),
-        name="flask-gunicorn",
-    )
+    return gunicorn()
 
 
 DEPLOYMENTS = [
