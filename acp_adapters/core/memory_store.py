@@ -62,9 +62,9 @@ class _RunSlot:
     """A run: while it goes on, its snapshot and its log of events.
 
     Once it has ended, only its log is kept, as bytes (the run is its last event's ``run``, read back
-    on demand), and then compressed with those of the runs that ended around it. A finished run thus
-    leaves a couple of objects behind, not the hundred of its models and events: memory, and work for
-    the garbage collector, that would grow with every run kept.
+    on demand), and then, unless large, compressed with those of the runs that ended around it. A
+    finished run thus leaves a couple of objects behind, not the hundred of its models and events:
+    memory, and work for the garbage collector, that would grow with every run kept.
     """
 
     __slots__ = (
