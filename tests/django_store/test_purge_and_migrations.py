@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timedelta
 from io import StringIO
@@ -57,9 +58,7 @@ def test_purge_removes_expired_runs_sessions_and_resources(alias: str) -> None:
     # A session used lately keeps the resources its history names, however old they are.
     db_ops.extend_session(alias, live, [f"http://h/acp/resources/{named_resource}"], None, None, fresh, HOUR)
 
-    assert "Would delete 2 run(s) with their events, 1 session(s), 1 resource(s)" in purge(
-        alias, "--dry-run"
-    )
+    assert "Would delete 2 run(s) with their events, 1 session(s), 1 resource(s)" in purge(alias, "--dry-run")
     assert len(runs(alias)) == 4
 
     assert "Deleted 2 run(s) with their events, 1 session(s), 1 resource(s)" in purge(
@@ -139,3 +138,37 @@ def test_snapshots_written_as_json_before_0003_are_read_after_it(alias: str) -> 
     call_command("migrate", "acp_adapters", database=alias, verbosity=0)
     record = db_ops.get_run(alias, run.run_id, timezone.now(), HOUR)
     assert record is not None and record.run == run
+
+
+def test_rows_written_before_0004_get_their_byte_counts(alias: str) -> None:
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    call_command("migrate", "acp_adapters", "0003", database=alias, verbosity=0)
+    old = MigrationExecutor(connections[alias]).loader.project_state(
+        ("acp_adapters", "0003_run_snapshot_text")
+    )
+    model = functools.partial(old.apps.get_model, "acp_adapters")
+    now = timezone.now()
+    run_id, session_id, resource_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    model("Run").objects.using(alias).create(
+        id=run_id, agent_name="echo", status="completed", snapshot='{"s":1}', created_at=now, updated_at=now
+    )
+    for seq, data in enumerate(['{"type":"a"}', '{"type":"bb"}']):
+        model("RunEvent").objects.using(alias).create(
+            run_id=run_id, seq=seq, type="generic", data=data, created_at=now
+        )
+    model("Session").objects.using(alias).create(
+        id=session_id, state="http://h/s", created_at=now, updated_at=now
+    )
+    model("SessionHistoryEntry").objects.using(alias).create(
+        session_id=session_id, position=0, url="http://h/1"
+    )
+    model("Resource").objects.using(alias).create(
+        id=resource_id, data=b"12345", created_at=now, touched_at=now
+    )
+    call_command("migrate", "acp_adapters", database=alias, verbosity=0)
+    run = db_ops.db.Run.objects.using(alias).get(pk=run_id)
+    assert (run.log_bytes, run.snapshot_bytes) == (12 + 13, 7)
+    assert db_ops.db.Session.objects.using(alias).get(pk=session_id).size == 10 + 10
+    assert db_ops.db.Resource.objects.using(alias).get(pk=resource_id).size == 5
