@@ -14,6 +14,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -47,10 +48,11 @@ def origin_is_trusted(url: str, trusted: Sequence[str]) -> bool:
         origin = Origin.of(url)
     except ValueError:
         return False
-    return origin in _origins(trusted)
+    return origin in _origins(tuple(trusted))
 
 
-def _origins(entries: Sequence[str]) -> frozenset[Origin]:
+@functools.lru_cache(maxsize=16)
+def _origins(entries: tuple[str, ...]) -> frozenset[Origin]:
     origins = set()
     for entry in entries:
         try:
@@ -101,18 +103,7 @@ class ResourceLoader:
         self._owner = owner
         self._label = f"run {run_id}" if run_id is not None else "session"
         self._own_prefix = f"{base_url}/resources/"
-        self._own_origin, self._own_path = _own_location(base_url)
-        self._trusted = _origins(settings.trusted_origins)
-        self._fetcher = (
-            SafeFetcher(
-                http,
-                private_origins=settings.trusted_origins,
-                deadline=settings.history_fetch_timeout,
-                max_size=settings.history_max_size,
-            )
-            if http is not None
-            else None
-        )
+        self._http = http
         self._fetches = 0
 
     async def store(self, data: bytes, *, owner: str | None = None) -> str:
@@ -133,17 +124,19 @@ class ResourceLoader:
         raise ResourceUnavailable(what)
 
     async def _load(self, url: str) -> bytes:
+        if url.startswith(self._own_prefix):  # as this server hands them out
+            return await self._load_own(url[len(self._own_prefix) :])
         try:
             parsed = Url(url)
             origin = Origin.of(parsed)
         except ValueError:
             raise _Refused("not an http(s) URL") from None
-        own_id = self._own_resource_id(url, parsed, origin)
+        own_id = self._own_resource_id(parsed, origin)
         if own_id is not None:
             return await self._load_own(own_id)
-        if origin not in self._trusted:
+        if origin not in _origins(self._settings.trusted_origins):
             raise _Refused(f"{origin} is not a trusted origin")
-        if self._fetcher is None:
+        if self._http is None:
             raise _Refused("remote resources are disabled")
         if self._fetches >= self._settings.max_history_fetches:
             if self._fetches == self._settings.max_history_fetches:
@@ -155,16 +148,21 @@ class ResourceLoader:
                 )
             raise _Skipped
         self._fetches += 1
-        return await self._fetcher.fetch(url)
+        fetcher = SafeFetcher(
+            self._http,
+            private_origins=self._settings.trusted_origins,
+            deadline=self._settings.history_fetch_timeout,
+            max_size=self._settings.history_max_size,
+        )
+        return await fetcher.fetch(url)
 
-    def _own_resource_id(self, url: str, parsed: Url, origin: Origin) -> str | None:
-        """The id part of ``url`` if it is under this server's ``/resources/``, else ``None``."""
-        if url.startswith(self._own_prefix):
-            return url[len(self._own_prefix) :]
-        if origin == self._own_origin and parsed.path and parsed.path.startswith(self._own_path):
+    def _own_resource_id(self, parsed: Url, origin: Origin) -> str | None:
+        """The id part of a URL under this server's ``/resources/`` in another spelling, else ``None``."""
+        own_origin, own_path = _own_location(self._base_url)
+        if origin == own_origin and parsed.path and parsed.path.startswith(own_path):
             if parsed.query is not None or parsed.fragment is not None:
                 return ""  # never a resource id: not found
-            return parsed.path[len(self._own_path) :]
+            return parsed.path[len(own_path) :]
         return None
 
     async def _load_own(self, resource_id: str) -> bytes:
@@ -186,6 +184,7 @@ class _Skipped(Exception):
     """Past the run's cap on remote fetches."""
 
 
+@functools.lru_cache(maxsize=64)
 def _own_location(base_url: str) -> tuple[Origin | None, str]:
     """The origin and path prefix of this server's resource URLs under ``base_url``."""
     try:
