@@ -50,7 +50,8 @@ class Settings:
     #: Threads for agents written as plain functions or sync generators.
     sync_agent_threads: int = 32
     # memory ---------------------------------------------------------------------------------------
-    #: Bytes of event log one run may write; an agent going past it fails its run.
+    #: Bytes of event log one run may write; an agent going past it fails its run. Never more than
+    #: ``max_retained_bytes`` (a larger value is lowered to it).
     max_run_log_bytes: int = 32 * _MiB
     #: Bytes the store keeps of finished runs, sessions and resources (the oldest go first), and the
     #: bytes of event log the runs executing in this process may hold together (past it new runs get
@@ -96,6 +97,9 @@ class Settings:
             _checked_origin("trusted_origins", origin, allow_any=False)
         for origin in self.cors_origins:
             _checked_origin("cors_origins", origin, allow_any=True)
+        if self.max_run_log_bytes > self.max_retained_bytes:
+            # A finished run's log over the whole budget would be dropped as soon as it ended.
+            object.__setattr__(self, "max_run_log_bytes", self.max_retained_bytes)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
