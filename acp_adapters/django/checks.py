@@ -9,7 +9,7 @@ Ids are stable:
 * ``acp_adapters.E005``: ``REGISTRY`` is not an ``AgentRegistry`` (nor a function returning one);
 * ``acp_adapters.E006``: ``SETTINGS`` is not a ``Settings`` or a dict of its fields, or a field is wrong;
 * ``acp_adapters.E007``: ``STORE`` is not a ``Store`` (nor a class or function returning one);
-* ``acp_adapters.E008``: ``OWNER`` or ``GUARD`` is not callable.
+* ``acp_adapters.E008``: ``OWNER``, ``GUARD`` or ``AUTHORIZE`` is not callable.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
         "STORE": "myproject.stores.make_store",   # optional: a Store, or a function returning one (or None)
         "OWNER": "myproject.auth.acp_owner",      # optional: f(HttpRequest) -> str | None
         "GUARD": "myproject.auth.acp_guard",      # optional: f(HttpRequest) -> None, raises ACPError to deny
+        "AUTHORIZE": "myproject.auth.authorize",  # optional: the core's hook, f(Request, agent) per agent
     }
 
 Every value may be the object itself or its dotted path. Nothing is imported before it is needed;
@@ -29,10 +30,11 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.service import Authorize
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
 
-__all__ = ["KEYS", "ACPConf", "ACPConfigurationError", "Guard", "Owner", "StoreFactory", "conf"]
+__all__ = ["KEYS", "ACPConf", "ACPConfigurationError", "Authorize", "Guard", "Owner", "StoreFactory", "conf"]
 
 #: The caller's identity, as the host's auth established it; runs and sessions are scoped to it.
 Owner = Callable[[HttpRequest], "str | None"]
@@ -42,7 +44,7 @@ Guard = Callable[[HttpRequest], None]
 StoreFactory = Callable[[], "Store | None"]
 T = TypeVar("T")
 
-KEYS = ("REGISTRY", "SETTINGS", "STORE", "OWNER", "GUARD")
+KEYS = ("REGISTRY", "SETTINGS", "STORE", "OWNER", "GUARD", "AUTHORIZE")
 
 
 class ACPConfigurationError(ImproperlyConfigured):
@@ -118,6 +120,13 @@ class ACPConf:
         """The guard in front of the whole API (``GUARD``); ``None`` lets every request through."""
         return self._resolved("GUARD", lambda value: self._callable("GUARD", value))
 
+    @property
+    def authorize(self) -> Authorize | None:
+        """The core's per-agent authorization hook (``AUTHORIZE``); ``None`` lets every request through."""
+        return cast(
+            "Authorize | None", self._resolved("AUTHORIZE", lambda value: self._callable("AUTHORIZE", value))
+        )
+
     def problems(self) -> list[ACPConfigurationError]:
         """Every error in ``ACP_ADAPTERS`` (for the system checks), resolving what can be."""
         if not self.configured:
@@ -127,7 +136,7 @@ class ACPConf:
         except ACPConfigurationError as exc:
             return [exc]
         found = []
-        for name in ("registry", "settings", "store_factory", "owner", "guard"):
+        for name in ("registry", "settings", "store_factory", "owner", "guard", "authorize"):
             try:
                 getattr(self, name)
             except ACPConfigurationError as exc:
@@ -213,7 +222,7 @@ class ACPConf:
     @staticmethod
     def _callable(key: str, value: Any) -> Callable[[HttpRequest], Any]:
         if not callable(value):
-            raise _fail("E008", f"ACP_ADAPTERS[{key!r}] must be a function of the request, not {value!r}.")
+            raise _fail("E008", f"ACP_ADAPTERS[{key!r}] must be a function, not {value!r}.")
         return cast("Callable[[HttpRequest], Any]", value)
 
 

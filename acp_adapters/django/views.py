@@ -47,7 +47,7 @@ from acp_adapters.core.store import Store
 from acp_adapters.wsgi import headers_from_environ, read_body, warn_if_store_not_shared
 
 from .auth import auser_owner, user_owner
-from .conf import Guard, Owner, conf
+from .conf import Authorize, Guard, Owner, conf
 from .csrf import SAFE_METHODS, check_csrf
 
 __all__ = ["ACPSite", "site"]
@@ -65,8 +65,14 @@ class ACPSite:
     ``path("acp/", site.urls)`` mounts it (as Django's admin mounts); ``include()`` of
     ``acp_adapters.django.urls`` mounts the default site, :data:`site`. Arguments left out take their
     value from ``settings.ACP_ADAPTERS`` (see :mod:`acp_adapters.django.conf`): ``owner`` defaults to
-    the user's primary key, ``guard`` to letting everyone through. ``name`` is the URL namespace
-    (``reverse("acp:api", kwargs={"path": "runs"})``).
+    the user's primary key, ``guard`` and ``authorize`` to letting everyone through. ``name`` is the
+    URL namespace (``reverse("acp:api", kwargs={"path": "runs"})``).
+
+    ``guard(request)`` takes the ``HttpRequest`` and decides for the whole mount, in the view: it may
+    use ``request.user`` and the ORM. ``authorize(request, agent)`` is the core's per-agent hook
+    (:class:`~acp_adapters.core.service.ACPService`), the same in every framework; it runs on the
+    event loop (under WSGI the one loop every thread shares), so it must not block: it reads the core
+    :class:`Request` (headers, ``owner``; ``request.native`` is the ``HttpRequest``), or awaits.
 
     The service starts on the first request and lives as long as the process.
     """
@@ -79,11 +85,12 @@ class ACPSite:
         settings: Settings | None = None,
         owner: Owner | None = None,
         guard: Guard | None = None,
+        authorize: Authorize | None = None,
         name: str = "acp",
     ) -> None:
         self.name = name
         self._registry, self._store, self._settings = registry, store, settings
-        self._owner, self._guard = owner, guard
+        self._owner, self._guard, self._authorize = owner, guard, authorize
         self._service: ACPService | None = None
         self._bridge: SyncBridge | None = None
         self._lock = threading.Lock()
@@ -155,7 +162,8 @@ class ACPSite:
         if store is None and conf.store_factory is not None:
             store = conf.store_factory()
         registry = conf.registry if self._registry is None else self._registry
-        service = ACPService(registry, store=store, settings=self.settings)
+        authorize = conf.authorize if self._authorize is None else self._authorize
+        service = ACPService(registry, store=store, settings=self.settings, authorize=authorize)
         warn_if_store_not_shared(service.store)
         return service
 
@@ -235,6 +243,7 @@ class ACPSite:
             headers=headers_from_environ(request.META),
             body=body,
             owner=owner,
+            native=request,
         )
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from acp_adapters.django import AuthenticationRequired
 from tests.django.conftest import Served
 from tests.helpers import acp_error, ok_json, run_body
 
@@ -114,3 +115,87 @@ def test_an_owner_function_from_the_settings_scopes_runs(served: Served, setting
     path = f"/runs/{ok_json(created, 200, 'Run')['run_id']}"
     assert target.client.request("GET", path, headers={"X-Team": "a"}).status == 200
     acp_error(target.client.request("GET", path, headers={"X-Team": "b"}), 404, "not_found")
+
+
+def test_guard_refusals_are_the_cores_with_cors_and_www_authenticate(served: Served, settings: Any) -> None:
+    origin = "https://app.example.com"
+
+    def bearer_only(request: HttpRequest) -> None:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            raise AuthenticationRequired("send the token", challenge='Bearer realm="acp"')
+        if request.headers.get("X-Role") == "guest":
+            raise PermissionDenied("guests may not")
+
+    settings.ACP_ADAPTERS = {
+        **django_settings.ACP_ADAPTERS,
+        "SETTINGS": {"cors_origins": [origin]},
+        "GUARD": bearer_only,
+    }
+    target = served.target()
+    refused = target.client.request("POST", "/runs", json=run_body("echo", "hi"), headers={"Origin": origin})
+    assert acp_error(refused, 401, "invalid_input")["message"] == "send the token"
+    assert refused.headers["www-authenticate"] == 'Bearer realm="acp"'
+    assert refused.headers["access-control-allow-origin"] == origin
+    assert "run-id" in refused.headers["access-control-expose-headers"]
+    headers = {"Origin": origin, "Authorization": f"Bearer {TOKEN}", "X-Role": "guest"}
+    denied = target.client.request("GET", "/agents", headers=headers)
+    assert acp_error(denied, 403, "invalid_input")["message"] == "guests may not"
+    assert (
+        denied.headers["access-control-allow-origin"] == origin and "www-authenticate" not in denied.headers
+    )
+    # Another origin gets the refusal without the CORS headers, as any other answer.
+    elsewhere = target.client.request("GET", "/agents", headers={"Origin": "https://evil.example"})
+    acp_error(elsewhere, 401)
+    assert "access-control-allow-origin" not in elsewhere.headers
+    served_run = target.client.request(
+        "POST", "/runs", json=run_body("echo", "hi"), headers=headers | {"X-Role": "x"}
+    )
+    assert ok_json(served_run, 200, "Run")["status"] == "completed"
+
+
+def test_the_api_works_under_djangos_login_required_middleware(
+    served: Served, user: Any, settings: Any
+) -> None:
+    from django.test import Client
+
+    settings.MIDDLEWARE = [
+        *django_settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    # The project's own pages now need a login: the middleware is on.
+    assert Client().get("/").status_code == 302
+    # The ACP views are not redirected: the guard decides, anonymous callers included.
+    target = served.target()
+    assert ok_json(target.client.request("GET", "/agents"), 200, "AgentsListResponse")["agents"]
+    run = ok_json(target.client.request("POST", "/runs", json=run_body("echo", "hi")), 200, "Run")
+    assert run["status"] == "completed"
+    private = served.target("/acp-private")
+    acp_error(private.client.request("POST", "/runs", json=run_body("whoami", "?")), 401, "invalid_input")
+    mine = ok_json(served.target("/acp-private", user=user).client.request("GET", "/agents"), 200, None)
+    assert "whoami" in [agent["name"] for agent in mine["agents"]]
+
+
+def test_the_cores_authorize_hook_from_the_settings_decides_per_agent(served: Served, settings: Any) -> None:
+    from acp_adapters.core.http import Request
+    from acp_adapters.django import PermissionRequired
+
+    seen: list[Any] = []
+
+    def no_echo_for_guests(request: Request, agent: str | None) -> None:
+        seen.append(request.native)
+        if agent == "echo" and request.headers.get("x-role") == "guest":
+            raise PermissionRequired("guests may not use echo")
+
+    settings.ACP_ADAPTERS = {**django_settings.ACP_ADAPTERS, "AUTHORIZE": no_echo_for_guests}
+    target = served.target()
+    guest = {"X-Role": "guest"}
+    denied = target.client.request("POST", "/runs", json=run_body("echo", "hi"), headers=guest)
+    assert acp_error(denied, 403, "invalid_input")["message"] == "guests may not use echo"
+    agents = ok_json(target.client.request("GET", "/agents", headers=guest), 200, "AgentsListResponse")
+    names = [agent["name"] for agent in agents["agents"]]
+    assert "echo" not in names and "gen-echo" in names
+    assert ok_json(
+        target.client.request("POST", "/runs", json=run_body("gen-echo", "hi"), headers=guest), 200, "Run"
+    )
+    assert ok_json(target.client.request("POST", "/runs", json=run_body("echo", "hi")), 200, "Run")
+    assert all(isinstance(native, HttpRequest) for native in seen) and seen

@@ -58,3 +58,37 @@ def test_a_chunked_body_under_wsgi(wsgi: Served, terminated: bool) -> None:
         assert started == ["200 OK"] and answer["output"][0]["parts"][0]["content"] == "chunked"
     else:  # PEP 3333 forbids reading past CONTENT_LENGTH: no body, which the core answers with 422
         assert started[0].startswith("422") and answer["code"] == "invalid_input"
+
+
+def test_a_json_body_sent_as_text_plain_gets_415(served: Served) -> None:
+    # The Content-Type reaches the core as sent: a cross-site form or fetch "without preflight" can
+    # only send text/plain (or a form type), which the core refuses before reading the body.
+    body = json.dumps(run_body("echo", "hi")).encode()
+    for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded"):
+        answer = served.target().client.request(
+            "POST", "/runs", content=body, headers={"Content-Type": content_type}
+        )
+        assert acp_error(answer, 415, "invalid_input")["data"] == {"content_type": content_type}
+    ok = served.target().client.request(
+        "POST", "/runs", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert ok_json(ok, 200, "Run")["status"] == "completed"
+
+
+def test_a_content_length_over_the_limit_is_refused_before_the_body_is_read(wsgi: Served) -> None:
+    from django.test import Client
+
+    # A WSGI input that fails if read: the declared length alone gets the 413.
+    class Unreadable(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise AssertionError("the body was read")
+
+    answer = Client(raise_request_exception=False).generic(
+        "POST",
+        "/acp/runs",
+        content_type="application/json",
+        CONTENT_LENGTH=str(200 * 1024 * 1024),
+        **{"wsgi.input": Unreadable()},
+    )
+    assert answer.status_code == 413
+    assert json.loads(answer.content)["data"] == {"max_body_size": 4 * 1024 * 1024}

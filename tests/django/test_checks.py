@@ -56,6 +56,7 @@ def test_no_acp_adapters_setting_is_no_error(settings: Any) -> None:
         ({**GOOD, "STORE": "acp_adapters.AgentRegistry"}, "E007", "must be a Store"),
         ({**GOOD, "OWNER": "example_agents.DEMO_SETTINGS"}, "E008", "['OWNER'] must be a function"),
         ({**GOOD, "GUARD": 42}, "E008", "['GUARD'] must be a function"),
+        ({**GOOD, "AUTHORIZE": "example_agents.DEMO_SETTINGS"}, "E008", "['AUTHORIZE'] must be a function"),
     ],
 )
 def test_a_wrong_setting_is_reported(settings: Any, value: Any, check_id: str, words: str) -> None:

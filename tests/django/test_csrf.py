@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.test import AsyncClient, Client
 
+from example_agents import BearerTokens
 from example_django import private
 from tests.deployments.base import HttpResult
 from tests.django.conftest import Served
@@ -121,7 +122,7 @@ def test_anonymous_posts_need_no_csrf_token(served: Served) -> None:
 
 
 def test_bearer_token_posts_need_no_csrf_token(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(private, "TOKENS", {TOKEN: "alice"})
+    monkeypatch.setattr(private, "TOKENS", BearerTokens({TOKEN: "alice"}))
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     run = ok_json(post(served, "/acp-private/runs", run_body("whoami", "?"), headers=bearer), 200, "Run")
     assert run["output"][0]["parts"][0]["content"] == "you are alice"
