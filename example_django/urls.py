@@ -20,8 +20,7 @@ _store = store_from_env("private") if conf.raw.get("STORE") == "example_agents.s
 #: demo agents and ``whoami``, with the project's ACP settings.
 private_site = ACPSite(
     private_registry(),
-    settings=conf.settings,
-    store=_store,
+    store=_store,  # settings left out: ACP_ADAPTERS' (read on first request, after the checks)
     owner=private.owner,
     guard=private.user_or_token,
     name="acp-private",
