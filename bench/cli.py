@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         "--memory-reps", type=int, help="fresh servers the memory scenario runs on, each (default 3, quick 1)"
     )
     parser.add_argument(
+        "--limits-runs",
+        type=int,
+        help="runs of each shape of the memory-max scenario (default 100, quick 20)",
+    )
+    parser.add_argument(
         "--ref", help="measure this git revision of the adapters (e.g. HEAD) instead of the working tree"
     )
     parser.add_argument(
@@ -87,6 +92,7 @@ def _options(args: argparse.Namespace) -> harness.Options:
         "stream_timeout": args.stream_timeout,
         "memory_runs": args.memory_runs,
         "memory_reps": args.memory_reps,
+        "limits_runs": args.limits_runs,
         "pin": not args.no_pin,
         "ref": args.ref,
         "quiet_wait": args.quiet_wait,

@@ -9,6 +9,10 @@ Scenarios (ids as ``--scenarios`` takes them):
   the first and the last 500 of them; three times, each on a fresh server (a window of 500 runs
   lasts a fraction of a second on a fast server, so one pass says more about the machine than
   about the server).
+* ``memory-max``: the same at the limits, one fresh server per request shape: sync runs whose
+  request is as large as the server takes (a 4 MiB body in one text part; 4 MiB of one-character
+  parts, 1,000 per message) or whose output is the most the demo agents make (``chunks`` of 100,000
+  parts); RSS before, after and at its peak, per run. Runs a limit ends or refuses are counted apart.
 
 Every measurement of a scenario is taken on each deployment in turn (A B C A B C ...), so that a
 slow drift of the machine spreads over all of them; each scenario starts on freshly started
@@ -36,7 +40,9 @@ from bench.servers import REPO, Server, ServerPool, StartError, service_missing,
 
 __all__ = ["SCENARIOS", "BenchRun", "Options", "Results", "run"]
 
-SCENARIOS = ("sync-1", "sync-16", "async", "stream", "memory")
+SCENARIOS = ("sync-1", "sync-16", "async", "stream", "memory", "memory-max")
+#: The request shapes of ``memory-max`` (see :func:`bench.loadgen.limits_request`).
+LIMIT_SHAPES = ("max-body", "max-parts", "max-log")
 _CONCURRENCY = {"sync-1": 1, "sync-16": 16, "async": 16}
 
 
@@ -54,6 +60,9 @@ class Options:
     memory_window: int = 500
     memory_timeout: float = 300.0
     memory_reps: int = 3
+    #: Runs of each shape of ``memory-max``, and the body size they fill (the default max_body_size).
+    limits_runs: int = 100
+    limits_body_size: int = 4 * 1024 * 1024
     request_timeout: float = 30.0
     pin: bool = True
     ref: str | None = None  # a git revision to measure instead of the working tree
@@ -77,6 +86,7 @@ class Options:
             "memory_window": 100,
             "memory_timeout": 30.0,
             "memory_reps": 1,
+            "limits_runs": 20,
             "quiet_wait": 5.0,
             "retries": 0,
         }
@@ -268,6 +278,8 @@ class BenchRun:
 
     def loadgen(self, job: dict[str, Any]) -> dict[str, Any]:
         budget = float(job.get("duration", 0)) + 2 * self.options.request_timeout + 30.0
+        if job["kind"] == "limits":
+            budget = float(job["timeout"]) * int(job["max_runs"]) / int(job["concurrency"]) + 30.0
         if job["kind"] == "stream":
             budget = self.options.stream_timeout + 30.0
         return _loadgen(job, budget)
@@ -342,6 +354,39 @@ class BenchRun:
                         unfinished.add(deployment.name)  # too slow to finish: once is enough
                 self.servers.remove(server)
 
+    def memory_max(self, deployments: list[Deployment]) -> None:
+        """``memory-max``: per shape, a fresh server, RSS before, after and at peak around its runs."""
+        for shape in LIMIT_SHAPES:
+            for deployment in deployments:
+                if not deployment.runs("memory") or deployment.kind == "floor":
+                    continue
+                with ServerPool(self.options.log_dir, self.server_cpus, self.code) as pool:
+                    server = self.start(pool, deployment)
+                    if server is None:
+                        continue
+                    self.warm_up(server)
+                    time.sleep(0.5)
+                    before = server.rss()
+                    job = self.job(
+                        server,
+                        kind="limits",
+                        shape=shape,
+                        concurrency=4,
+                        max_runs=self.options.limits_runs,
+                        body_size=self.options.limits_body_size,
+                        timeout=max(self.options.request_timeout, 120.0),
+                    )
+                    result = self.measure(job, retry=False)
+                    time.sleep(0.5)
+                    after, peak = server.rss(), server.peak_rss()
+                    self.record("memory-max", server, 0, result, shape=shape, rss_before=before,
+                                rss_after=after, rss_peak=peak)  # fmt: skip
+                    _log(
+                        f"memory-max {shape} {deployment.name}: RSS {before / 2**20:.0f} -> "
+                        f"{after / 2**20:.0f} MiB (peak {peak / 2**20:.0f}), {result.get('outcomes')}"
+                    )
+                self.servers.remove(server)
+
 
 def _jsonable(options: Options) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}
@@ -361,6 +406,9 @@ def _run_from(options: Options, code: Path) -> Results:
     for scenario in options.scenarios:
         if scenario == "memory":
             state.memory(deployments)
+            continue
+        if scenario == "memory-max":
+            state.memory_max(deployments)
             continue
         # Fresh servers for each scenario: no figure depends on the runs an earlier scenario left
         # behind (acp-sdk, for one, slows down as finished runs pile up).

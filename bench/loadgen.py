@@ -11,6 +11,11 @@ Jobs (``kind``):
   also the throughput over the first and the last ``window`` runs (the memory scenario).
 * ``async``: the same with async runs, each polled with ``GET /runs/{id}`` until completed.
 * ``stream``: one stream run of ``chunks`` with ``n`` parts; gives total time, time to first event.
+* ``limits``: ``concurrency`` clients post ``max_runs`` sync runs of one maximum-size ``shape``
+  (:func:`limits_request`): a body of ``body_size`` bytes in one text part (``max-body``) or in parts of
+  one character, 1,000 per message (``max-parts``), or a tiny request for the most output the demo
+  ``chunks`` agent makes (``max-log``). A run may complete, or fail by a limit of the server (its log
+  cap, its run deadline) or be refused (413, 422, 429): each is counted, none is a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
+import string
 import sys
 import time
 from dataclasses import dataclass, field
@@ -215,9 +222,97 @@ async def _stream(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+#: Bytes of the ``POST /runs`` body around the input messages (agent name, mode, brackets).
+_ENVELOPE = 200
+#: The demo ``chunks`` agent's most parts.
+_MOST_CHUNKS = 100_000
+
+
+def limits_request(shape: str, body_size: int) -> tuple[bytes, list[str] | None]:
+    """The body of one maximum-size run of ``shape`` within ``body_size`` bytes, and the output texts
+    a completed run must give (``None``: not checked part by part, only counted)."""
+    rng = random.Random(7)  # text that compresses no better than real text
+    alphabet = string.ascii_letters + string.digits
+    if shape == "max-body":
+        text = "".join(rng.choices(alphabet, k=body_size - _ENVELOPE))
+        return run_request_body("echo", text, "sync"), [text]
+    if shape == "max-parts":
+        part = '{"content":"x"},'
+        per_message = 1000
+        size = len('{"role":"user","parts":[]},') + per_message * len(part)
+        messages = [
+            {"role": "user", "parts": [{"content": "x"}] * per_message}
+            for _ in range(min(1000, (body_size - _ENVELOPE) // size))
+        ]
+        body = {"agent_name": "echo", "input": messages, "mode": "sync"}
+        return json.dumps(body, separators=(",", ":")).encode(), None
+    if shape == "max-log":
+        return run_request_body("chunks", str(_MOST_CHUNKS), "sync"), None
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+async def _limits(job: dict[str, Any]) -> dict[str, Any]:
+    """``limits`` jobs: sync runs of one maximum-size shape; completed, limited and refused counted."""
+    body, expected = limits_request(job["shape"], int(job["body_size"]))
+    raw = build_request("POST", job["host"], job["port"], f"{job['mount']}/runs", body)
+    tally = Tally()
+    outcomes: dict[str, int] = {}
+    max_runs = int(job["max_runs"])
+    start = time.perf_counter()
+
+    def count(outcome: str) -> None:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    async def one(conn: Connection) -> None:
+        reply = await conn.request(raw)
+        if reply.status in (413, 422, 429):
+            count(f"refused {reply.status}")
+            return
+        if reply.status != 200:
+            raise CheckFailed(f"status {reply.status}: {reply.body[:200]!r}")
+        run = _json(reply.body)
+        if run.get("status") == "failed":
+            count(f"failed: {(run.get('error') or {}).get('message', '?')[:60]}")
+            return
+        if run.get("status") != "completed":
+            raise CheckFailed(f"run status {run.get('status')!r}")
+        if expected is not None:
+            check_run(run, expected[0])
+        count("completed")
+
+    async def client() -> None:
+        conn = Connection(job["host"], job["port"])
+        try:
+            while tally.started < max_runs:
+                tally.started += 1
+                began = time.perf_counter()
+                try:
+                    await asyncio.wait_for(one(conn), job["timeout"])
+                except (CheckFailed, HTTPError, asyncio.TimeoutError, OSError) as exc:
+                    tally.fail(f"{type(exc).__name__}: {exc}")
+                    conn.close()
+                    continue
+                tally.latencies.append(time.perf_counter() - began)
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client() for _ in range(int(job["concurrency"]))))
+    elapsed = time.perf_counter() - start
+    return {
+        "ok": len(tally.latencies),
+        "failures": tally.failures,
+        "errors": tally.errors,
+        "elapsed": elapsed,
+        "rate": len(tally.latencies) / elapsed if elapsed else 0.0,
+        "p50_ms": _ms(_percentile(tally.latencies, 0.50)),
+        "request_bytes": len(body),
+        "outcomes": outcomes,
+    }
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job on a fresh event loop (uvloop when installed, as the servers use)."""
-    runner = _stream if job["kind"] == "stream" else _load
+    runner = {"stream": _stream, "limits": _limits}.get(job["kind"], _load)
     try:
         import uvloop
     except ImportError:

@@ -242,6 +242,24 @@ def _memory_table(view: _View) -> list[str]:
     return _table(header, filter(None, (_memory_row(view, n) for n in view.measured)))
 
 
+def _memory_max_table(view: _View) -> list[str]:
+    header = ["deployment", "shape", "request KiB", "runs", "outcomes", "RSS before MiB", "RSS after MiB",
+              "RSS peak MiB", "MiB per run kept", "failed"]  # fmt: skip
+    rows = []
+    for name in view.measured:
+        for m in view.entries("memory-max", name):
+            runs = m.get("ok", 0)
+            growth = (m["rss_after"] - m["rss_before"]) / MIB
+            outcomes = ", ".join(f"{count} {what}" for what, count in sorted(m.get("outcomes", {}).items()))
+            rows.append([
+                view.label(name), m["shape"], f"{m.get('request_bytes', 0) / 1024:,.0f}", str(runs),
+                outcomes or "-", _number(m["rss_before"] / MIB), _number(m["rss_after"] / MIB),
+                _number(m["rss_peak"] / MIB), _number(growth / runs) if runs else "-",
+                str(m.get("failures", 0)),
+            ])  # fmt: skip
+    return _table(header, rows)
+
+
 def _extra_us(view: _View, name: str, floor: str, scenario: str, key: str, n: int | None = None) -> str:
     """How many microseconds ``name`` adds to ``floor`` (per run for ``rate``, per event for streams)."""
     mine, base = view.summary(scenario, name, key, n), view.summary(scenario, floor, key, n)
@@ -363,6 +381,9 @@ def render(results: dict[str, Any]) -> str:
         ("memory", f"Memory: fresh servers, {options['memory_runs']:,} sync runs each from 16 clients "
                    "(medians of the passes)",
          lambda: _memory_table(view)),
+        ("memory-max", f"Memory at the limits: a fresh server per shape, {options.get('limits_runs', 0)} "
+                       "sync runs of the largest requests from 4 clients",
+         lambda: _memory_max_table(view)),
     ]  # fmt: skip
     for scenario, title, table in sections:
         if any(m["scenario"] == scenario for m in results["measurements"]):

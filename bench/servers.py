@@ -112,6 +112,14 @@ def _rss(pid: int) -> int:
     return 0
 
 
+def _peak_rss(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class Server:
     """One running deployment."""
 
@@ -181,6 +189,11 @@ class Server:
         """Resident memory of the processes serving requests (the workers, or the server itself), bytes."""
         workers = _children(self.process.pid)
         return sum(_rss(pid) for pid in workers) if workers else _rss(self.process.pid)
+
+    def peak_rss(self) -> int:
+        """The highest resident memory the serving processes reached so far (``VmHWM``), bytes."""
+        workers = _children(self.process.pid) or [self.process.pid]
+        return sum(_peak_rss(pid) for pid in workers)
 
     def log_tail(self, lines: int = 8) -> str:
         """The last lines the server wrote."""
