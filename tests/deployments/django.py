@@ -43,7 +43,7 @@ def _arguments(
     given = next((value for name, value in (headers or {}).items() if name.lower() == "content-type"), None)
     if json is not None:
         return jsonlib.dumps(json).encode(), given or "application/json", others
-    return content or b"", given or "application/octet-stream", others
+    return content or b"", given or "", others  # no type, as acp-sdk sends its bodies
 
 
 def _result(response: HttpResponseBase, body: bytes) -> HttpResult:
