@@ -54,6 +54,8 @@ class RunAdmin(ReadOnlyAdmin):
         "worker",
         "lease_expires_at",
         "events_link",
+        "log_bytes",
+        "snapshot_bytes",
         "pretty_snapshot",
     )
     readonly_fields = fields
