@@ -135,7 +135,7 @@ def test_a_body_over_the_limit_without_a_length_is_refused_too() -> None:
     [
         ({"ACP_MAX_BODY": 1}, "unknown ACP config key"),
         ({"ACP_MAX_BODY_SIZE": "big"}, "must be a number"),
-        ({"ACP_AWAIT_TIMEOUT": -1}, "non-negative"),
+        ({"ACP_AWAIT_TIMEOUT": -1}, "positive number"),
     ],
 )
 def test_a_wrong_config_key_fails_at_start(config: dict[str, Any], error: str) -> None:
