@@ -317,3 +317,42 @@ def test_acp_store_in_app_config_picks_the_store() -> None:
         app.config["ACP_STORE"] = url
         ACP(app, demo_registry())
         assert isinstance(ACP.state(app).service.store, kind)  # nothing connects before the first request
+
+
+def test_the_authorize_hook_sees_the_flask_request_and_its_errors_are_acp_errors() -> None:
+    from acp_adapters.core.errors import AuthenticationRequired, PermissionRequired
+    from acp_adapters.core.http import Request
+
+    seen: list[tuple[str | None, str | None]] = []
+
+    def authorize(neutral: Request, agent: str | None) -> None:
+        token = request.headers.get("X-Token")  # Flask's request, in the hook's copy of its context
+        seen.append((token, agent))
+        assert neutral.native.headers.get("X-Token") == token
+        if token is None:
+            raise AuthenticationRequired(challenge='Bearer realm="acp"')
+        if agent == "failer":
+            raise PermissionRequired("no failing here")
+
+    app = Flask(__name__)
+    app.config["ACP_CORS_ORIGINS"] = ["https://app.example"]
+    ACP(app, demo_registry(), authorize=authorize)
+    client = app.test_client()
+    denied = client.get("/acp/agents", headers={"Origin": "https://app.example"})
+    assert denied.status_code == 401 and json_of(denied)["code"] == "invalid_input"
+    assert denied.headers["WWW-Authenticate"] == 'Bearer realm="acp"'
+    assert denied.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    names = [
+        agent["name"] for agent in json_of(client.get("/acp/agents", headers={"X-Token": "t"}))["agents"]
+    ]
+    assert "failer" not in names and "echo" in names
+    assert client.post("/acp/runs", json=run_body("failer"), headers={"X-Token": "t"}).status_code == 403
+    assert run(app, "echo", "hi", **{"X-Token": "t"})["status"] == "completed"
+    assert ("t", "echo") in seen and client.get("/acp/ping").status_code == 200
+
+
+def test_a_body_declared_as_text_is_a_415() -> None:
+    app = Flask(__name__)
+    ACP(app, demo_registry())
+    response = app.test_client().post("/acp/runs", data=b"{}", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415 and json_of(response)["data"] == {"content_type": "text/plain"}
