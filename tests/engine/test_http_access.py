@@ -238,3 +238,29 @@ async def test_a_malformed_key_is_a_422(key: str) -> None:
         service, "POST", "/runs", run_body("echo"), headers={**JSON, "idempotency-key": key}
     )
     assert status == 422 and error["data"] == {"fields": ["Idempotency-Key"]}
+
+
+async def test_the_asgi_and_wsgi_adapters_take_the_hook() -> None:
+    import httpx
+    from werkzeug.test import Client
+
+    from acp_adapters.asgi import ACPApp
+    from acp_adapters.wsgi import ACPWSGIApp
+
+    def authorize(request: Request, agent: str | None) -> None:
+        if "authorization" not in request.headers:
+            raise AuthenticationRequired(challenge="Bearer")
+
+    asgi = ACPApp(registry(), authorize=authorize)
+    transport = httpx.ASGITransport(app=asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        denied = await client.get("/agents")
+        assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+        assert (await client.get("/agents", headers={"authorization": "Bearer x"})).status_code == 200
+    await asgi.service.aclose()
+    wsgi = ACPWSGIApp(registry(), authorize=authorize)
+    try:
+        response = await anyio.to_thread.run_sync(lambda: Client(wsgi).get("/agents"))
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+    finally:
+        wsgi.close()
