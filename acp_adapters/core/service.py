@@ -239,6 +239,8 @@ class ACPService:
         await self._authorized(request, body.agent_name)
         run_id = None
         if key is not None:
+            if self.registry.get(body.agent_name) is None:  # before the key is taken
+                raise NotFoundError(f"agent {_shown(body.agent_name)} not found")
             run_id, created = await self._claim_idempotency_key(request, key)
             if not created:
                 return await self._replay(request, body.mode, run_id)

@@ -264,3 +264,10 @@ async def test_the_asgi_and_wsgi_adapters_take_the_hook() -> None:
         assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
     finally:
         wsgi.close()
+
+
+async def test_a_key_sent_for_an_unknown_agent_stays_free() -> None:
+    service = ACPService(registry())
+    key = {**JSON, "idempotency-key": "typo"}
+    assert (await answer(service, "POST", "/runs", run_body("ecko"), headers=key))[0] == 404
+    assert (await answer(service, "POST", "/runs", run_body("echo"), headers=key))[0] == 200
