@@ -8,16 +8,21 @@ Two forms, one behaviour:
   the app it wraps: ``app = ACPMiddleware(app, agents, prefix="/acp")``.
 
 The engine starts on the server's event loop on the first request (mounted apps get no lifespan
-events) and stops at lifespan shutdown when the server sends one.
+events) and stops at lifespan shutdown when the server sends one. A loop that may end with its request
+(a test client's: Starlette's ``TestClient`` without ``with`` runs each request on a loop of its own)
+does not host runs: then the engine runs on the process's own loop thread (:mod:`acp_adapters.bridge`),
+and async runs, resumes and cancels work across requests all the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 
+from .bridge import SyncBridge, loop_outlives_request
 from .core.agents import AgentRegistry
 from .core.http import Request, Response, StreamResponse
 from .core.service import ACPService, Authorize
@@ -55,10 +60,15 @@ class ACPApp:
     ) -> None:
         self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
         self._owner = owner
+        #: The loop that hosts the engine, if the server's; else the bridge to the process's loop.
+        self._host_loop: asyncio.AbstractEventLoop | None = None
+        self._bridge: SyncBridge | None = None
+        #: Set while a lifespan says the server's loop lives on.
+        self.lifespan_started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _serve_lifespan(receive, send, self.service)
+            await _serve_lifespan(receive, send, self)
         elif scope["type"] == "http":
             await self.serve(scope, receive, send, _relative_path(scope))
 
@@ -77,11 +87,46 @@ class ACPApp:
             owner=self._owner(scope) if self._owner else None,
             native=scope,
         )
-        response = await self.service.handle(request)
+        if self._hosts_here(scope):
+            response = await self.service.handle(request)
+        else:
+            assert self._bridge is not None
+            response = await self._bridge.ahandle(request)
         if isinstance(response, Response):
             await _send_response(send, response)
         else:
             await _send_stream(receive, send, response)
+
+    def _hosts_here(self, scope: Scope) -> bool:
+        """Whether this request's loop hosts the engine; else :attr:`_bridge` does (from then on)."""
+        if self._bridge is not None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio: the engine needs asyncio
+            loop = None
+        if loop is not None and loop is self._host_loop:
+            return True
+        if loop is not None and (self.lifespan_started or loop_outlives_request(scope)):
+            self._host_loop = loop
+            return True
+        self._bridge = SyncBridge(self.service)
+        return False
+
+    @property
+    def bridged(self) -> bool:
+        """Whether the engine runs on the process's loop thread (a test client's loop reached it first)."""
+        return self._bridge is not None
+
+    async def aclose(self) -> None:
+        """Stop the engine (its runs end) where it runs: on this loop, or on the bridge's."""
+        self.lifespan_started = False
+        self._host_loop = None
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            await anyio.to_thread.run_sync(bridge.close)
+        else:
+            await self.service.aclose()
 
 
 class ACPMiddleware:
@@ -111,7 +156,7 @@ class ACPMiddleware:
                 await self.acp.serve(inner, receive, send, path[len(self.prefix) :])
                 return
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, _close_on_shutdown(send, self.acp.service))
+            await self.app(scope, receive, _follow_lifespan(send, self.acp))
             return
         await self.app(scope, receive, send)
 
@@ -186,26 +231,34 @@ async def _send_stream(receive: Receive, send: Send, response: StreamResponse) -
                 await aclose()
 
 
-async def _serve_lifespan(receive: Receive, send: Send, service: ACPService) -> None:
+async def _serve_lifespan(receive: Receive, send: Send, app: ACPApp) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
-                await service.engine.ensure_started()
+                if app.bridged:  # a request came before (a test client's): its service ends
+                    await app.aclose()
+                await app.service.engine.ensure_started()
             except Exception as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
+            app.lifespan_started = True
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await service.aclose()
+            await app.aclose()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
 
-def _close_on_shutdown(send: Send, service: ACPService) -> Send:
+def _follow_lifespan(send: Send, app: ACPApp) -> Send:
+    """The wrapped app's lifespan ``send``: the server's loop lives on once started, and the service
+    stops at shutdown."""
+
     async def wrapped(message: Message) -> None:
-        if message["type"] == "lifespan.shutdown.complete":
-            await service.aclose()
+        if message["type"] == "lifespan.startup.complete":
+            app.lifespan_started = True
+        elif message["type"] == "lifespan.shutdown.complete":
+            await app.aclose()
         await send(message)
 
     return wrapped

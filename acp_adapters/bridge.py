@@ -14,6 +14,9 @@ Rules this module keeps:
   batches (the core's async iterator is never stepped from several tasks). Closing the iterable
   (the client went away) cancels the pump and closes the core's stream: that ends the
   subscription, never the run.
+* An event loop that may end with its request (a test client's) must not host runs: an async adapter
+  asks :func:`loop_outlives_request` and, if not, answers through :meth:`SyncBridge.ahandle`, on the
+  process's loop.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,7 +43,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .core.http import Headers, Request, Response, StreamResponse
 from .core.service import ACPService
 
-__all__ = ["SyncBridge", "SyncStreamBody", "SyncStreamResponse"]
+__all__ = ["SyncBridge", "SyncStreamBody", "SyncStreamResponse", "loop_outlives_request"]
 
 logger = logging.getLogger("acp_adapters")
 
@@ -260,6 +263,17 @@ class SyncBridge:
             return SyncStreamResponse(status=response.status, headers=response.headers, body=body)
         return response
 
+    async def ahandle(self, request: Request) -> Response | StreamResponse:
+        """Answer ``request`` from any event loop (asyncio or trio, any thread) on the process's loop.
+
+        For an async adapter whose loop must not host runs (see :func:`loop_outlives_request`): the
+        request waits in a worker thread, and a stream comes back as an async iterator.
+        """
+        response = await anyio.to_thread.run_sync(self.handle, request)
+        if isinstance(response, SyncStreamResponse):
+            return StreamResponse(response.status, response.headers, _chunks_of(response.body))
+        return response
+
     def close(self) -> None:
         """Close the service (its runs stop). The process's loop keeps running for other bridges."""
         portal = _LOOP.running_portal()
@@ -361,6 +375,42 @@ class SyncStreamBody(Iterator[bytes]):
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+
+async def _chunks_of(body: SyncStreamBody) -> AsyncIterator[bytes]:
+    """A bridge stream read from another event loop; closing it closes the stream (never the run)."""
+    try:
+        while True:
+            # Abandoned if the reader is cancelled: closing the body below ends the thread's wait.
+            chunk = await anyio.to_thread.run_sync(next, body, None, abandon_on_cancel=True)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(body.close)
+
+
+def loop_outlives_request(scope: Mapping[str, Any] | None) -> bool:
+    """Whether the running event loop may host runs: it goes on after the request that reached it.
+
+    True for an asyncio loop in the main thread (where servers run theirs: uvicorn, hypercorn, daphne,
+    an async test), unless ``scope`` (the request's ASGI scope) comes from a test client: Starlette's
+    ``TestClient`` (client ``testclient``) runs each request on a loop of its own unless used with
+    ``with``, and Django's ``AsyncClient`` (client port 0) on the loop of one test. A loop in another
+    thread, or a trio loop, is not trusted either. Where this is False the request goes through
+    :meth:`SyncBridge.ahandle`, which always works, at the cost of a thread hop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio): the engine needs an asyncio loop
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    client: Any = (scope or {}).get("client")
+    if client is None or len(client) != 2:
+        return True
+    return not (client[0] == "testclient" or str(client[1]) == "0")
 
 
 async def _receive_batch(receive: MemoryObjectReceiveStream[bytes]) -> bytes:

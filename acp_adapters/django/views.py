@@ -18,8 +18,9 @@ One handling, two ways to run it:
   ``StreamingHttpResponse`` over a sync iterator (Django would buffer an async one whole).
 
 Which of the two serves a request is decided when Django resolves its URL: ``ASGIHandler`` resolves
-on its event loop, ``WSGIHandler`` in a thread that runs none. One process serves one way; a test
-that uses both Django test clients calls :meth:`ACPSite.close` or :meth:`ACPSite.aclose` in between.
+on its event loop, ``WSGIHandler`` in a thread that runs none. A loop that may end with its request
+(``AsyncClient``'s, one per test) does not host runs: the async view then hands the request to the
+bridge's loop too, so ``Client`` and ``AsyncClient`` share one service, also within one test.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.urls import URLPattern
 from django.urls.resolvers import RegexPattern, ResolverMatch
 
-from acp_adapters.bridge import SyncBridge, SyncStreamResponse
+from acp_adapters.bridge import SyncBridge, SyncStreamResponse, loop_outlives_request
 from acp_adapters.core.agents import AgentRegistry
 from acp_adapters.core.errors import ACPError, PayloadTooLargeError, PermissionRequired
 from acp_adapters.core.http import Headers, Request, Response, StreamResponse
@@ -177,8 +178,10 @@ class ACPSite:
     async def aclose(self) -> None:
         """Stop the service on the running loop (ASGI); the next request starts a new one."""
         with self._lock:
-            service, self._bridge, self._service = self._service, None, None
-        if service is not None:
+            service, bridge, self._bridge, self._service = self._service, self._bridge, None, None
+        if bridge is not None:  # the service runs on the bridge's loop
+            await sync_to_async(bridge.close, thread_sensitive=False)()
+        elif service is not None:
             await service.aclose()
 
     # the views ------------------------------------------------------------------------------------
@@ -201,7 +204,11 @@ class ACPSite:
             body = _body(request, self.settings.max_body_size)
         except ACPError as exc:
             return _response(self.service.error_response(self._request(request, path), exc))
-        answer = await self.service.handle(self._request(request, path, owner, body))
+        neutral = self._request(request, path, owner, body)
+        if self._bridge is None and loop_outlives_request(getattr(request, "scope", None)):
+            answer = await self.service.handle(neutral)
+        else:  # a test client's loop, or the WSGI side started the service: one loop for both
+            answer = await self.bridge.ahandle(neutral)
         if isinstance(answer, StreamResponse):
             stream = _ClosingStream(answer.body, asyncio.get_running_loop())
             return StreamingHttpResponse(stream, status=answer.status, headers=_headers(answer.headers))
