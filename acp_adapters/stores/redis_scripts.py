@@ -44,7 +44,8 @@ RUN_BOOKKEEPING_BYTES = 160
 
 #: The retention of the items: define ``book`` and the functions ``usage``, ``retain`` and ``trim``.
 #: Every script that includes it has the bookkeeping keys last in ``KEYS`` (``retained`` sorted set:
-#: item -> when its keys expire, in ms; ``sizes`` hash: item -> bytes, and ``total``; ``finished`` sorted
+#: item -> when its keys expire, in µs, so that items written one after the other keep their order;
+#: ``sizes`` hash: item -> bytes, and ``total``; ``finished`` sorted
 #: set: run id -> when it ended) and the bookkeeping arguments first in ``ARGV`` (key prefix, max retained
 #: bytes, max finished runs, retention ms). An item is named by its key without the prefix
 #: (``run:<id>``, ``session:<id>``, ``resource:<id>``, ``key:<key>``): eviction deletes the keys
@@ -64,14 +65,17 @@ local function usage(...)
   return bytes
 end
 
--- Count an item as ``bytes`` (its keys' usage), kept until ``expires`` (ms); again replaces its count.
-local function retain(item, bytes, expires)
+-- The server's clock in µs (``now`` is in ms).
+local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+
+-- Count an item as ``bytes`` (its keys' usage), kept ``ttl`` ms; again replaces its count.
+local function retain(item, bytes, ttl)
   bytes = bytes + {BOOKKEEPING_BYTES} + 2 * #item
   if string.sub(item, 1, 4) == 'run:' then bytes = bytes + {RUN_BOOKKEEPING_BYTES} end
   local old = tonumber(redis.call('HGET', book.sizes, item)) or 0
   redis.call('HSET', book.sizes, item, bytes)
   redis.call('HINCRBY', book.sizes, 'total', bytes - old)
-  redis.call('ZADD', book.retained, expires, item)
+  redis.call('ZADD', book.retained, now_us + ttl * 1000, item)
 end
 
 -- Delete an item's keys and its bookkeeping; returns the bytes it was counted for.
@@ -97,8 +101,8 @@ end
 
 -- Drop what has expired (its keys are gone or going), the finished runs beyond ``max_runs``, then the
 -- items that expire first until the total fits ``max_bytes`` (the one just written goes last).
-local function trim(now)
-  for _, item in ipairs(redis.call('ZRANGEBYSCORE', book.retained, '-inf', now, 'LIMIT', 0, 1000)) do
+local function trim()
+  for _, item in ipairs(redis.call('ZRANGEBYSCORE', book.retained, '-inf', now_us, 'LIMIT', 0, 1000)) do
     forget(item)
   end
   redis.call('ZREMRANGEBYSCORE', book.finished, '-inf', now - book.retention)
@@ -166,8 +170,8 @@ local fields = redis.call('HGETALL', KEYS[1])
 if ARGV[7] == '1' then
   redis.call('ZREM', KEYS[4], ARGV[5])
   redis.call('ZADD', book.finished, now, ARGV[5])
-  retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), now + tonumber(ARGV[6]))
-  trim(now)
+  retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), tonumber(ARGV[6]))
+  trim()
 end
 return fields
 """
@@ -247,7 +251,7 @@ end
 local function keep_session()
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
-  retain('session:' .. id, usage(KEYS[1], KEYS[2]), now + ttl)
+  retain('session:' .. id, usage(KEYS[1], KEYS[2]), ttl)
 end
 
 -- Write the session anew (no owner: no ``owner`` field).
@@ -270,7 +274,7 @@ CLAIM_SESSION = (
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return read_session() end
 write_session()
-trim(now)
+trim()
 return false
 """
 )
@@ -283,7 +287,7 @@ PUT_SESSION = (
     + _SESSION_ARGS
     + """
 write_session()
-trim(now)
+trim()
 return 1
 """
 )
@@ -306,7 +310,7 @@ if state then redis.call('HSET', KEYS[1], 'state', state) end
 append_history()
 keep_session()
 local session = read_session()
-trim(now)
+trim()
 return session
 """
 )
@@ -323,8 +327,8 @@ if ARGV[8] == '1' then
 else
   redis.call('DEL', KEYS[2])
 end
-retain('resource:' .. ARGV[6], usage(KEYS[1], KEYS[2]), now + tonumber(ARGV[5]))
-trim(now)
+retain('resource:' .. ARGV[6], usage(KEYS[1], KEYS[2]), tonumber(ARGV[5]))
+trim()
 return 1
 """
 )
@@ -338,8 +342,8 @@ CLAIM_KEY = (
 local held = redis.call('GET', KEYS[1])
 if held then return held end
 redis.call('SET', KEYS[1], ARGV[7], 'PX', ARGV[5])
-retain(ARGV[6], usage(KEYS[1]), now + tonumber(ARGV[5]))
-trim(now)
+retain(ARGV[6], usage(KEYS[1]), tonumber(ARGV[5]))
+trim()
 return false
 """
 )

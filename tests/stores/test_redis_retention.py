@@ -143,10 +143,16 @@ async def test_many_small_items_count_their_bookkeeping(prefix: str, raw: redis.
 async def test_the_count_is_exact_and_forgets_what_expired(prefix: str, raw: redis.Redis) -> None:
     store = RedisStore.from_url(REDIS_URL, prefix=prefix, retention=0.5, max_retained_bytes=10 * 1024 * KiB)
     try:
+        written = []
         for _ in range(20):
-            await finish(store, await start_run(store))
-            await store.put_resource(uuid.uuid4(), b"r" * 500)
-            await store.claim_session(SessionRecord(id=uuid.uuid4(), history=["u"], owner="alice"))
+            run, resource_id, session_id = await start_run(store), uuid.uuid4(), uuid.uuid4()
+            await finish(store, run)
+            await store.put_resource(resource_id, b"r" * 500)
+            await store.claim_session(SessionRecord(id=session_id, history=["u"], owner="alice"))
+            written += [f"run:{run.run_id}", f"resource:{resource_id}", f"session:{session_id}"]
+        # In the order written (the oldest goes first), though many were written in the same millisecond.
+        order: Any = raw.zrange(prefix + "retained", 0, -1)
+        assert [item.decode() for item in order] == written
         sizes = sizes_of(raw, prefix)
         total = sizes.pop("total")
         assert len(sizes) == 60 and total == sum(sizes.values()) == await store.retained_bytes()
