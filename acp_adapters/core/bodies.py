@@ -7,20 +7,18 @@ Rules this module keeps:
   taken as JSON unless a browser sent it from another origin (``Sec-Fetch-Site`` other than
   ``same-origin``): the official Python client (acp-sdk 1.0) sends none, and a browser can send a
   body without a type in a "simple" cross-site request, with the user's cookies.
-* A body larger than :data:`THREAD_THRESHOLD` is parsed and validated in a worker thread, so a body of
-  the maximum size never holds the event loop (pydantic's per-part validator lets the GIL switch).
-  The garbage collector is paused meanwhile, and the objects the body became are then frozen
-  (``gc.freeze``) until they are freed: a 4 MiB body can make a million objects, and each full
-  collection scanning them holds the GIL, so the loop, for 100-200 ms.
-* Caps on the input (``max_input_messages``, ``max_input_parts``, ``max_history_urls``) are checked
-  before a run starts; past one, 422 naming the limit.
+* A body larger than :data:`THREAD_THRESHOLD` is decoded in a worker thread, its caps are checked on
+  the decoded JSON (before any model is built), and only then is it validated, still in the thread:
+  a body of the maximum size never holds the event loop long (pydantic's per-part validator lets the
+  GIL switch), and a body over a cap costs a JSON decode, not a million objects.
+* Caps on the input (``max_input_messages``, ``max_input_parts`` per message,
+  ``max_input_total_parts`` in all, ``max_history_urls``) are checked before a run starts; past one,
+  422 naming the limit.
 """
 
 from __future__ import annotations
 
-import gc
-import threading
-import weakref
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -55,69 +53,61 @@ def require_json(headers: Mapping[str, str]) -> None:
     raise UnsupportedMediaType(declared[:200])
 
 
-async def parse_body(model: type[M], body: bytes) -> M:
-    """``body`` validated as ``model``, in a worker thread when large; 422 naming the bad fields."""
+async def parse_body(model: type[M], body: bytes, settings: Settings) -> M:
+    """``body`` validated as ``model`` (in a worker thread when large, its caps checked before the
+    models are built); 422 naming the bad fields or the cap."""
     if len(body) > THREAD_THRESHOLD:
-        return await anyio.to_thread.run_sync(_parse_large, model, body)
+        return await anyio.to_thread.run_sync(_parse_large, model, body, settings)
     return _parse(model, body)
 
 
-class _Collector:
-    """Pauses the garbage collector while large bodies are parsed, and keeps what they became out of
-    its scans (frozen) until every one of those objects is freed, when it thaws everything again."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._parsing = 0
-        self._was_enabled = True
-        self._alive = 0
-
-    def pause(self) -> None:
-        with self._lock:
-            if self._parsing == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._parsing += 1
-
-    def resume(self, parsed: BaseModel | None) -> None:
-        with self._lock:
-            if parsed is not None:
-                holders = [parsed, *_messages_of(parsed)]
-                gc.freeze()
-                self._alive += len(holders)
-                for holder in holders:
-                    weakref.finalize(holder, self._freed)
-            self._parsing -= 1
-            if self._parsing == 0 and self._was_enabled:
-                gc.enable()
-
-    def _freed(self) -> None:
-        with self._lock:
-            self._alive -= 1
-            if self._alive == 0:
-                gc.unfreeze()
-
-
-_collector = _Collector()
-
-
-def _parse_large(model: type[M], body: bytes) -> M:
-    _collector.pause()
-    parsed = None
+def _parse_large(model: type[M], body: bytes, settings: Settings) -> M:
     try:
-        parsed = _parse(model, body)
-        return parsed
-    finally:
-        _collector.resume(parsed)
+        raw = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ValidationFailed("the request body is not valid JSON") from None
+    try:
+        _check_raw_caps(raw, settings)
+        return model.model_validate(raw)
+    except ValidationFailed as exc:
+        error = exc.with_traceback(None)
+    except ValidationError as exc:
+        error = _schema_error(exc)
+    # Raised without the frames that hold the decoded body: a traceback would keep it alive, in a
+    # cycle, until a full collection.
+    del raw
+    raise error
 
 
-def _messages_of(parsed: BaseModel) -> list[Message]:
-    """The messages of a parsed body: they may outlive it (a run keeps its input)."""
-    if isinstance(parsed, RunCreateRequest):
-        return list(parsed.input)
-    if isinstance(parsed, RunResumeRequest):
-        return [parsed.await_resume.message]
-    return []
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_raw_caps(raw: Any, settings: Settings) -> None:
+    """The caps, on decoded JSON of any shape (what is not the expected shape, pydantic refuses)."""
+    if not isinstance(raw, dict):
+        return
+    messages = raw.get("input")
+    if isinstance(messages, list):
+        if len(messages) > settings.max_input_messages:
+            _over(
+                "max_input_messages", settings.max_input_messages, f"the input has {len(messages)} messages"
+            )
+    else:
+        resume = raw.get("await_resume")
+        message = resume.get("message") if isinstance(resume, dict) else None
+        messages = [message]
+    total = 0
+    for index, message in enumerate(messages):
+        parts = message.get("parts") if isinstance(message, dict) else None
+        if isinstance(parts, list):
+            _check_part_count(index, len(parts), settings)
+            total += len(parts)
+    _check_total_parts(total, settings)
+    session = raw.get("session")
+    history = session.get("history") if isinstance(session, dict) else None
+    if isinstance(history, list):
+        _check_history(len(history), settings)
 
 
 def _parse(model: type[M], body: bytes) -> M:
@@ -127,14 +117,17 @@ def _parse(model: type[M], body: bytes) -> M:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         if any(error["type"] == "json_invalid" for error in errors) or not body.strip():
             raise ValidationFailed("the request body is not valid JSON") from None
-        fields: list[dict[str, Any]] = [
-            {"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
-            for error in errors[:20]
-        ]
-        names = ", ".join(f["field"] for f in fields) + (", ..." if len(errors) > len(fields) else "")
-        raise ValidationFailed(
-            f"the request body does not match the schema: {names}", {"fields": fields}
-        ) from None
+        raise _schema_error(exc) from None
+
+
+def _schema_error(exc: ValidationError) -> ValidationFailed:
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    fields: list[dict[str, Any]] = [
+        {"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
+        for error in errors[:20]
+    ]
+    names = ", ".join(f["field"] for f in fields) + (", ..." if len(errors) > len(fields) else "")
+    return ValidationFailed(f"the request body does not match the schema: {names}", {"fields": fields})
 
 
 def check_create_caps(body: RunCreateRequest, settings: Settings) -> None:
@@ -142,12 +135,8 @@ def check_create_caps(body: RunCreateRequest, settings: Settings) -> None:
     if len(body.input) > settings.max_input_messages:
         _over("max_input_messages", settings.max_input_messages, f"the input has {len(body.input)} messages")
     _check_parts(body.input, settings)
-    if body.session is not None and len(body.session.history) > settings.max_history_urls:
-        _over(
-            "max_history_urls",
-            settings.max_history_urls,
-            f"the session descriptor has {len(body.session.history)} history URLs",
-        )
+    if body.session is not None:
+        _check_history(len(body.session.history), settings)
 
 
 def check_resume_caps(body: RunResumeRequest, settings: Settings) -> None:
@@ -156,10 +145,26 @@ def check_resume_caps(body: RunResumeRequest, settings: Settings) -> None:
 
 
 def _check_parts(messages: Sequence[Message], settings: Settings) -> None:
-    cap = settings.max_input_parts
     for index, message in enumerate(messages):
-        if len(message.parts) > cap:
-            _over("max_input_parts", cap, f"message {index} has {len(message.parts)} parts")
+        _check_part_count(index, len(message.parts), settings)
+    _check_total_parts(sum(len(message.parts) for message in messages), settings)
+
+
+def _check_part_count(index: int, count: int, settings: Settings) -> None:
+    if count > settings.max_input_parts:
+        _over("max_input_parts", settings.max_input_parts, f"message {index} has {count} parts")
+
+
+def _check_total_parts(total: int, settings: Settings) -> None:
+    if total > settings.max_input_total_parts:
+        _over("max_input_total_parts", settings.max_input_total_parts, f"the input has {total} parts in all")
+
+
+def _check_history(count: int, settings: Settings) -> None:
+    if count > settings.max_history_urls:
+        _over(
+            "max_history_urls", settings.max_history_urls, f"the session descriptor has {count} history URLs"
+        )
 
 
 def _over(limit: str, value: int, what: str) -> None:

@@ -234,7 +234,7 @@ class ACPService:
 
     async def _create_run(self, request: Request, _: str) -> Response | StreamResponse:
         key = request.headers.get("idempotency-key")
-        body = await parse_body(RunCreateRequest, request.body)
+        body = await parse_body(RunCreateRequest, request.body, self.settings)
         check_create_caps(body, self.settings)
         await self._authorized(request, body.agent_name)
         run_id = None
@@ -304,7 +304,7 @@ class ACPService:
 
     async def _resume_run(self, request: Request, run_id: str) -> Response | StreamResponse:
         rid = _uuid(run_id, "run_id")
-        body = await parse_body(RunResumeRequest, request.body)
+        body = await parse_body(RunResumeRequest, request.body, self.settings)
         check_resume_caps(body, self.settings)
         if body.run_id is not None and body.run_id != rid:
             raise ValidationFailed("run_id in the body differs from the path", {"fields": ["run_id"]})

@@ -35,6 +35,9 @@ class Settings:
     max_input_messages: int = 1000
     #: Most parts in one input message (422 past it).
     max_input_parts: int = 1000
+    #: Most parts in a run's input, all messages together (422 past it): each part costs a few Python
+    #: objects, and a few hundred thousand would cost the server seconds of garbage collection.
+    max_input_total_parts: int = 10_000
     #: Most history URLs in a session descriptor a client sends (422 past it).
     max_history_urls: int = 1000
     # work -----------------------------------------------------------------------------------------

@@ -161,20 +161,28 @@ async def largest_loop_stall(service: ACPService, body: bytes) -> tuple[float, R
     return stall, response
 
 
-@pytest.mark.parametrize("shape", ["many messages", "one message over the parts cap"])
+_SHAPES = {
+    # At the caps, each part padded so that the body is near the maximum size: the run goes ahead.
+    "at the caps": ([{"role": "user", "parts": [{"content": "x" * 395}] * 1000}] * 10, 202),
+    "over the total parts cap": ([parts_message(1000)] * 255, 422),
+    "one message over the parts cap": ([parts_message(255_000)], 422),
+}
+
+
+@pytest.mark.parametrize("shape", list(_SHAPES))
 async def test_a_maximum_size_body_does_not_stall_the_loop(shape: str) -> None:
     service = ACPService(registry())
     await send(service, "GET", "/ping")  # the engine started
-    messages = [parts_message(1000)] * 255 if shape == "many messages" else [parts_message(255_000)]
+    messages, status = _SHAPES[shape]
     compact = (",", ":")
     body = json.dumps({"agent_name": "ok", "input": messages, "mode": "async"}, separators=compact).encode()
     assert 4_000_000 < len(body) <= Settings().max_body_size
     # Decoding the JSON (in C, without releasing the GIL) is the one step that holds the loop: ~40 ms
-    # on an idle machine. The bound allows for a loaded one; validating on the loop took 0.6-2 s.
+    # on an idle machine. The bound allows for a loaded one; validating on the loop took 0.6-3 s.
     decode = min(timed(pydantic_core.from_json, body) for _ in range(3))
     stall, response = await largest_loop_stall(service, body)
-    assert response.status == (202 if shape == "many messages" else 422), response.body[:300]
-    bound = max(0.1, 2 * decode)
+    assert response.status == status, response.body[:300]
+    bound = max(0.25, 3 * decode)
     assert stall < bound, f"the loop stalled {stall * 1000:.0f} ms (bound {bound * 1000:.0f} ms)"
 
 
