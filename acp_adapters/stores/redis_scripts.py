@@ -43,13 +43,16 @@ BOOKKEEPING_BYTES = 200
 RUN_BOOKKEEPING_BYTES = 160
 
 #: The retention of the items: define ``book`` and the functions ``usage``, ``retain`` and ``trim``.
-#: Every script that includes it has the bookkeeping keys last in ``KEYS`` (``retained`` sorted set:
-#: item -> when its keys expire, in µs, so that items written one after the other keep their order;
-#: ``sizes`` hash: item -> bytes, and ``total``; ``finished`` sorted
-#: set: run id -> when it ended) and the bookkeeping arguments first in ``ARGV`` (key prefix, max retained
-#: bytes, max finished runs, retention ms). An item is named by its key without the prefix
-#: (``run:<id>``, ``session:<id>``, ``resource:<id>``, ``key:<key>``): eviction deletes the keys
-#: that name starts.
+#: Every script that includes it (after ``_NOW_MS``) has the bookkeeping keys last in ``KEYS``:
+#:
+#: * ``retained``, a sorted set: item -> when its keys expire, in µs (items written in the same
+#:   millisecond keep their order);
+#: * ``sizes``, a hash: item -> bytes it is counted for, and ``total``;
+#: * ``finished``, a sorted set: run id -> when it ended, in ms;
+#:
+#: and the bookkeeping arguments first in ``ARGV``: key prefix, max retained bytes, max finished runs,
+#: retention ms. An item is named by its key without the prefix (``run:<id>``, ``session:<id>``,
+#: ``resource:<id>``, ``key:<key>``): eviction deletes the keys that name starts.
 _RETAIN = f"""
 local book = {{
   retained = KEYS[#KEYS - 2], sizes = KEYS[#KEYS - 1], finished = KEYS[#KEYS], prefix = ARGV[1],
@@ -100,7 +103,7 @@ local function forget(item)
 end
 
 -- Drop what has expired (its keys are gone or going), the finished runs beyond ``max_runs``, then the
--- items that expire first until the total fits ``max_bytes`` (the one just written goes last).
+-- items that expire first until the total fits ``max_bytes`` (of equal lifetimes, the oldest first).
 local function trim()
   for _, item in ipairs(redis.call('ZRANGEBYSCORE', book.retained, '-inf', now_us, 'LIMIT', 0, 1000)) do
     forget(item)
