@@ -11,6 +11,8 @@ Rules this module keeps:
 * Limits on active runs are checked before any work: a new run takes a slot (counted per process,
   agent and owner, O(1)) that it gives back when it ends. The bytes of the event logs of the runs
   executing here are summed the same way, against ``max_retained_bytes``.
+* Run deadlines are kept in ticks: a run joins the set of its deadline's tick, and one loop timer per
+  tick (not per run) fails the runs still in it (adding and removing a run is O(1)).
 * A session belongs to the identity of the run that claimed it first; anyone else naming it gets the
   answer a missing session gets.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -82,6 +85,10 @@ class RunEngine:
         # Past it, a new run would find no room to start: it is refused rather than failed at once.
         budget = settings.max_retained_bytes
         self._full_at = budget - min(_ROOM_TO_START, budget // 4)
+        # The runs to fail at each tick (a deadline is checked to within a tick: 1 s, or a twentieth of
+        # max_run_duration if that is shorter).
+        self._due: dict[int, set[RunExecution]] = {}
+        self._tick = min(1.0, settings.max_run_duration / 20)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
@@ -102,6 +109,7 @@ class RunEngine:
         self._active, self.log_bytes = 0, 0
         self._active_by_agent.clear()
         self._active_by_owner.clear()
+        self._due.clear()
         try:
             self.limiter = anyio.CapacityLimiter(self.settings.sync_agent_threads)
             if self.settings.trusted_origins:
@@ -168,7 +176,7 @@ class RunEngine:
             if self.store.shared:
                 await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
         except BaseException:
-            self._give_back_slot(agent.name, owner)
+            self._give_back_slot(agent, owner)
             raise
 
         loader = ResourceLoader(
@@ -185,7 +193,7 @@ class RunEngine:
         self.log_bytes += execution.log_bytes
         self._executions[run.run_id] = execution
         execution.task = self._spawn(self._execute(execution))
-        execution.start_deadline(self.settings.max_run_duration)
+        self._watch_deadline(execution)
         return run
 
     # limits on active runs ------------------------------------------------------------------------
@@ -194,6 +202,7 @@ class RunEngine:
 
         Anonymous runs (owner ``None``) share one count for ``max_active_runs_per_owner``. A new run is
         refused too while the active runs' logs leave less than 1 KiB of ``max_retained_bytes``.
+        Runs are counted by agent and by owner only where a cap asks for it.
         """
         settings = self.settings
         if self._active >= settings.max_active_runs:
@@ -202,18 +211,19 @@ class RunEngine:
                 limit="max_active_runs",
                 value=settings.max_active_runs,
             )
-        of_agent = self._active_by_agent.get(agent.name, 0)
-        if agent.max_active_runs is not None and of_agent >= agent.max_active_runs:
+        per_agent = agent.max_active_runs
+        of_agent = 0 if per_agent is None else self._active_by_agent.get(agent.manifest.name, 0)
+        if per_agent is not None and of_agent >= per_agent:
             error = TooManyRequests(
-                f"agent {agent.name} is executing {agent.max_active_runs} runs, its most: try again later",
+                f"agent {agent.name} is executing {per_agent} runs, its most: try again later",
                 limit="max_active_runs_per_agent",
-                value=agent.max_active_runs,
+                value=per_agent,
             )
             if error.error.data is not None:
                 error.error.data["agent_name"] = agent.name
             raise error
-        of_owner = self._active_by_owner.get(owner, 0)
         per_owner = settings.max_active_runs_per_owner
+        of_owner = 0 if per_owner is None else self._active_by_owner.get(owner, 0)
         if per_owner is not None and of_owner >= per_owner:
             raise TooManyRequests(
                 f"you have {per_owner} runs executing, the most one may have: try again later",
@@ -228,17 +238,22 @@ class RunEngine:
                 value=settings.max_retained_bytes,
             )
         self._active += 1
-        self._active_by_agent[agent.name] = of_agent + 1
-        self._active_by_owner[owner] = of_owner + 1
+        if per_agent is not None:
+            self._active_by_agent[agent.manifest.name] = of_agent + 1
+        if per_owner is not None:
+            self._active_by_owner[owner] = of_owner + 1
 
-    def _give_back_slot(self, agent_name: str, owner: str | None) -> None:
+    def _give_back_slot(self, agent: AgentDefinition, owner: str | None) -> None:
         self._active -= 1
-        of_agent = self._active_by_agent.pop(agent_name) - 1
-        if of_agent:
-            self._active_by_agent[agent_name] = of_agent
-        of_owner = self._active_by_owner.pop(owner) - 1
-        if of_owner:
-            self._active_by_owner[owner] = of_owner
+        if agent.max_active_runs is not None:
+            name = agent.manifest.name
+            of_agent = self._active_by_agent.pop(name) - 1
+            if of_agent:
+                self._active_by_agent[name] = of_agent
+        if self.settings.max_active_runs_per_owner is not None:
+            of_owner = self._active_by_owner.pop(owner) - 1
+            if of_owner:
+                self._active_by_owner[owner] = of_owner
 
     def release(self, execution: RunExecution) -> None:
         """The run has ended (or was failed while its agent still holds a thread): give back its slot
@@ -246,12 +261,27 @@ class RunEngine:
         if execution.released:
             return
         execution.released = True
-        execution.stop_deadline()
-        self._give_back_slot(execution.agent.name, execution.context.owner)
+        due = self._due.get(execution.deadline_tick)
+        if due is not None:
+            due.discard(execution)
+        self._give_back_slot(execution.agent, execution.context.owner)
         self.log_bytes -= execution.log_bytes
-        run_id = execution.run.run_id
-        if self._executions.get(run_id) is execution:
-            del self._executions[run_id]
+        self._executions.pop(execution.run.run_id, None)
+
+    def _watch_deadline(self, execution: RunExecution) -> None:
+        """Fail the run if it has not ended ``max_run_duration`` from now (awaiting time included)."""
+        assert self._loop is not None
+        tick = math.ceil((self._loop.time() + self.settings.max_run_duration) / self._tick)
+        due = self._due.get(tick)
+        if due is None:
+            due = self._due[tick] = set()
+            self._loop.call_at(tick * self._tick, self._expire, tick)
+        due.add(execution)
+        execution.deadline_tick = tick
+
+    def _expire(self, tick: int) -> None:
+        for execution in self._due.pop(tick, ()):
+            execution.time_out(self.settings.max_run_duration)
 
     def _session_recorder(
         self, session: SessionContext, loader: ResourceLoader, input: list[Message], owner: str | None

@@ -9,8 +9,8 @@ Rules this module keeps:
   at its next yield and its thread is freed.
 * Status changes go through ``Store.update_run`` with the statuses they expect: a run a client
   cancels meanwhile ends ``cancelled``, whatever the agent was doing.
-* Limits fail a run, they never stop the server: past ``max_run_duration`` (one timer per run) the
-  agent is stopped as by a cancel and the run is failed at once, even if the agent holds on; an event
+* Limits fail a run, they never stop the server: past ``max_run_duration`` the agent is stopped as by
+  a cancel and the run is failed at once, even if the agent holds on; an event
   that would take the run's log past ``max_run_log_bytes`` (or the active runs' past
   ``max_retained_bytes``) is not stored and fails the run.
 """
@@ -53,7 +53,8 @@ __all__ = ["RunCancelled", "RunExecution"]
 logger = logging.getLogger("acp_adapters")
 
 _ACTIVE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
-#: The events that end a run: always stored, whatever their size (the run must end).
+#: The events that end a run: always stored, whatever their size (the run must end), and not counted
+#: in the bytes of the active runs (the run is not active once it is stored).
 _ENDINGS = frozenset({"run.completed", "run.failed", "run.cancelled"})
 #: How many events a busy agent may emit before the loop gets a turn (so streams flow while it runs).
 _EVENTS_PER_TURN = 64
@@ -103,7 +104,8 @@ class RunExecution:
         self.released = False
         #: The error a limit stopped the run with: it ends failed with it, whatever the agent does next.
         self._failure: ACPError | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        #: The tick of the engine's clock at which the run fails if it has not ended.
+        self.deadline_tick = 0
 
     # commands from the engine (same loop) ---------------------------------------------------------
     def cancel(self) -> None:
@@ -115,17 +117,9 @@ class RunExecution:
         elif self._interruptible and self.task is not None:
             self.task.cancel()
 
-    def start_deadline(self, seconds: float) -> None:
-        """Fail the run if it has not ended ``seconds`` from now (awaiting time included)."""
-        self._deadline = asyncio.get_running_loop().call_later(seconds, self._on_deadline, seconds)
-
-    def stop_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _on_deadline(self, seconds: float) -> None:
-        self._deadline = None
+    def time_out(self, seconds: float) -> None:
+        """The run has gone on for ``seconds``, its most (awaiting time included): stop the agent as a
+        cancel would, and fail the run now."""
         error = Error(
             code=ErrorCode.SERVER_ERROR,
             message=f"the run took longer than {seconds:g} s",
@@ -260,10 +254,8 @@ class RunExecution:
     # what the agent yields ------------------------------------------------------------------------
     async def sink(self, item: Any) -> Any:
         """Handle one item the agent yielded or returned; returns what to send back into the agent."""
-        if self.context.cancelled:
+        if self.context.cancelled:  # (a limit that failed the run marks it cancelled too)
             raise RunCancelled()
-        if self._failure is not None:
-            raise self._failure
         if isinstance(item, str):
             await self._add_part(MessagePart(content=item))
         elif isinstance(item, MessagePart):
@@ -335,32 +327,39 @@ class RunExecution:
         await self._append(*events)
 
     def _charge(self, events: Sequence[EventRecord]) -> None:
-        """Count the events' bytes against the limits, or fail the run (they are then not stored)."""
+        """Count the events' bytes, or fail the run if they would take it past a limit (they are then
+        not stored)."""
         size = 0
         for event in events:
             size += len(event.data)
-        self._check_room(size)
-        self._count(size)
+        engine = self.engine
+        if self.released:  # (a run failed at its deadline whose agent still goes on)
+            self.log_bytes += size
+            return
+        log_bytes = self.log_bytes + size
+        if log_bytes > engine.settings.max_run_log_bytes or (
+            engine.log_bytes + size > engine.settings.max_retained_bytes
+        ):
+            self._fail_by_limit(size)
+        self.log_bytes = log_bytes
+        engine.log_bytes += size
 
-    def _check_room(self, size: int) -> None:
-        settings = self.engine.settings
-        if self.log_bytes + size > settings.max_run_log_bytes:
-            self._fail_by_limit(
-                f"the run's events went over {settings.max_run_log_bytes} bytes", "max_run_log_bytes"
-            )
-        if not self.released and self.engine.log_bytes + size > settings.max_retained_bytes:
-            self._fail_by_limit(
-                f"the active runs' events went over {settings.max_retained_bytes} bytes",
-                "max_retained_bytes",
-            )
-
-    def _count(self, size: int) -> None:
+    def _add_bytes(self, size: int) -> None:
         self.log_bytes += size
-        if not self.released:
+        if not self.released:  # (a run failed at its deadline whose agent still goes on)
             self.engine.log_bytes += size
 
-    def _fail_by_limit(self, message: str, reason: str) -> None:
+    def _fail_by_limit(self, size: int) -> None:
+        """Fail the run because ``size`` more bytes of log would take it past a limit; stop the agent."""
+        settings = self.engine.settings
+        if self.log_bytes + size > settings.max_run_log_bytes:
+            message = f"the run's events went over {settings.max_run_log_bytes} bytes"
+            reason = "max_run_log_bytes"
+        else:
+            message = f"the active runs' events went over {settings.max_retained_bytes} bytes"
+            reason = "max_retained_bytes"
         self._failure = ACPError(Error(code=ErrorCode.SERVER_ERROR, message=message, data={"reason": reason}))
+        self.context.mark_cancelled()  # a sync agent watching context.cancelled stops too
         raise self._failure
 
     async def _append(self, *events: EventRecord) -> None:
@@ -409,13 +408,15 @@ class RunExecution:
         """Apply ``changes`` if the run's status is in ``expect``, with the event that announces them
         (in one store step); keep our copy of the run in step."""
         events = [self._json.event(event, self.run, changes)] if event else []
-        size = len(events[0].data) if events else 0
-        if event is not None and event not in _ENDINGS:  # an ending is stored whatever its size
-            self._check_room(size)
+        # An ending is stored whatever its size, and not counted: the run's bytes are given back with it.
+        charged = event is not None and event not in _ENDINGS
+        if charged:
+            self._charge(events)
         record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
         if record is None:
+            if charged:
+                self._add_bytes(-len(events[0].data))
             return False
-        self._count(size)
         if events and events[0].type in STOP_EVENTS and not self.settled.done():  # (or cancelled)
             self.settled.set_result(events[0])
         if record.run is not self.run:  # the in-memory store shares our object
