@@ -39,11 +39,12 @@ __all__ = ["ACP", "ACPState", "settings_from_config"]
 
 _SETTING_KEYS = {f"ACP_{f.name.upper()}": f.name for f in fields(Settings)}
 _OWN_KEYS = {"ACP_URL_PREFIX", "ACP_STORE"}
+_LIST_KEYS = {f"ACP_{f.name.upper()}" for f in fields(Settings) if str(f.type).startswith("tuple")}
 
 
 @dataclass
 class ACPState:
-    """What the extension keeps per app, in ``app.extensions["acp"]``."""
+    """What the extension keeps per mount, in ``app.extensions["acp"]`` (``["acp:<name>"]`` for others)."""
 
     service: ACPService
     bridge: SyncBridge
@@ -55,7 +56,10 @@ class ACP:
     """Serves a registry of agents over ACP from a Flask app.
 
     ``url_prefix`` (default: ``app.config["ACP_URL_PREFIX"]``, else ``/acp``) is where the API is
-    mounted. ``settings`` are the base settings; ``ACP_*`` keys of ``app.config`` override them.
+    mounted. ``name`` (default ``acp``) names the mount's blueprint and CLI group: an app serves several
+    mounts with one ``ACP`` each, ``ACP(app, private, name="acp-private", url_prefix="/acp-private")``
+    (a mount other than ``acp`` defaults to ``/<name>`` and ignores ``ACP_URL_PREFIX``).
+    ``settings`` are the base settings; ``ACP_*`` keys of ``app.config`` override them.
     ``owner`` is called inside the request (after the app's ``before_request`` hooks) and returns the
     caller's identity, e.g. ``owner=lambda: g.user_id``; runs, sessions and resources are scoped to it.
     ``authorize(request, agent)`` is the core's authorization hook (see
@@ -69,6 +73,7 @@ class ACP:
         app: Flask | None = None,
         registry: AgentRegistry | None = None,
         *,
+        name: str = "acp",
         url_prefix: str | None = None,
         store: Store | None = None,
         settings: Settings | None = None,
@@ -79,7 +84,12 @@ class ACP:
             raise TypeError(
                 "ACP() needs the registry of agents to serve: ACP(app, registry) or ACP(registry=...)"
             )
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(
+                f"ACP(name=...) must be a non-empty name without dots, like 'acp-private', not {name!r}"
+            )
         self.registry = registry
+        self.name = name
         self.url_prefix = url_prefix
         self.store = store
         self.settings = settings
@@ -90,7 +100,15 @@ class ACP:
 
     def init_app(self, app: Flask) -> None:
         """Register the ACP blueprint, its CLI commands and its state on ``app``."""
-        prefix = self.url_prefix if self.url_prefix is not None else app.config.get("ACP_URL_PREFIX", "/acp")
+        if _extension_key(self.name) in app.extensions:
+            raise ValueError(
+                f"an ACP mount named {self.name!r} is already on this app: give each mount its own name, "
+                f"ACP(app, registry, name='acp-private', url_prefix='/acp-private')"
+            )
+        prefix = self.url_prefix
+        if prefix is None:
+            default = "/" + self.name
+            prefix = app.config.get("ACP_URL_PREFIX", default) if self.name == "acp" else default
         prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         settings = settings_from_config(app.config, self.settings)
         store = self.store
@@ -105,14 +123,14 @@ class ACP:
             authorize=self.authorize,
         )
         state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
-        app.extensions["acp"] = state
-        app.register_blueprint(_blueprint(state), url_prefix=prefix)
+        app.extensions[_extension_key(self.name)] = state
+        app.register_blueprint(_blueprint(state, self.name), url_prefix=prefix)
         warn_if_store_not_shared(store)
 
     @staticmethod
-    def state(app: Flask | None = None) -> ACPState:
-        """The extension's state on ``app`` (default: the current app)."""
-        state: ACPState = (app or current_app).extensions["acp"]
+    def state(app: Flask | None = None, name: str = "acp") -> ACPState:
+        """The state of the mount ``name`` on ``app`` (default: the current app)."""
+        state: ACPState = (app or current_app).extensions[_extension_key(name)]
         return state
 
 
@@ -126,13 +144,24 @@ def settings_from_config(config: dict[str, Any], base: Settings | None = None) -
     if unknown:
         known = ", ".join(sorted(_OWN_KEYS | set(_SETTING_KEYS)))
         raise ValueError(f"unknown ACP config key(s) {', '.join(unknown)}; known keys: {known}")
-    values = {_SETTING_KEYS[key]: value for key, value in given.items()}
+    values = {_SETTING_KEYS[key]: _listed(key, value) for key, value in given.items()}
     checked = Settings.from_mapping(values)
     return replace(base or Settings(), **{name: getattr(checked, name) for name in values})
 
 
-def _blueprint(state: ACPState) -> Blueprint:
-    blueprint = Blueprint("acp", __name__, cli_group="acp")
+def _extension_key(name: str) -> str:
+    return "acp" if name == "acp" else f"acp:{name}"
+
+
+def _listed(key: str, value: Any) -> Any:
+    """A list setting given as one string: ``"*"`` or ``"https://a.example, https://b.example"``."""
+    if isinstance(value, str) and key in _LIST_KEYS:
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def _blueprint(state: ACPState, name: str) -> Blueprint:
+    blueprint = Blueprint(name, __name__, cli_group=name)
 
     def serve(path: str = "") -> FlaskResponse:
         limit = state.service.settings.max_body_size

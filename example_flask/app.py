@@ -19,11 +19,10 @@ once when the app is made:
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 from acp_adapters import Settings
 from acp_adapters.flask import ACP
-from acp_adapters.wsgi import ACPWSGIMiddleware
 from example_agents import (
     DEMO_SETTINGS,
     demo_registry,
@@ -47,14 +46,15 @@ def create_app() -> Flask:
 
     ACP(app, demo_registry(), settings=settings, store=store_from_env())
 
-    # A second mount, in front of the Flask app (one ACP extension registers one blueprint per app).
-    app.wsgi_app = ACPWSGIMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app,
+    # A second mount: one ACP per mount, each with its own name (its blueprint and CLI group).
+    ACP(
+        app,
         private_registry(),
-        prefix="/acp-private",
+        name="acp-private",
+        url_prefix="/acp-private",
         settings=settings,
         store=store_from_env("private"),
-        owner=lambda environ: tokens.owner(environ.get("HTTP_AUTHORIZATION")),
+        owner=lambda: tokens.owner(request.headers.get("Authorization")),
         authorize=tokens.authorize,
     )
     return app

@@ -356,3 +356,64 @@ def test_a_body_declared_as_text_is_a_415() -> None:
     ACP(app, demo_registry())
     response = app.test_client().post("/acp/runs", data=b"{}", headers={"Content-Type": "text/plain"})
     assert response.status_code == 415 and json_of(response)["data"] == {"content_type": "text/plain"}
+
+
+def test_several_mounts_in_one_app() -> None:
+    app = Flask(__name__)
+    public, private = AgentRegistry(), AgentRegistry()
+
+    @public.agent()
+    def hello(input: list[Any]) -> str:
+        return "public"
+
+    @private.agent()
+    def secret(input: list[Any]) -> str:
+        return "private"
+
+    ACP(app, public)
+    ACP(app, private, name="acp-private", url_prefix="/acp-private")
+    client = app.test_client()
+    assert [a["name"] for a in json_of(client.get("/acp/agents"))["agents"]] == ["hello"]
+    assert [a["name"] for a in json_of(client.get("/acp-private/agents"))["agents"]] == ["secret"]
+    assert texts(run(app, "secret", "x", prefix="/acp-private")) == ["private"]
+    assert client.post("/acp/runs", json=run_body("secret", "x")).status_code == 404
+    assert ACP.state(app, "acp-private").url_prefix == "/acp-private"
+    assert ACP.state(app).service.registry is public
+    cli = app.test_cli_runner().invoke(args=["acp-private", "agents"])
+    assert cli.output.split() == ["secret"]
+
+
+def test_a_second_mount_under_a_name_already_used_says_how_to_name_it() -> None:
+    app = Flask(__name__)
+    ACP(app, AgentRegistry())
+    with pytest.raises(ValueError, match=r"name='acp-private'"):
+        ACP(app, AgentRegistry(), url_prefix="/other")
+    with pytest.raises(ValueError, match="without dots"):
+        ACP(Flask(__name__), AgentRegistry(), name="acp.private")
+
+
+def test_a_named_mount_defaults_to_its_name_as_prefix() -> None:
+    app = Flask(__name__)
+    app.config["ACP_URL_PREFIX"] = "/api/acp"
+    ACP(app, AgentRegistry())
+    ACP(app, AgentRegistry(), name="acp-admin")
+    assert ACP.state(app).url_prefix == "/api/acp"
+    assert ACP.state(app, "acp-admin").url_prefix == "/acp-admin"
+
+
+@pytest.mark.parametrize(
+    ("configured", "origins"),
+    [
+        ("*", ("*",)),
+        ("https://a.example, https://b.example", ("https://a.example", "https://b.example")),
+        (["https://a.example"], ("https://a.example",)),
+    ],
+)
+def test_cors_origins_as_a_string_as_the_docs_say(configured: Any, origins: tuple[str, ...]) -> None:
+    app = Flask(__name__)
+    app.config["ACP_CORS_ORIGINS"] = configured
+    ACP(app, demo_registry())
+    assert ACP.state(app).service.settings.cors_origins == origins
+    response = app.test_client().get("/acp/agents", headers={"Origin": "https://a.example"})
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] in ("*", "https://a.example")
