@@ -25,9 +25,10 @@ try:
     from flask.blueprints import BlueprintSetupState
     from werkzeug.routing import PathConverter, Rule
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("acp_adapters.flask needs Flask: pip install 'acp-adapters[flask]'") from exc
+    raise ImportError('acp_adapters.flask needs Flask: pip install "acp-adapters[flask]"') from exc
 
 from .bridge import SyncBridge, SyncStreamResponse
+from .cli import describe_agents
 from .core.agents import AgentRegistry
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
@@ -201,9 +202,7 @@ def _blueprint(state: ACPState, name: str) -> Blueprint:
     @blueprint.cli.command("agents")
     def agents() -> None:
         """List the agents served over ACP."""
-        for agent in state.service.registry:
-            summary = agent.manifest.description.strip().splitlines()
-            click.echo(f"{agent.name:<24} {summary[0] if summary else ''}".rstrip())
+        click.echo(describe_agents(state.service.registry))
 
     return blueprint
 
