@@ -19,8 +19,10 @@ raises :class:`ACPConfigurationError`, whose ``id`` is the one the system checks
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any, TypeVar, cast
 
 from django.conf import settings as django_settings
@@ -34,7 +36,17 @@ from acp_adapters.core.service import Authorize
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
 
-__all__ = ["KEYS", "ACPConf", "ACPConfigurationError", "Authorize", "Guard", "Owner", "StoreFactory", "conf"]
+__all__ = [
+    "KEYS",
+    "ACPConf",
+    "ACPConfigurationError",
+    "Authorize",
+    "Guard",
+    "Owner",
+    "StoreFactory",
+    "conf",
+    "missing_setting",
+]
 
 #: The caller's identity, as the host's auth established it; runs and sessions are scoped to it.
 Owner = Callable[[HttpRequest], "str | None"]
@@ -59,6 +71,35 @@ class ACPConfigurationError(ImproperlyConfigured):
 
 def _fail(id: str, message: str, hint: str | None = None) -> ACPConfigurationError:
     return ACPConfigurationError(f"acp_adapters.{id}", message, hint)
+
+
+def missing_setting() -> ACPConfigurationError:
+    """The error of a mount that takes its agents from ``ACP_ADAPTERS`` when the project sets none."""
+    return _fail(
+        "E010",
+        "settings.ACP_ADAPTERS is not set, and the default ACP mount (acp_adapters.django.urls, or an "
+        "ACPSite() without a registry) takes its agents from it.",
+        "Add ACP_ADAPTERS = {'REGISTRY': 'mysite.agents.registry'} to settings (the dotted path of your "
+        "AgentRegistry), or mount ACPSite(registry).urls instead.",
+    )
+
+
+def _module_named(path: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(path)
+    except ImportError:
+        return None
+
+
+def _registry_is_a_module(path: str, module: ModuleType) -> ACPConfigurationError:
+    found = [name for name, value in vars(module).items() if isinstance(value, AgentRegistry)]
+    example = f"{path}.{found[0]}" if found else "mysite.agents.registry"
+    return _fail(
+        "E005",
+        f"ACP_ADAPTERS['REGISTRY'] must name an AgentRegistry (for example {example!r}), "
+        f"{path!r} is a module.",
+        f"Write 'REGISTRY': {example!r}." if found else None,
+    )
 
 
 class ACPConf:
@@ -154,6 +195,8 @@ class ACPConf:
 
     def _resolve(self, key: str, resolve: Callable[[Any], T]) -> T | None:
         value = self.raw.get(key)
+        if value is None and key == "REGISTRY" and not self.configured:
+            raise missing_setting()
         if value is None and key == "REGISTRY":
             raise _fail(
                 "E003",
@@ -169,10 +212,15 @@ class ACPConf:
         try:
             return import_string(value)
         except ImportError as exc:
+            module = _module_named(value) if key == "REGISTRY" else None
+            if module is not None:
+                raise _registry_is_a_module(value, module) from None
             raise _fail("E004", f"ACP_ADAPTERS[{key!r}] = {value!r} cannot be imported: {exc}") from exc
 
     @staticmethod
     def _registry(value: Any) -> AgentRegistry:
+        if isinstance(value, ModuleType):
+            raise _registry_is_a_module(value.__name__, value)
         if not isinstance(value, AgentRegistry) and callable(value):
             value = value()
         if not isinstance(value, AgentRegistry):

@@ -126,6 +126,11 @@ class ACPSite:
         """For ``path("acp/", site.urls)``: the patterns, the app name ``acp`` and the namespace."""
         return self.urlpatterns, "acp", self.name
 
+    @property
+    def takes_registry_from_settings(self) -> bool:
+        """Whether this mount serves ``ACP_ADAPTERS['REGISTRY']`` (it was given no registry)."""
+        return self._registry is None
+
     # the service ----------------------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
