@@ -25,7 +25,7 @@ try:
     from flask.blueprints import BlueprintSetupState
     from werkzeug.routing import PathConverter, Rule
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError('acp_adapters.flask needs Flask: pip install "acp-adapters[flask]"') from exc
+    raise ImportError(f'acp_adapters.flask needs Flask ({exc}): pip install "acp-adapters[flask]"') from exc
 
 from .bridge import SyncBridge, SyncStreamResponse
 from .cli import describe_agents

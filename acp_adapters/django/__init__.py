@@ -9,6 +9,14 @@ refused before Django reads it.
 
 from __future__ import annotations
 
+try:
+    import asgiref  # noqa: F401
+    import django  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f'acp_adapters.django needs Django ({exc}): pip install "acp-adapters[django]"'
+    ) from exc
+
 from .asgi import asgi_body_limit
 from .auth import AuthenticationRequired, PermissionRequired, login_required, permission_required
 from .views import ACPSite, site

@@ -378,6 +378,8 @@ class DjangoStore(Store):
         """Whether changes are announced with PostgreSQL's NOTIFY (``listen``; by default on PostgreSQL)."""
         if self._listen is None:
             self._listen = connections[self.using].vendor == "postgresql"
+            if self._listen:
+                _require_psycopg()
         return self._listen
 
     def _ensure_listening(self) -> None:
@@ -450,6 +452,17 @@ class DjangoStore(Store):
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="acp-django-store")
             self._pid = os.getpid()
         return self._executor
+
+
+def _require_psycopg() -> None:
+    """LISTEN/NOTIFY needs psycopg 3 (Django may run on psycopg2): say how to get it, or to poll."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"the database store listens on PostgreSQL with psycopg 3 ({exc}): "
+            'pip install "acp-adapters[postgres]", or DjangoStore(listen=False) to poll only'
+        ) from exc
 
 
 def _urls_size(history: Sequence[str], state: str | None) -> int:

@@ -23,24 +23,26 @@ def store_from_url(url: str | None, *, settings: Settings | None = None, **optio
     * ``redis://host:port/db``, ``rediss://...`` (TLS), ``unix:///path.sock?db=0``: :class:`RedisStore`
       (``options`` go to it, e.g. ``prefix="myapp:acp:"``).
 
-    ``settings`` supplies the retention, the bound on finished runs, the lease time and (Redis) the
-    bound on retained bytes. Nothing
+    ``settings`` supplies the retention, the bounds on finished runs and on retained bytes and (Redis)
+    the lease time. Nothing
     connects here: the engine starts the store on its event loop.
     """
     url = (url or "").strip()
     scheme = url.partition("://")[0].lower() if "://" in url else url.lower()
     tuning: dict[str, Any] = {}
     if settings is not None:
-        tuning = {"retention": settings.run_retention, "max_finished_runs": settings.max_finished_runs}
+        tuning = {
+            "retention": settings.run_retention,
+            "max_finished_runs": settings.max_finished_runs,
+            "max_retained_bytes": settings.max_retained_bytes,
+        }
     if scheme in ("", "memory"):
-        return MemoryStore(**tuning, **options)
+        return MemoryStore(**{**tuning, **options})
     if scheme in ("redis", "rediss", "unix"):
-        try:
-            from .redis import RedisStore
-        except ImportError as exc:  # pragma: no cover - depends on the installed extras
-            raise ImportError("the Redis store needs redis-py: pip install 'acp-adapters[redis]'") from exc
+        from .redis import RedisStore  # without redis-py: an ImportError naming the extra
+
         if settings is not None:
-            tuning.update(lease_ttl=settings.lease_ttl, max_retained_bytes=settings.max_retained_bytes)
-        return RedisStore.from_url(url, **tuning, **options)
+            tuning.update(lease_ttl=settings.lease_ttl)
+        return RedisStore.from_url(url, **{**tuning, **options})
     # The Django database store is configured in Django's settings, not by URL: see acp_adapters.django.
     raise ValueError(f"unknown store URL {url!r}: use memory:// or redis://host:port/db")

@@ -30,6 +30,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+try:
+    import redis  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(f'the Redis store needs redis-py ({exc}): pip install "acp-adapters[redis]"') from exc
+
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
 from acp_adapters.stores.redis_codec import (

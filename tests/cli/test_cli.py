@@ -17,9 +17,13 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from flask import Flask
 
-from acp_adapters.cli import describe_agents, load_registry
+from acp_adapters.cli import describe_agents, load_registry, make_app
 from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.memory_store import MemoryStore
+from acp_adapters.core.settings import Settings
 from acp_adapters.flask import ACP
+from acp_adapters.stores import store_from_url
+from acp_adapters.stores.redis import RedisStore
 from tests.deployments.base import free_port
 
 AGENTS_MODULE = '''
@@ -251,3 +255,24 @@ def test_manage_py_acp_agents_with_a_bad_registry_says_what_to_set() -> None:
         pytest.raises(CommandError, match=r"ACP_ADAPTERS\['REGISTRY'\] = 'tests.cli.test_cli.no_such_thing'"),
     ):
         call_command("acp_agents")
+
+
+def test_serve_takes_settings_and_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACP_MAX_RETAINED_BYTES", "5000")
+    monkeypatch.setenv("ACP_RUN_RETENTION", "12")
+    monkeypatch.setenv("ACP_STORE", "redis://127.0.0.1:6379/3")
+    app = make_app(two_agents(), prefix="/x")
+    assert app.prefix == "/x"
+    store = app.acp.service.store
+    assert isinstance(store, RedisStore)
+    assert (store.max_retained_bytes, store.retention) == (5000, 12.0)
+
+
+def test_store_from_url_bounds_the_memory_store_by_bytes() -> None:
+    settings = Settings(max_retained_bytes=5000, run_retention=12.0)
+    memory = store_from_url("memory://", settings=settings)
+    assert isinstance(memory, MemoryStore)
+    assert (memory.max_retained_bytes, memory.retention) == (5000, 12.0)
+    chosen = store_from_url("", settings=settings, max_retained_bytes=100)  # an option wins over settings
+    assert isinstance(chosen, MemoryStore)
+    assert chosen.max_retained_bytes == 100
