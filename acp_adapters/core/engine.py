@@ -197,6 +197,12 @@ class RunEngine:
         return run
 
     # limits on active runs ------------------------------------------------------------------------
+    def check_capacity(self, agent: AgentDefinition, owner: str | None) -> None:
+        """Raise :class:`TooManyRequests` if a run of ``agent`` by ``owner`` would be refused now;
+        takes nothing (the service asks before it takes an ``Idempotency-Key``)."""
+        self._take_slot(agent, owner)
+        self._give_back_slot(agent, owner)
+
     def _take_slot(self, agent: AgentDefinition, owner: str | None) -> None:
         """Count a new run of ``agent`` by ``owner`` as active, or raise :class:`TooManyRequests`.
 

@@ -104,8 +104,10 @@ class ACPService:
     (``run_retention``). A repeat of the same key with the same body (byte for byte: its SHA-256 is
     kept) answers with that run instead of a new one: in async mode as ``GET /runs/{id}`` shows it now
     (202), in sync mode once it awaits or ends, in stream mode with its events from the first. The
-    same key with another body gets 409. If the first request failed before its run was created (429,
-    an unknown agent), the key stays taken and a repeat gets 409: retry such a request with a new key.
+    same key with another body gets 409. An unknown agent (404) and a limit on active runs (429) are
+    answered before the key is taken, so the same key can be retried (while the server is full, a
+    repeat may get the 429 too); only a request that fails between taking the key and creating its
+    run (the store unreachable) leaves the key taken, and a repeat then gets 409 asking for a new key.
     """
 
     def __init__(
@@ -239,8 +241,10 @@ class ACPService:
         await self._authorized(request, body.agent_name)
         run_id = None
         if key is not None:
-            if self.registry.get(body.agent_name) is None:  # before the key is taken
+            agent = self.registry.get(body.agent_name)
+            if agent is None:  # refusals that need no run come before the key is taken
                 raise NotFoundError(f"agent {_shown(body.agent_name)} not found")
+            self.engine.check_capacity(agent, request.owner)
             run_id, created = await self._claim_idempotency_key(request, key)
             if not created:
                 return await self._replay(request, body.mode, run_id)

@@ -231,6 +231,23 @@ async def test_keys_are_scoped_per_owner() -> None:
     assert len(ids) == 4
 
 
+async def test_a_key_refused_for_a_limit_stays_free_for_the_retry() -> None:
+    from acp_adapters import Settings
+
+    service = ACPService(registry(), settings=Settings(max_active_runs=1))
+    body = run_body("asker", "wait", mode="async")
+    assert (await answer(service, "POST", "/runs", body))[0] == 202  # holds the only slot: it awaits
+    key = {**JSON, "idempotency-key": "retry-me"}
+    retry = run_body("echo", "later", mode="async")
+    status, error = await answer(service, "POST", "/runs", retry, headers=key)
+    assert status == 429 and error["data"]["limit"] == "max_active_runs"
+    service.engine.settings = Settings(max_active_runs=3)  # capacity frees up
+    status, run = await answer(service, "POST", "/runs", retry, headers=key)
+    assert status == 202, run
+    status_again, run_again = await answer(service, "POST", "/runs", retry, headers=key)
+    assert status_again == 202 and run_again["run_id"] == run["run_id"]
+
+
 @pytest.mark.parametrize("key", ["", "a b", "é", "x" * 256, "tab\there"])
 async def test_a_malformed_key_is_a_422(key: str) -> None:
     service = ACPService(registry())
