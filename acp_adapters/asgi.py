@@ -28,6 +28,7 @@ from .core.http import Request, Response, StreamResponse
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
+from .workers import warn_if_store_not_shared
 
 __all__ = ["ACPApp", "ACPMiddleware"]
 
@@ -59,6 +60,7 @@ class ACPApp:
         authorize: Authorize | None = None,
     ) -> None:
         self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
+        warn_if_store_not_shared(self.service.store)  # uvicorn --workers 2 with the in-memory store
         self._owner = owner
         #: The loop that hosts the engine, if the server's; else the bridge to the process's loop.
         self._host_loop: asyncio.AbstractEventLoop | None = None

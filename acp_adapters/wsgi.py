@@ -10,11 +10,7 @@ through :mod:`acp_adapters.bridge`.
 from __future__ import annotations
 
 import http
-import importlib
 import logging
-import os
-import shlex
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,6 +21,7 @@ from .core.http import Request, Response
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
+from .workers import server_worker_count, warn_if_store_not_shared
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -207,50 +204,3 @@ class ACPWSGIMiddleware:
     def close(self) -> None:
         """Stop the ACP service."""
         self.acp.close()
-
-
-def server_worker_count(environ: Mapping[str, str] = os.environ, argv: list[str] | None = None) -> int | None:
-    """How many worker processes the server runs, as far as it tells; ``None`` when it does not.
-
-    Read, in order: uWSGI's own count; gunicorn's ``-w``/``--workers`` (command line, then
-    ``GUNICORN_CMD_ARGS``, parsed with gunicorn's parser) when gunicorn runs the app;
-    ``WEB_CONCURRENCY``, the variable gunicorn, uvicorn and PaaS hosts use for it. A count set only
-    in a gunicorn config file is not seen.
-    """
-    uwsgi = sys.modules.get("uwsgi")  # importable only inside uWSGI
-    if uwsgi is not None and isinstance(getattr(uwsgi, "numproc", None), int):
-        return int(uwsgi.numproc)
-    if environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
-        try:
-            gunicorn_config: Any = importlib.import_module("gunicorn.config")  # (untyped)
-        except ImportError:
-            pass
-        else:
-            parser = gunicorn_config.Config().parser()
-            for args in (
-                sys.argv[1:] if argv is None else argv,
-                shlex.split(environ.get("GUNICORN_CMD_ARGS", "")),
-            ):
-                workers = getattr(parser.parse_known_args(args)[0], "workers", None)
-                if isinstance(workers, int):
-                    return workers
-    try:
-        return int(environ["WEB_CONCURRENCY"])
-    except (KeyError, ValueError):
-        return None
-
-
-def warn_if_store_not_shared(store: Store | None, environ: Mapping[str, str] = os.environ) -> bool:
-    """Log a warning when several worker processes would each keep their own runs (an in-memory
-    store under a multi-process server). Returns whether it warned."""
-    workers = server_worker_count(environ)
-    if (store is not None and store.shared) or workers is None or workers <= 1:
-        return False
-    logger.warning(
-        "acp-adapters: the server runs %d worker processes but the ACP store is in memory: each worker "
-        "sees only its own runs and sessions, so requests about a run that land on another worker get 404. "
-        "Use a shared store (acp_adapters.stores.redis.RedisStore, or acp_adapters.django.store.DjangoStore) "
-        "or a single worker process with threads (gunicorn -w 1 -k gthread --threads 32).",
-        workers,
-    )
-    return True

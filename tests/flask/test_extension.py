@@ -274,12 +274,12 @@ class _SharedStore:
     [
         ({}, [], None),
         ({"WEB_CONCURRENCY": "3"}, [], 3),
-        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["-w", "4", "app:app"], 4),
-        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["--workers=2", "app:app"], 2),
-        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "--workers 5"}, ["app:app"], 5),
-        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "-w 5"}, ["-w", "1"], 1),
-        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "WEB_CONCURRENCY": "6"}, ["app:app"], 6),
-        ({"SERVER_SOFTWARE": "Werkzeug/3.1"}, ["-w", "4"], None),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "-w", "4", "app:app"], 4),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "--workers=2", "app:app"], 2),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "--workers 5"}, ["gunicorn", "app:app"], 5),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "-w 5"}, ["gunicorn", "-w", "1"], 1),
+        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "WEB_CONCURRENCY": "6"}, ["gunicorn", "app:app"], 6),
+        ({"SERVER_SOFTWARE": "Werkzeug/3.1"}, ["flask", "-w", "4"], None),
     ],
 )
 def test_worker_count(environ: dict[str, str], argv: list[str], count: int | None) -> None:
