@@ -47,17 +47,37 @@ def _kind_of(func: Callable[..., Any]) -> AgentKind:
     return "function"
 
 
-def _takes_context(func: Callable[..., Any]) -> bool:
+def _takes_context(func: Callable[..., Any], name: str) -> bool:
+    """Whether ``func`` is called as ``(input, context)`` rather than ``(input)``; raises
+    ``TypeError`` naming the agent when it can be called as neither."""
     try:
-        params = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin without a signature: give it both
         return True
+    params = list(signature.parameters.values())
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return True
-    if not positional:
-        raise ValueError(f"agent {func!r} must accept the input messages as its first argument")
-    return len(positional) >= 2
+    required = [p for p in positional if p.default is p.empty]
+    open_ended = any(p.kind is p.VAR_POSITIONAL for p in params)
+    keyword_only = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+
+    def takes(count: int) -> bool:
+        return len(required) <= count and (count <= len(positional) or open_ended)
+
+    if keyword_only or not (takes(1) or takes(2)):
+        why = (
+            f"its keyword-only argument(s) {', '.join(keyword_only)} have no default"
+            if keyword_only
+            else f"it takes {len(required)} required positional arguments"
+            if len(required) > 2
+            else "it takes no positional argument"
+        )
+        raise TypeError(
+            f"agent {name!r}, {getattr(func, '__qualname__', 'a callable')}{signature}, cannot be called "
+            f"as (input) or (input, context): {why}. An agent takes the input messages and, "
+            "optionally, the context, positionally: def agent(input, context) or def agent(input); "
+            "give any other argument a default"
+        )
+    return takes(2)
 
 
 class AgentRegistry:
@@ -140,7 +160,8 @@ class AgentRegistry:
         max_active_runs: int | None = None,
     ) -> AgentDefinition:
         """Register ``func`` as an agent (the decorator's plain form). Raises ``ValueError`` on a bad
-        or duplicate name, or a ``max_active_runs`` that is not a whole number of at least 1."""
+        or duplicate name, or a ``max_active_runs`` that is not a whole number of at least 1;
+        ``TypeError`` when ``func`` cannot be called as ``(input, context)`` or ``(input)``."""
         if not callable(func):
             raise TypeError(f"an agent must be callable, not {func!r}")
         if max_active_runs is not None and (
@@ -171,7 +192,7 @@ class AgentRegistry:
             manifest=manifest,
             func=func,
             kind=_kind_of(func),
-            takes_context=_takes_context(func),
+            takes_context=_takes_context(func, agent_name),
             max_active_runs=max_active_runs,
         )
         self._agents[agent_name] = definition

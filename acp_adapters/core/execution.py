@@ -31,6 +31,7 @@ from .agents import AgentDefinition
 from .context import Context, SessionContext
 from .errors import ACPError
 from .events import STOP_EVENTS, RunJSON, encode_event, message_event, message_json, part_event
+from .foreign import UnsendableValue, foreign_error, from_foreign, looks_like_a_message, type_name
 from .models import (
     Error,
     ErrorCode,
@@ -173,14 +174,32 @@ class RunExecution:
             await self._finish_failed(
                 Error(code=ErrorCode.SERVER_ERROR, message="the store became unreachable during the run")
             )
-        except Exception:
+        except Exception as exc:
             if self._failure is not None:  # the agent stumbled on the limit that stopped it
                 await self._finish_failed(self._failure.error)
                 return
-            logger.exception("run %s of agent %s failed", run_id, self.agent.name)
-            await self._finish_failed(
-                Error(code=ErrorCode.SERVER_ERROR, message="the agent failed with an unexpected error")
+            await self._finish_failed(self._error_of(exc))
+
+    def _error_of(self, exc: Exception) -> Error:
+        """The error a run fails with when its agent raises ``exc``: internals only in debug mode."""
+        sdk_error = foreign_error(exc)
+        if sdk_error is not None:  # the official SDK's ACPError, raised by an agent written for it
+            return sdk_error
+        if isinstance(exc, UnsendableValue):  # the agent author's mistake: say which, debug or not
+            logger.warning("run %s: %s", self.run.run_id, exc)
+            data: dict[str, Any] = {"reason": "unsendable_value", "type": exc.value_type}
+            if self.engine.settings.debug:
+                data["exception"] = "TypeError"
+            return Error(code=ErrorCode.SERVER_ERROR, message=str(exc), data=data)
+        logger.exception("run %s of agent %s failed", self.run.run_id, self.agent.name)
+        if self.engine.settings.debug:
+            kind = type_name(exc)
+            return Error(
+                code=ErrorCode.SERVER_ERROR,
+                message=f"the agent failed: {kind}: {exc}"[:2000],
+                data={"exception": kind},
             )
+        return Error(code=ErrorCode.SERVER_ERROR, message="the agent failed with an unexpected error")
 
     async def _call_agent_interruptibly(self) -> None:
         """Call the agent; a cancel interrupts an async agent where it awaits (a sync agent, in its
@@ -271,14 +290,41 @@ class RunExecution:
         elif isinstance(item, (list, tuple)):
             for element in item:
                 await self.sink(element)
-        elif isinstance(item, BaseModel):
-            await self._emit(_generic(item.model_dump(mode="json")))
+        elif isinstance(item, BaseModel):  # (a MessageAwaitRequest of the SDK returns the resume)
+            return await self._sink_model(item)
         elif isinstance(item, dict):
             await self._emit(_generic(item))
+        elif isinstance(item, Exception):  # as the official SDK does: yielding an error raises it
+            raise item
         else:
-            raise TypeError(
-                f"agent {self.agent.name} yielded a {type(item).__name__}, which ACP cannot carry"
+            kind = type_name(item)
+            raise UnsendableValue(
+                f"agent {self.agent.name} yielded a value of type {kind}, which ACP cannot carry "
+                "(an agent yields str, MessagePart, Artifact, Message, None, MessageAwaitRequest, "
+                "Error, or a dict or pydantic model for a generic event)",
+                kind,
             )
+        return None
+
+    async def _sink_model(self, item: BaseModel) -> Any:
+        """A pydantic model that is none of ours: one of the official SDK's, taken as ours; anything
+        named like a message fails the run; any other model is a ``generic`` event."""
+        kind = type_name(item)
+        try:
+            ours = from_foreign(item)
+        except ValueError as exc:
+            raise UnsendableValue(
+                f"agent {self.agent.name} yielded a {kind} that is not valid ACP: {exc}", kind
+            ) from None
+        if ours is not None:
+            return await self.sink(ours)
+        if looks_like_a_message(item):
+            raise UnsendableValue(
+                f"agent {self.agent.name} yielded a {kind}, which is not an ACP message: yield "
+                "acp_adapters.models.Message or MessagePart (or a str) made from it",
+                kind,
+            )
+        await self._emit(_generic(item.model_dump(mode="json")))
         return None
 
     async def _add_part(self, part: MessagePart) -> None:

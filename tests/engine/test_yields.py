@@ -103,5 +103,5 @@ def test_registry_rejects_bad_and_duplicate_names() -> None:
     assert definition.manifest.description.startswith("First line.")
     with pytest.raises(ValueError, match="already registered"):
         agents.add(one_arg)
-    with pytest.raises(ValueError, match="input messages"):
+    with pytest.raises(TypeError, match="input messages"):
         agents.add(lambda: None, name="no-args")
