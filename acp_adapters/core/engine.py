@@ -31,7 +31,7 @@ import anyio
 
 from .agents import AgentDefinition, AgentRegistry
 from .context import SessionContext
-from .errors import ConflictError, NotFoundError, TooManyRequests, ValidationFailed
+from .errors import ConflictError, NotFoundError, TooManyRequests, ValidationFailed, agent_not_found
 from .events import STOP_EVENTS, RunJSON, run_event
 from .execution import RunExecution
 from .models import (
@@ -165,7 +165,7 @@ class RunEngine:
         """
         agent = self.registry.get(request.agent_name)
         if agent is None:
-            raise NotFoundError(f"agent {request.agent_name} not found")
+            raise agent_not_found(request.agent_name, [other.name for other in self.registry])
         self._take_slot(agent, owner)
         try:
             session = await self._open_session(request, owner)

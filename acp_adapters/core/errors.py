@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from typing import Any
 
 from .models import Error, ErrorCode
@@ -16,7 +18,11 @@ __all__ = [
     "TooManyRequests",
     "UnsupportedMediaType",
     "ValidationFailed",
+    "agent_not_found",
 ]
+
+#: Most agent names an unknown agent's 404 lists in its ``data``.
+_LISTED_AGENTS = 20
 
 
 class ACPError(Exception):
@@ -54,8 +60,25 @@ class ACPError(Exception):
 class NotFoundError(ACPError):
     """404 not_found."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(Error(code=ErrorCode.NOT_FOUND, message=message), status=404)
+    def __init__(self, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(Error(code=ErrorCode.NOT_FOUND, message=message, data=data), status=404)
+
+
+def agent_not_found(name: str, known: Sequence[str]) -> NotFoundError:
+    """The 404 for an unknown agent ``name`` (as it may be shown): it suggests the closest of the
+    ``known`` agents (``slow-sync`` for ``slow_sync``) and lists up to 20 of them in ``data.agents``."""
+    spelled = name.lower().replace("_", "-")
+    close = [spelled] if spelled in known else []
+    close += [other for other in difflib.get_close_matches(name, known, n=3) if other not in close]
+    message = f"agent {name} not found"
+    if close:
+        message += f"; did you mean {' or '.join(close[:3])}?"
+    elif not known:
+        message += ": this server has no agents"
+    else:
+        message += "; GET /agents lists the agents"
+    listed = [*close[:3], *(other for other in known if other not in close)][:_LISTED_AGENTS]
+    return NotFoundError(message, {"agents": listed})
 
 
 class ValidationFailed(ACPError):

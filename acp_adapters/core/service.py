@@ -17,6 +17,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import inspect
 import json
@@ -34,7 +35,14 @@ from pydantic import BaseModel
 from .agents import AgentRegistry
 from .bodies import check_create_caps, check_resume_caps, parse_body, require_json
 from .engine import RunEngine
-from .errors import ACPError, ConflictError, NotFoundError, PayloadTooLargeError, ValidationFailed
+from .errors import (
+    ACPError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ValidationFailed,
+    agent_not_found,
+)
 from .http import Headers, Request, Response, StreamResponse
 from .memory_store import MemoryStore
 from .models import (
@@ -71,6 +79,8 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 #: first request is still creating.
 _REPLAY_POLLS = 100
 _REPLAY_POLL = 0.05
+#: With an ``authorize`` hook: how many agents an unknown agent's 404 asks the hook about at most.
+_CHECKED_FOR_404 = 40
 Handler = Callable[["ACPService", Request, str], Awaitable[Response | StreamResponse]]
 
 
@@ -227,10 +237,20 @@ class ACPService:
             raise
         return True
 
+    async def _agent_not_found(self, request: Request, name: str) -> NotFoundError:
+        """The 404 for an unknown agent, naming close agents; with an ``authorize`` hook, only agents
+        the caller may see (as ``GET /agents`` lists them), asking the hook about a few at most."""
+        names = [agent.name for agent in self.registry]
+        if self.authorize is not None:
+            close = difflib.get_close_matches(name.lower().replace("_", "-"), names, n=3)
+            candidates = dict.fromkeys([*close, *names[:_CHECKED_FOR_404]])
+            names = [other for other in candidates if await self._lets_through(request, other)]
+        return agent_not_found(_shown(name), names)
+
     async def _get_agent(self, request: Request, name: str) -> Response:
         agent = self.registry.get(name)
         if agent is None:
-            raise NotFoundError(f"agent {_shown(name)} not found")
+            raise await self._agent_not_found(request, name)
         await self._authorized(request, agent.name)
         return _json(200, agent.manifest)
 
@@ -240,10 +260,10 @@ class ACPService:
         check_create_caps(body, self.settings)
         await self._authorized(request, body.agent_name)
         run_id = None
+        agent = self.registry.get(body.agent_name)
+        if agent is None:  # (refusals that need no run come before an idempotency key is taken)
+            raise await self._agent_not_found(request, body.agent_name)
         if key is not None:
-            agent = self.registry.get(body.agent_name)
-            if agent is None:  # refusals that need no run come before the key is taken
-                raise NotFoundError(f"agent {_shown(body.agent_name)} not found")
             self.engine.check_capacity(agent, request.owner)
             run_id, created = await self._claim_idempotency_key(request, key)
             if not created:
