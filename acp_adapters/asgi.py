@@ -24,6 +24,7 @@ import anyio
 
 from .bridge import SyncBridge, loop_outlives_request
 from .core.agents import AgentRegistry
+from .core.arguments import check_prefix, check_service_arguments, check_wrapped_app
 from .core.http import Request, Response, StreamResponse
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
@@ -59,6 +60,9 @@ class ACPApp:
         owner: OwnerOf | None = None,
         authorize: Authorize | None = None,
     ) -> None:
+        check_service_arguments(
+            "ACPApp", registry, store=store, settings=settings, owner=owner, authorize=authorize
+        )
         self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
         warn_if_store_not_shared(self.service.store)  # uvicorn --workers 2 with the in-memory store
         self._owner = owner
@@ -146,6 +150,11 @@ class ACPMiddleware:
         owner: OwnerOf | None = None,
         authorize: Authorize | None = None,
     ) -> None:
+        check_wrapped_app("ACPMiddleware", app, "ASGI")
+        check_prefix("ACPMiddleware", prefix)
+        check_service_arguments(
+            "ACPMiddleware", registry, store=store, settings=settings, owner=owner, authorize=authorize
+        )
         self.app = app
         self.prefix = "/" + prefix.strip("/")
         self.acp = ACPApp(registry, store=store, settings=settings, owner=owner, authorize=authorize)

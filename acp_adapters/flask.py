@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .bridge import SyncBridge, SyncStreamResponse
 from .cli import describe_agents
 from .core.agents import AgentRegistry
+from .core.arguments import check_service_arguments
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
@@ -81,10 +82,22 @@ class ACP:
         owner: Callable[[], str | None] | None = None,
         authorize: Authorize | None = None,
     ) -> None:
+        if isinstance(app, AgentRegistry):
+            raise TypeError(
+                "ACP(app, registry): the Flask app comes first; for an app factory, "
+                "acp = ACP(registry=registry), then acp.init_app(app)"
+            )
+        if app is not None and not isinstance(app, Flask):
+            raise TypeError(f"ACP(app, registry) needs a Flask app or None, not {type(app).__name__}")
         if registry is None:
             raise TypeError(
                 "ACP() needs the registry of agents to serve: ACP(app, registry) or ACP(registry=...)"
             )
+        check_service_arguments(
+            "ACP", registry, store=store, settings=settings, owner=owner, authorize=authorize
+        )
+        if url_prefix is not None and not isinstance(url_prefix, str):
+            raise TypeError(f"ACP(url_prefix=...) needs a URL path such as '/acp', not {url_prefix!r}")
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(
                 f"ACP(name=...) must be a non-empty name without dots, like 'acp-private', not {name!r}"

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from .bridge import SyncBridge, SyncStreamResponse
 from .core.agents import AgentRegistry
+from .core.arguments import check_prefix, check_service_arguments, check_wrapped_app
 from .core.http import Request, Response
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
@@ -151,6 +152,9 @@ class ACPWSGIApp:
         owner: Callable[[WSGIEnvironment], str | None] | None = None,
         authorize: Authorize | None = None,
     ) -> None:
+        check_service_arguments(
+            "ACPWSGIApp", registry, store=store, settings=settings, owner=owner, authorize=authorize
+        )
         self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
         self.bridge = SyncBridge(self.service)
         self.owner = owner
@@ -186,6 +190,11 @@ class ACPWSGIMiddleware:
         owner: Callable[[WSGIEnvironment], str | None] | None = None,
         authorize: Authorize | None = None,
     ) -> None:
+        check_wrapped_app("ACPWSGIMiddleware", app, "WSGI")
+        check_prefix("ACPWSGIMiddleware", prefix)
+        check_service_arguments(
+            "ACPWSGIMiddleware", registry, store=store, settings=settings, owner=owner, authorize=authorize
+        )
         self.app = app
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.acp = ACPWSGIApp(registry, store=store, settings=settings, owner=owner, authorize=authorize)

@@ -33,6 +33,7 @@ import anyio
 from pydantic import BaseModel
 
 from .agents import AgentRegistry
+from .arguments import check_service_arguments
 from .bodies import check_create_caps, check_resume_caps, parse_body, require_json
 from .engine import RunEngine
 from .errors import (
@@ -132,6 +133,14 @@ class ACPService:
         """``sync_agent_context``, if given, is entered in the worker thread around every call of a sync
         agent (a plain function or a sync generator): a Flask app context, a database connection.
         ``authorize`` is the authorization hook described above."""
+        check_service_arguments(
+            "ACPService",
+            registry,
+            store=store,
+            settings=settings,
+            sync_agent_context=sync_agent_context,
+            authorize=authorize,
+        )
         self.registry = registry
         self.settings = settings or Settings()
         self.store = store or MemoryStore()

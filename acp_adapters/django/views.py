@@ -40,6 +40,7 @@ from django.urls.resolvers import RegexPattern, ResolverMatch
 
 from acp_adapters.bridge import SyncBridge, SyncStreamResponse, loop_outlives_request
 from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.arguments import check_callable, check_registry, check_settings, check_store
 from acp_adapters.core.errors import ACPError, PayloadTooLargeError, PermissionRequired
 from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
@@ -89,6 +90,14 @@ class ACPSite:
         authorize: Authorize | None = None,
         name: str = "acp",
     ) -> None:
+        if registry is not None:  # (None: ACP_ADAPTERS["REGISTRY"], checked by manage.py check)
+            check_registry("ACPSite", registry)
+        check_store("ACPSite", store)
+        check_settings("ACPSite", settings)
+        for hook, value in (("owner", owner), ("guard", guard), ("authorize", authorize)):
+            check_callable("ACPSite", hook, value)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"ACPSite(name=...) needs a URL namespace such as 'acp', not {name!r}")
         self.name = name
         self._registry, self._store, self._settings = registry, store, settings
         self._owner, self._guard, self._authorize = owner, guard, authorize
