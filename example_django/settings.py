@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "acp_adapters.django",
+    # The database store's tables and admin pages: only because this example can keep runs in its
+    # database (ACP_STORE=django). A project on the in-memory store or Redis leaves it out.
+    "acp_adapters.django.db",
 ]
 
 MIDDLEWARE = [

@@ -6,16 +6,17 @@ from django.apps import AppConfig
 
 
 class ACPAdaptersConfig(AppConfig):
-    """Registers the system checks of ``settings.ACP_ADAPTERS`` and holds the optional database store.
+    """Registers the system checks of ``settings.ACP_ADAPTERS`` and ``manage.py acp_agents``.
 
-    The label is ``acp_adapters`` (not ``django``, the last part of the dotted name), so that the
-    app's models and migrations do not clash with Django's own.
+    It has no models: the database store is an app of its own, ``acp_adapters.django.db``, added only by
+    the projects that keep runs in their database. The label is ``acp_adapters_django`` (not
+    ``django``, the last part of the dotted name, which is Django's own; ``acp_adapters`` is the
+    database store's).
     """
 
     name = "acp_adapters.django"
-    label = "acp_adapters"
+    label = "acp_adapters_django"
     verbose_name = "ACP adapters"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the checks

@@ -14,7 +14,9 @@ Ids are stable:
 * ``acp_adapters.E008``: ``OWNER``, ``GUARD`` or ``AUTHORIZE`` is not callable;
 * ``acp_adapters.E009``: a mount is included under a prefix without a trailing slash
   (``path("acp", include(...))`` would serve ``/acpagents``);
-* ``acp_adapters.E010``: there is no ``ACP_ADAPTERS`` setting, and a mount takes its agents from it.
+* ``acp_adapters.E010``: there is no ``ACP_ADAPTERS`` setting, and a mount takes its agents from it;
+* ``acp_adapters.E011``: ``STORE`` is the database store, and its app (``acp_adapters.django.db``) is
+  not in ``INSTALLED_APPS``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils.module_loading import import_string
 
 from .conf import conf, missing_setting
 
@@ -37,7 +40,30 @@ __all__ = ["check_mounts", "check_settings"]
 @register()
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Report each wrong value of ``settings.ACP_ADAPTERS``."""
-    return [Error(problem.message, hint=problem.hint, id=problem.id) for problem in conf.problems()]
+    found: list[CheckMessage] = [
+        Error(problem.message, hint=problem.hint, id=problem.id) for problem in conf.problems()
+    ]
+    if not found and _names_the_database_store():
+        from .store import DATABASE_APP, DATABASE_APP_MISSING
+
+        if not apps.is_installed(DATABASE_APP):
+            found.append(Error(DATABASE_APP_MISSING, id="acp_adapters.E011"))
+    return found
+
+
+def _names_the_database_store() -> bool:
+    """Whether ``STORE`` is the database store (its class, a subclass or an instance)."""
+    if not conf.configured:
+        return False
+    value = conf.raw.get("STORE")
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportError:
+            return False
+    from .store import DjangoStore
+
+    return isinstance(value, DjangoStore) or (isinstance(value, type) and issubclass(value, DjangoStore))
 
 
 @register(Tags.urls)

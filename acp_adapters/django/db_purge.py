@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import F, QuerySet, Sum, Window
 
-from . import models as db
+from .db import models as db
 from .db_ops import NON_TERMINAL, delete_runs, trim_finished
 
 __all__ = ["Purged", "purge", "retained_bytes", "trim"]

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -57,7 +58,14 @@ else:
     db_ops = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db_ops"))
     db_purge = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db_purge"))
 
-__all__ = ["DjangoStore"]
+__all__ = ["DATABASE_APP", "DATABASE_APP_MISSING", "DjangoStore"]
+
+#: The app that holds the store's tables; a project adds it to ``INSTALLED_APPS`` to use the store.
+DATABASE_APP = "acp_adapters.django.db"
+DATABASE_APP_MISSING = (
+    f"The database store needs its app: add {DATABASE_APP!r} to INSTALLED_APPS (after "
+    "'acp_adapters.django'), then run manage.py migrate."
+)
 
 logger = logging.getLogger("acp_adapters.django.store")
 
@@ -119,6 +127,8 @@ class DjangoStore(Store):
         listen: bool | None = None,
         write_behind: bool = True,
     ) -> None:
+        if apps.ready and not apps.is_installed(DATABASE_APP):
+            raise ImproperlyConfigured(DATABASE_APP_MISSING)
         self.using = using
         self.retention: float
         self.max_finished_runs: int

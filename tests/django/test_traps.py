@@ -156,3 +156,68 @@ def test_a_login_required_guard_under_the_middleware_is_an_acp_401(settings: Any
         assert response["Content-Type"].startswith("application/json")
     finally:
         guarded.close()
+
+
+WITHOUT_THE_DATABASE_APP = """
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=[
+        "django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
+        "django.contrib.sessions", "django.contrib.messages", "acp_adapters.django",
+    ],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    ROOT_URLCONF="tests.django.urls_for_subprocess",
+    ACP_ADAPTERS={"REGISTRY": "example_agents.demo_registry", "STORE": __STORE__},
+    SECRET_KEY="x",
+    SILENCED_SYSTEM_CHECKS=["admin.E403", "admin.E408", "admin.E409", "admin.E410"],  # no templates here
+)
+django.setup()
+from django.contrib import admin
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connection
+
+call_command("migrate", verbosity=0)
+print("tables", sorted(t for t in connection.introspection.table_names() if t.startswith("acp")))
+print("admin", sorted(m._meta.label for m in admin.site._registry if m._meta.app_label.startswith("acp")))
+try:
+    call_command("check")
+    print("check ok")
+except SystemCheckError as exc:
+    print("check", exc)
+"""
+
+
+def run_without_the_database_app(store: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = WITHOUT_THE_DATABASE_APP.replace("__STORE__", repr(store) if store else "None")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_memory_store_brings_no_tables_and_no_admin_pages() -> None:
+    out = run_without_the_database_app("")
+    assert "tables []" in out and "admin []" in out and "check ok" in out, out
+
+
+def test_the_database_store_without_its_app_is_an_error_naming_the_app() -> None:
+    out = run_without_the_database_app("acp_adapters.django.store.DjangoStore")
+    assert "acp_adapters.E011" in out and "add 'acp_adapters.django.db' to INSTALLED_APPS" in out, out
+
+
+def test_the_database_app_keeps_the_label_of_existing_tables_and_migrations() -> None:
+    from django.apps import apps
+
+    from acp_adapters.django.db.models import Run
+
+    assert apps.get_app_config("acp_adapters").name == "acp_adapters.django.db"
+    assert Run._meta.db_table == "acp_adapters_run"

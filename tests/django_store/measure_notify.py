@@ -33,7 +33,12 @@ def _setup(url: str) -> None:
     from tests.django_store.settings import postgres_database
 
     settings.configure(
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "acp_adapters.django"],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "acp_adapters.django",
+            "acp_adapters.django.db",
+        ],
         DATABASES={"default": postgres_database(url)},
         USE_TZ=True,
     )

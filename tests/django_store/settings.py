@@ -2,7 +2,7 @@
 
 :func:`configure` is idempotent and safe to call from any conftest or test module: if Django is not
 configured yet it configures it with :data:`SETTINGS`; if another test package configured it first, it
-only adds the store's own database aliases (and complains if ``acp_adapters.django`` is not installed).
+only adds the store's own database aliases (and complains if ``acp_adapters.django.db`` is not installed).
 
 Aliases
 -------
@@ -119,6 +119,7 @@ SETTINGS: dict[str, Any] = {
         "django.contrib.sessions",
         "django.contrib.messages",
         "acp_adapters.django",
+        "acp_adapters.django.db",
     ],
     "MIDDLEWARE": [
         "django.contrib.sessions.middleware.SessionMiddleware",
@@ -163,9 +164,9 @@ def configure() -> None:
             # The connection handler caches the settings it read: make it read them again.
             connections.__dict__.pop("settings", None)
             connections._settings = None  # type: ignore[attr-defined]
-        if "acp_adapters.django" not in settings.INSTALLED_APPS:
+        if "acp_adapters.django.db" not in settings.INSTALLED_APPS:
             raise RuntimeError(
-                "the Django settings in force do not install acp_adapters.django, which the database "
+                "the Django settings in force do not install acp_adapters.django.db, which the database "
                 "store tests need: add it to INSTALLED_APPS (or let tests/django_store/settings.py configure)"
             )
     django.setup()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord
 from acp_adapters.django import db_ops
-from acp_adapters.django.models import Resource, RunEvent, Session, SessionHistoryEntry
+from acp_adapters.django.db.models import Resource, RunEvent, Session, SessionHistoryEntry
 
 HOUR = 3600.0
 

@@ -79,7 +79,7 @@ def test_the_wheel_installs_with_every_extra_and_serves(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "acp_adapters/py.typed" in names
     assert "acp_adapters/__main__.py" in names
-    assert any(name.startswith("acp_adapters/django/migrations/") for name in names)
+    assert any(name.startswith("acp_adapters/django/db/migrations/") for name in names)
     assert not any(name.startswith(("tests/", "example_")) for name in names)
 
     env_dir = tmp_path / "venv"

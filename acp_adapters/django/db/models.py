@@ -60,6 +60,7 @@ class Run(models.Model):
     )
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP run"
         verbose_name_plural = "ACP runs"
         ordering = ("-created_at",)
@@ -80,6 +81,7 @@ class RunEvent(models.Model):
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP run event"
         verbose_name_plural = "ACP run events"
         ordering = ("run", "seq")
@@ -99,6 +101,7 @@ class RunSignal(models.Model):
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP run signal"
         ordering = ("id",)
 
@@ -121,6 +124,7 @@ class Session(models.Model):
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP session"
         verbose_name_plural = "ACP sessions"
 
@@ -138,6 +142,7 @@ class SessionHistoryEntry(models.Model):
     url: models.TextField[str, str] = models.TextField()
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP session history entry"
         verbose_name_plural = "ACP session history entries"
         ordering = ("session", "position")
@@ -160,6 +165,7 @@ class Resource(models.Model):
     touched_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP resource"
         verbose_name_plural = "ACP resources"
 
@@ -176,6 +182,7 @@ class IdempotencyKey(models.Model):
     expires_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(db_index=True)
 
     class Meta:
+        app_label = "acp_adapters"  # the label of acp_adapters.django.db, the tables' prefix
         verbose_name = "ACP idempotency key"
         verbose_name_plural = "ACP idempotency keys"
 
