@@ -143,8 +143,9 @@ class ACPConf:
 
     @property
     def settings(self) -> Settings:
-        """The core's :class:`Settings` (``SETTINGS``); the defaults when absent."""
-        return self._resolved("SETTINGS", self._settings) or Settings()
+        """The core's :class:`Settings` (``SETTINGS``); the defaults when absent. Unless ``SETTINGS``
+        is a ``Settings`` or sets ``debug``, ``debug`` follows Django's ``DEBUG``."""
+        return self._resolved("SETTINGS", self._settings) or Settings(debug=_django_debug())
 
     @property
     def store_factory(self) -> StoreFactory | None:
@@ -241,7 +242,7 @@ class ACPConf:
                 f"ACP_ADAPTERS['SETTINGS'] must be a dict or a Settings, not {type(value).__name__}.",
             )
         try:
-            return Settings.from_mapping(dict(value))
+            return Settings.from_mapping({"debug": _django_debug(), **value})
         except ValueError as exc:
             raise _fail("E006", f"ACP_ADAPTERS['SETTINGS'] is wrong: {exc}.") from exc
 
@@ -278,8 +279,12 @@ class ACPConf:
 conf = ACPConf()
 
 
+def _django_debug() -> bool:
+    return getattr(django_settings, "DEBUG", False) is True
+
+
 def _reload(*, setting: str, **kwargs: Any) -> None:
-    if setting == "ACP_ADAPTERS":
+    if setting in ("ACP_ADAPTERS", "DEBUG"):
         conf.reload()
 
 
