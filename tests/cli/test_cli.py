@@ -194,9 +194,15 @@ def test_serve_mounts_at_another_prefix(server: tuple[str, Path]) -> None:
 def test_serve_reload_picks_up_a_changed_module(server: tuple[str, Path]) -> None:
     base, workdir = server
     module = workdir / "myagents.py"
-    module.write_text(module.read_text().replace("Answers in capitals.", "Shouts back."))
+    changed = module.read_text().replace("Answers in capitals.", "Shouts back.")
     deadline = time.monotonic() + 30
+    written = 0.0
     while True:
+        # Written again every second: the reloader watches files only once its loop has begun, which
+        # may come after the server answers, and a change made before then goes unseen.
+        if time.monotonic() - written > 1.0:
+            module.write_text(changed)
+            written = time.monotonic()
         try:
             agents = httpx.get(f"{base}/acp/agents", timeout=2).json()["agents"]
             if agents[1]["description"] == "Shouts back.":
