@@ -117,11 +117,19 @@ def headers_from_environ(environ: Mapping[str, Any]) -> dict[str, str]:
     headers = {
         key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
     }
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = environ["CONTENT_TYPE"]
+    content_type = environ.get("CONTENT_TYPE")
+    if content_type and not (content_type == "text/plain" and _fills_in_content_type(environ)):
+        headers["content-type"] = content_type
     if environ.get("CONTENT_LENGTH"):
         headers["content-length"] = environ["CONTENT_LENGTH"]
     return headers
+
+
+def _fills_in_content_type(environ: Mapping[str, Any]) -> bool:
+    """Whether the server is wsgiref's (Django's ``runserver``), which sets ``CONTENT_TYPE`` to
+    ``text/plain`` when a request has none: that ``text/plain`` is no type at all (the official
+    Python client sends none)."""
+    return str(environ.get("SERVER_SOFTWARE", "")).startswith("WSGIServer/")
 
 
 def start_response_for(
