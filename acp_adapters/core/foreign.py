@@ -83,4 +83,3 @@ def looks_like_a_message(item: BaseModel) -> bool:
         for cls in type(item).__mro__
         if cls is not BaseModel and cls.__module__ != "pydantic.main"
     )
-
