@@ -321,7 +321,8 @@ class RunExecution:
         if looks_like_a_message(item):
             raise UnsendableValue(
                 f"agent {self.agent.name} yielded a {kind}, which is not an ACP message: yield "
-                "acp_adapters.models.Message or MessagePart (or a str) made from it",
+                "acp_adapters.models.Message or MessagePart (or a str) made from it, or its "
+                ".model_dump() for a generic event",
                 kind,
             )
         await self._emit(_generic(item.model_dump(mode="json")))

@@ -249,7 +249,8 @@ async def test_a_foreign_message_is_never_a_silent_generic_event(make_call: Any)
     kind = f"{__name__}.AIMessage"
     assert failed["run"]["error"]["message"] == (
         f"agent foreign-message yielded a {kind}, which is not an ACP message: yield "
-        "acp_adapters.models.Message or MessagePart (or a str) made from it"
+        "acp_adapters.models.Message or MessagePart (or a str) made from it, or its "
+        ".model_dump() for a generic event"
     )
     assert failed["run"]["error"]["data"]["type"] == kind
 
