@@ -110,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "agents":
-            print(describe_agents(load_registry(args.target), as_json=args.json))
+            text = describe_agents(load_registry(args.target), as_json=args.json)
+            try:
+                print(text, flush=True)
+            except BrokenPipeError:  # `... | head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         return _serve(args)
     except CommandError as exc:

@@ -282,3 +282,16 @@ def test_store_from_url_bounds_the_memory_store_by_bytes() -> None:
     chosen = store_from_url("", settings=settings, max_retained_bytes=100)  # an option wins over settings
     assert isinstance(chosen, MemoryStore)
     assert chosen.max_retained_bytes == 100
+
+
+def test_agents_piped_into_a_reader_that_stops_early_ends_quietly(workdir: Path) -> None:
+    adds = "".join(f"agents.add(lambda input: None, name='a{i}', description='x' * 200)\n" for i in range(500))
+    header = "from acp_adapters import AgentRegistry\nagents = AgentRegistry()\n"
+    (workdir / "many.py").write_text(header + adds)
+    command = f"{sys.executable} -m acp_adapters agents many:agents --json | head -c 10"
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    result = subprocess.run(
+        command, shell=True, cwd=workdir, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.stdout == '{\n  "agent'
+    assert result.stderr == ""
