@@ -285,7 +285,8 @@ def test_store_from_url_bounds_the_memory_store_by_bytes() -> None:
 
 
 def test_agents_piped_into_a_reader_that_stops_early_ends_quietly(workdir: Path) -> None:
-    adds = "".join(f"agents.add(lambda input: None, name='a{i}', description='x' * 200)\n" for i in range(500))
+    add = "agents.add(lambda input: None, name='a{}', description='x' * 200)\n"
+    adds = "".join(add.format(i) for i in range(500))
     header = "from acp_adapters import AgentRegistry\nagents = AgentRegistry()\n"
     (workdir / "many.py").write_text(header + adds)
     command = f"{sys.executable} -m acp_adapters agents many:agents --json | head -c 10"
