@@ -159,12 +159,23 @@ class ACPService:
         except StoreUnavailable as exc:
             logger.warning("store unreachable: %s", exc)
             response = _error(503, Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
-        except Exception:
+        except Exception as exc:
             logger.exception("unexpected error answering %s %r", request.method, request.path[:200])
-            response = _error(500, Error(code=ErrorCode.SERVER_ERROR, message="internal server error"))
+            response = _error(500, self._internal_error(exc))
         if self.settings.cors_origins:
             response.headers.extend(self._cors_headers(request))
         return response
+
+    def _internal_error(self, exc: Exception) -> Error:
+        """A 500's error: the exception's type and message in debug mode only (a hook's bug, say)."""
+        if not self.settings.debug:
+            return Error(code=ErrorCode.SERVER_ERROR, message="internal server error")
+        kind = type(exc).__qualname__
+        return Error(
+            code=ErrorCode.SERVER_ERROR,
+            message=f"internal server error: {kind}: {exc}"[:2000],
+            data={"exception": kind},
+        )
 
     def error_response(self, request: Request, error: ACPError) -> Response:
         """The answer that ``error`` gives to ``request``, as :meth:`handle` renders it: the ACP error

@@ -129,3 +129,24 @@ async def test_without_debug_a_failing_agent_tells_nothing(make_call: Any) -> No
 def test_debug_is_off_unless_asked() -> None:
     assert Settings().debug is False
     assert Settings.from_env({"ACP_DEBUG": "1"}).debug is True
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_a_hook_that_breaks_gets_a_500_that_says_why_in_debug_only(debug: bool) -> None:
+    def authorize(request: Request, agent: str | None) -> None:
+        raise LookupError("no user table")
+
+    service = ACPService(registry("echo"), authorize=authorize, settings=Settings(debug=debug))
+    try:
+        status, error = await Call(service).json("GET", "/agents")
+    finally:
+        await service.aclose()
+    assert status == 500
+    if debug:
+        assert error == {
+            "code": "server_error",
+            "message": "internal server error: LookupError: no user table",
+            "data": {"exception": "LookupError"},
+        }
+    else:
+        assert error == {"code": "server_error", "message": "internal server error"}
