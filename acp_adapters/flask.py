@@ -61,7 +61,8 @@ class ACP:
     mounted. ``name`` (default ``acp``) names the mount's blueprint and CLI group: an app serves several
     mounts with one ``ACP`` each, ``ACP(app, private, name="acp-private", url_prefix="/acp-private")``
     (a mount other than ``acp`` defaults to ``/<name>`` and ignores ``ACP_URL_PREFIX``).
-    ``settings`` are the base settings; ``ACP_*`` keys of ``app.config`` override them.
+    ``settings`` are the base settings; ``ACP_*`` keys of ``app.config`` override them. Without either,
+    ``debug`` follows the app's (``flask run --debug``).
     ``owner`` is called inside the request (after the app's ``before_request`` hooks) and returns the
     caller's identity, e.g. ``owner=lambda: g.user_id``; runs, sessions and resources are scoped to it.
     ``authorize(request, agent)`` is the core's authorization hook (see
@@ -125,6 +126,8 @@ class ACP:
             prefix = app.config.get("ACP_URL_PREFIX", default) if self.name == "acp" else default
         prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         settings = settings_from_config(app.config, self.settings)
+        if self.settings is None and "ACP_DEBUG" not in app.config and app.debug:
+            settings = replace(settings, debug=True)  # (flask run --debug), as Django's DEBUG does
         store = self.store
         if store is None and app.config.get("ACP_STORE"):
             store = store_from_url(app.config["ACP_STORE"], settings=settings)  # e.g. redis://host:6379/0
