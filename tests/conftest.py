@@ -44,21 +44,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", _params(real_server_only=sdk), indirect=True, scope="session")
 
 
-#: Server bugs the suite found that are still open: (test function, deployment) -> what is wrong.
-#: Strict entries are deterministic and fail (XPASS) the day the bug is fixed: then remove them.
-#: Non-strict entries are races the test catches often but not always.
-KNOWN_BUGS: dict[tuple[str, str], tuple[str, bool]] = {}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        deployment = callspec.params.get("target") if callspec else None
-        if not isinstance(deployment, Deployment) or not isinstance(item, pytest.Function):
-            continue
-        known = KNOWN_BUGS.get((item.originalname, deployment.name))
-        if known:
-            item.add_marker(pytest.mark.xfail(reason=known[0], strict=known[1]))
+@pytest.fixture
+def anyio_backend() -> str:
+    """Every async test runs on asyncio (the loop the adapters and stores run on)."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")

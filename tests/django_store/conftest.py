@@ -66,11 +66,6 @@ def postgres(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def make_store(alias: str) -> AsyncIterator[StoreFactory]:
     """Makes stores on ``alias`` (each one stands for a worker process); closes them at the end."""
     made: list[DjangoStore] = []

@@ -12,11 +12,6 @@ from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.http import Request, Response, StreamResponse
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Call:
     """A tiny client for an ACPService."""
 

@@ -13,11 +13,6 @@ from tests.deployments.base import Target
 from tests.deployments.starlette import peer_of
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def second_server(target: Target) -> Iterator[Target]:
     """Another starlette-uvicorn instance, with its own in-memory store: a different ACP server. It

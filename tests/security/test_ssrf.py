@@ -133,11 +133,6 @@ def server(local_server: LocalServer) -> LocalServer:
     return local_server
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # address checks -----------------------------------------------------------------------------------
 NOT_PUBLIC = [
     "127.0.0.1",

@@ -17,11 +17,6 @@ from tests.stores.redis_server import RedisServer
 _BACKENDS = load()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=[pytest.param(b, id=b.name, marks=b.marks) for b in _BACKENDS])
 def store_backend(request: pytest.FixtureRequest) -> StoreBackend:
     """The kind of store this test runs against (available, or the test is skipped / failed)."""

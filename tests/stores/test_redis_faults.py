@@ -23,11 +23,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(server: RedisServer) -> AsyncIterator[RedisStore]:
     store = RedisStore.from_url(server.url, prefix="faults:", timeout=1.0, outage_grace=1.0)
     await store.start()

@@ -26,11 +26,6 @@ KiB = 1024
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def prefix() -> Iterator[str]:
     RedisBackend().check()
     prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"

@@ -27,11 +27,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def prefix() -> Iterator[str]:
     RedisBackend().check()
     prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"

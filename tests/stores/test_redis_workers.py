@@ -42,11 +42,6 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield target
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def message(text: str) -> dict[str, Any]:
     return {"role": "user", "parts": [{"content": text, "content_type": "text/plain"}]}
 

@@ -32,8 +32,3 @@ def within(seconds: float, step: Callable[[], T]) -> T:
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
