@@ -30,13 +30,13 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, TypeAdapter
 
-from .bridge import SyncBridge, SyncStreamResponse
-from .core.agents import AgentRegistry
-from .core.http import Request, Response, StreamResponse
-from .core.models import Error, ErrorCode, Event, Message, MessagePart, Run, RunEventsListResponse, RunStatus
-from .core.service import ACPService
-from .core.settings import Settings
-from .core.store import Store
+from ..bridge import SyncBridge, SyncStreamResponse
+from ..core.agents import AgentRegistry
+from ..core.http import Request, Response, StreamResponse
+from ..core.models import Error, ErrorCode, Event, Message, MessagePart, Run, RunEventsListResponse, RunStatus
+from ..core.service import ACPService
+from ..core.settings import Settings
+from ..core.store import Store
 
 __all__ = [
     "AgentTestClient",
