@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from tests.deployments.base import HttpResult, Target
+from tests.deployments.base import HttpResult, Target, parse_sse
 from tests.schema import assert_valid
 
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
@@ -134,6 +134,11 @@ def stream_events(result: HttpResult, *, first_id: int | None = 0) -> list[dict[
     assert types[-1] in (*TERMINAL_EVENTS, "run.awaiting"), types
     assert not any(t in TERMINAL_EVENTS for t in types[:-1]), types
     return data
+
+
+def sse_data(body: bytes) -> list[Any]:
+    """The parsed ``data`` of each event of an event-stream body, unchecked (for the engine's streams)."""
+    return [event.data for event in parse_sse(body)[0]]
 
 
 def event_types(events: list[dict[str, Any]]) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 
 from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.http import Request, Response, StreamResponse
+from tests.helpers import run_body, sse_data
 
 
 class Call:
@@ -31,24 +32,12 @@ class Call:
         return response.status, json.loads(response.body)
 
     async def run(self, agent: str, text: str = "hi", mode: str = "sync", **kw: Any) -> tuple[int, Any]:
-        return await self.json("POST", "/runs", run_body(agent, text, mode), **kw)
+        return await self.json("POST", "/runs", run_body(agent, text, mode=mode), **kw)
 
     async def stream(self, agent: str, text: str = "hi") -> list[dict[str, Any]]:
-        response = await self("POST", "/runs", run_body(agent, text, "stream"))
+        response = await self("POST", "/runs", run_body(agent, text, mode="stream"))
         assert isinstance(response, StreamResponse)
-        return parse_sse(b"".join([chunk async for chunk in response.body]))
-
-
-def run_body(agent: str, text: str = "hi", mode: str = "sync") -> dict[str, Any]:
-    return {"agent_name": agent, "mode": mode, "input": [{"role": "user", "parts": [{"content": text}]}]}
-
-
-def resume_body(text: str, mode: str = "sync") -> dict[str, Any]:
-    return {"await_resume": {"message": {"role": "user", "parts": [{"content": text}]}}, "mode": mode}
-
-
-def parse_sse(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line[6:]) for line in data.decode().splitlines() if line.startswith("data: ")]
+        return sse_data(b"".join([chunk async for chunk in response.body]))
 
 
 @pytest.fixture

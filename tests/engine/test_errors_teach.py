@@ -12,8 +12,9 @@ from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.errors import PermissionRequired
 from acp_adapters.core.http import Request
 from acp_adapters.models import Message
+from tests.helpers import run_body
 
-from .conftest import Call, run_body
+from .conftest import Call
 
 pytestmark = pytest.mark.anyio
 

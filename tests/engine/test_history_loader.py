@@ -12,8 +12,7 @@ from acp_adapters import AgentRegistry, Context, Settings
 from acp_adapters.core.memory_store import MemoryStore
 from acp_adapters.core.sessions import ResourceLoader, ResourceUnavailable
 from acp_adapters.models import Message
-
-from .conftest import run_body
+from tests.helpers import run_body
 
 pytestmark = pytest.mark.anyio
 

@@ -16,8 +16,7 @@ from acp_adapters import ACPService, AgentRegistry, Context
 from acp_adapters.core.errors import AuthenticationRequired, PermissionRequired
 from acp_adapters.core.http import Request, Response, StreamResponse
 from acp_adapters.models import Message, MessagePart
-
-from .conftest import run_body
+from tests.helpers import run_body
 
 pytestmark = pytest.mark.anyio
 

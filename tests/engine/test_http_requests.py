@@ -17,8 +17,7 @@ from acp_adapters import ACPService, AgentRegistry, Context, Settings
 from acp_adapters.core.errors import AuthenticationRequired, TooManyRequests
 from acp_adapters.core.http import Request, Response
 from acp_adapters.models import Message
-
-from .conftest import run_body
+from tests.helpers import run_body
 
 pytestmark = pytest.mark.anyio
 

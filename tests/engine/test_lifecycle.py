@@ -14,8 +14,7 @@ import pytest
 from acp_adapters import AgentRegistry, Context
 from acp_adapters.core.http import StreamResponse
 from acp_adapters.models import Message, MessageAwaitRequest, MessageAwaitResume
-
-from .conftest import parse_sse, resume_body, run_body
+from tests.helpers import resume_body, run_body, sse_data
 
 pytestmark = pytest.mark.anyio
 
@@ -197,7 +196,7 @@ async def test_a_dropped_stream_does_not_stop_the_run(make_call: Any) -> None:
     assert isinstance(response, StreamResponse)
     first = await response.body.__anext__()
     await response.body.aclose()  # type: ignore[attr-defined]
-    run_id = parse_sse(first)[0]["run"]["run_id"]
+    run_id = sse_data(first)[0]["run"]["run_id"]
     run = await wait_status(call, run_id, "completed")
     assert [p["content"] for p in run["output"][0]["parts"]] == ["0", "1", "2", "3", "4"]
     _, events = await call.json("GET", f"/runs/{run_id}/events")
@@ -217,7 +216,7 @@ async def test_a_fast_agent_never_loses_its_first_events(make_call: Any) -> None
     assert isinstance(response, StreamResponse)
     body = b"".join([chunk async for chunk in response.body])
     assert body.startswith(b'id: 0\ndata: {"type":"run.created"')
-    assert parse_sse(body)[-1]["type"] == "run.completed"
+    assert sse_data(body)[-1]["type"] == "run.completed"
 
 
 async def test_silent_runs_get_heartbeats(make_call: Any) -> None:
@@ -232,7 +231,7 @@ async def test_silent_runs_get_heartbeats(make_call: Any) -> None:
     response = await call("POST", "/runs", run_body("quiet", mode="stream"))
     assert isinstance(response, StreamResponse)
     body = b"".join([chunk async for chunk in response.body])
-    assert b": ping\n\n" in body and parse_sse(body)[-1]["type"] == "run.completed"
+    assert b": ping\n\n" in body and sse_data(body)[-1]["type"] == "run.completed"
 
 
 async def test_sync_agents_run_inside_the_hosts_context() -> None:

@@ -21,8 +21,9 @@ from acp_adapters import ACPService, AgentRegistry, Context, Settings
 from acp_adapters.core.http import Response
 from acp_adapters.core.memory_store import MemoryStore
 from acp_adapters.models import Message, MessageAwaitRequest
+from tests.helpers import resume_body, run_body
 
-from .conftest import Call, resume_body, run_body
+from .conftest import Call
 
 pytestmark = pytest.mark.anyio
 
@@ -368,7 +369,7 @@ async def test_max_retained_bytes_refuses_new_runs_while_active_runs_hold_the_bu
     budget = 5000
     call = budget_call(holding_registry(gate), budget)
     engine = call.service.engine
-    _, holder = await call.json("POST", "/runs", run_body("hold", "1200", "async"))
+    _, holder = await call.json("POST", "/runs", run_body("hold", "1200", mode="async"))
     with anyio.fail_after(2):
         while engine.log_bytes < 3600:
             await asyncio.sleep(0.01)
@@ -381,7 +382,7 @@ async def test_max_retained_bytes_refuses_new_runs_while_active_runs_hold_the_bu
     await wait_status(call, holder["run_id"], "completed")
     gate.clear()
     assert engine.log_bytes == 0
-    status, run = await call.json("POST", "/runs", run_body("hold", "1200", "async"))
+    status, run = await call.json("POST", "/runs", run_body("hold", "1200", mode="async"))
     assert status == 202
     gate.set()
     await wait_status(call, run["run_id"], "completed")
@@ -392,7 +393,7 @@ async def test_a_run_that_would_go_over_the_budget_fails_and_the_others_go_on(bu
     gate = asyncio.Event()
     budget = 12_000
     call = budget_call(holding_registry(gate), budget)
-    _, holder = await call.json("POST", "/runs", run_body("hold", "3000", "async"))
+    _, holder = await call.json("POST", "/runs", run_body("hold", "3000", mode="async"))
     await asyncio.sleep(0.05)
     status, greedy = await call.run("hold", "4000")  # under its own log cap, over what is left
     assert (status, greedy["status"]) == (200, "failed")

@@ -13,8 +13,7 @@ from pydantic import BaseModel
 
 from acp_adapters import AgentRegistry, Context, Settings
 from acp_adapters.models import Message
-
-from .conftest import resume_body
+from tests.helpers import resume_body
 
 sdk: Any = importlib.import_module("acp_sdk.models")  # (`import acp_sdk.models` finds its submodule)
 

@@ -15,8 +15,9 @@ from acp_adapters.core.memory_store import MemoryStore
 from acp_adapters.core.sessions import origin_is_trusted
 from acp_adapters.core.store import StoreUnavailable
 from acp_adapters.models import Message
+from tests.helpers import run_body
 
-from .conftest import Call, run_body
+from .conftest import Call
 
 pytestmark = pytest.mark.anyio
 

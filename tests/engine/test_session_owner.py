@@ -16,8 +16,7 @@ import pytest
 from acp_adapters import AgentRegistry, Context
 from acp_adapters.core.store import SessionRecord
 from acp_adapters.models import Message, MessageAwaitRequest
-
-from .conftest import resume_body, run_body
+from tests.helpers import resume_body, run_body
 
 pytestmark = pytest.mark.anyio
 

@@ -33,8 +33,8 @@ from acp_adapters.core.safe_fetch import (
 from acp_adapters.core.sessions import origin_is_trusted
 from acp_adapters.models import Message
 from tests.deployments.base import Target
-from tests.engine.conftest import Call, run_body
-from tests.helpers import output_texts, run_sync
+from tests.engine.conftest import Call
+from tests.helpers import output_texts, run_body, run_sync
 
 GENERIC_STATE_ERROR = "could not load the session state"
 
