@@ -208,6 +208,20 @@ class MemoryStore(Store):
             self._evict()
         return slot.record
 
+    async def transition(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus],
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        # One step here: neither method suspends, so no reader comes between them.
+        record = await self.update_run(run_id, changes, expect=expect)
+        if record is not None and events:
+            await self.append_events(run_id, events)
+        return record
+
     def _evict(self) -> None:
         """Drop what is past its retention, and finished runs past ``max_finished_runs``."""
         now = time.monotonic()
