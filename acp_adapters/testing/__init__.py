@@ -30,13 +30,22 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, TypeAdapter
 
-from ..bridge import SyncBridge, SyncStreamResponse
-from ..core.agents import AgentRegistry
-from ..core.http import Request, Response, StreamResponse
-from ..core.models import Error, ErrorCode, Event, Message, MessagePart, Run, RunEventsListResponse, RunStatus
-from ..core.service import ACPService
-from ..core.settings import Settings
-from ..core.store import Store
+from acp_adapters.bridge import SyncBridge, SyncStreamResponse
+from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.http import Request, Response, StreamResponse
+from acp_adapters.core.models import (
+    Error,
+    ErrorCode,
+    Event,
+    Message,
+    MessagePart,
+    Run,
+    RunEventsListResponse,
+    RunStatus,
+)
+from acp_adapters.core.service import ACPService
+from acp_adapters.core.settings import Settings
+from acp_adapters.core.store import Store
 
 __all__ = [
     "AgentTestClient",
