@@ -83,10 +83,9 @@ def ok_json(result: HttpResult, status: int, schema: str | None) -> Any:
     return body
 
 
-def acp_error(result: HttpResult, status: int | Iterable[int], code: str | None = None) -> dict[str, Any]:
+def acp_error(result: HttpResult, status: int, code: str | None = None) -> dict[str, Any]:
     """Assert an ACP error answer (``{code, message, data?}``, valid ``Error``); return the body."""
-    statuses = {status} if isinstance(status, int) else set(status)
-    assert result.status in statuses, f"expected {sorted(statuses)}, got {result!r}"
+    assert result.status == status, f"expected {status}, got {result!r}"
     assert 400 <= result.status < 500, result
     assert result.headers.get("content-type", "").startswith("application/json"), result
     body = result.json()

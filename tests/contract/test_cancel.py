@@ -81,5 +81,5 @@ def test_cancel_an_unknown_run_is_404(target: Target) -> None:
     acp_error(cancel(target, "3c90c3cc-0d44-4b50-8888-8dd25736052a"), 404, "not_found")
 
 
-def test_cancel_with_a_bad_run_id_is_4xx(target: Target) -> None:
-    acp_error(cancel(target, "not-a-uuid"), (404, 422))
+def test_cancel_with_a_bad_run_id_is_422(target: Target) -> None:
+    acp_error(cancel(target, "not-a-uuid"), 422, "invalid_input")

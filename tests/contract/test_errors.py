@@ -96,12 +96,12 @@ def test_invalid_body_in_any_mode_is_422_not_a_stream(target: Target, mode: str)
 
 @pytest.mark.parametrize("path", ["/runs/not-a-uuid", "/runs/123", "/runs/not-a-uuid/events", "/sessions/x"])
 def test_bad_uuid_in_path(target: Target, path: str) -> None:
-    acp_error(target.client.request("GET", path), (404, 422))
+    acp_error(target.client.request("GET", path), 422, "invalid_input")
 
 
 def test_bad_uuid_in_resume_path(target: Target) -> None:
     body = {"await_resume": {"type": "message", "message": message("x")}, "mode": "sync"}
-    acp_error(target.client.request("POST", "/runs/not-a-uuid", json=body), (404, 422))
+    acp_error(target.client.request("POST", "/runs/not-a-uuid", json=body), 422, "invalid_input")
 
 
 @pytest.mark.parametrize("path", ["/", "/nothing", "/agents/echo/extra", "/runs/x/y/z", "/pingx"])
@@ -122,8 +122,8 @@ def test_unknown_path_is_404(target: Target, path: str) -> None:
         ("POST", "/sessions/3c90c3cc-0d44-4b50-8888-8dd25736052a"),
     ],
 )
-def test_wrong_method_is_a_4xx_acp_error(target: Target, method: str, path: str) -> None:
-    acp_error(target.client.request(method, path), (404, 405))
+def test_wrong_method_is_405(target: Target, method: str, path: str) -> None:
+    acp_error(target.client.request(method, path), 405, "invalid_input")
 
 
 def test_body_over_the_limit_is_413(target: Target) -> None:

@@ -131,15 +131,10 @@ def test_history_that_cannot_be_loaded_does_not_break_the_server(target: Target)
     # A trusted origin (loopback) where nothing listens, and a resource of this server that does not exist.
     history = ["http://127.0.0.1:9/acp/resources/" + new_id(), target.base_url + "/resources/" + new_id()]
     result = create(target, run_body("history-echo", "after", session={"id": new_id(), "history": history}))
-    if result.status != 200:
-        acp_error(result, (404, 422))
-        return
     run = ok_json(result, 200, "Run")
-    assert run["status"] in ("completed", "failed"), run
-    if run["status"] == "completed":
-        assert output_texts(run) == ["after"]
-    else:
-        assert "Traceback" not in str(run["error"]), run
+    # What cannot be loaded is left out of the history: the run goes on with what it has.
+    assert run["status"] == "completed", run
+    assert output_texts(run) == ["after"]
 
 
 def test_session_descriptor_with_a_non_url_history_is_rejected(target: Target) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -119,10 +120,9 @@ async def test_bad_requests_get_acp_errors(
     path, _, query = path.partition("?")
     response = await call(method, path, body, query=query)
     assert isinstance(response, Response)
-    import json
-
     error = json.loads(response.body)
-    assert response.status == status and error["code"] in ("invalid_input", "not_found")
+    assert response.status == status, error
+    assert error["code"] == ("not_found" if status == 404 else "invalid_input"), error
     if field is not None:
         fields = error["data"]["fields"]
         names = [f["field"] if isinstance(f, dict) else f for f in fields]
