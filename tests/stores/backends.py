@@ -1,4 +1,5 @@
-"""The stores the conformance suite (``tests/stores/test_conformance.py``) runs against.
+"""The stores the conformance suite (:mod:`acp_adapters.testing.stores`, run by
+``tests/stores/test_conformance.py``) runs against.
 
 Adding a store
 ==============
@@ -14,10 +15,11 @@ Write a module ``tests/stores/backend_<name>.py`` with a module-level ``BACKENDS
   :func:`tests.deployments.base.require_service`;
 * ``open_scope()``: a fresh, empty :class:`StoreScope` for one test.
 
-A :class:`StoreScope` hands out store instances over the same data: ``await scope.open(**options)``
-gives a new, started instance, as another worker process would have it (for a single-process store,
-the same instance each time), and ``await scope.aclose()`` closes them all and deletes the test's data.
-The options are :data:`STORE_OPTIONS`; a backend ignores the ones it has no use for.
+A :class:`~acp_adapters.testing.stores.StoreScope` (shipped with the suite) hands out store instances
+over the same data: ``await scope.open(**options)`` gives a new, started instance, as another worker
+process would have it (for a single-process store, the same instance each time), and
+``await scope.aclose()`` closes them all and deletes the test's data. The options are
+:data:`STORE_OPTIONS`; a backend ignores the ones it has no use for.
 """
 
 from __future__ import annotations
@@ -35,42 +37,12 @@ import pytest
 
 from acp_adapters.core.memory_store import MemoryStore
 from acp_adapters.core.store import Store
+from acp_adapters.testing.stores import STORE_OPTIONS, StoreScope
 from tests.deployments.base import require_service
 
 __all__ = ["REDIS_URL", "STORE_OPTIONS", "StoreBackend", "StoreScope", "load"]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-#: What a test may ask of a store: ``retention`` (s), ``max_finished_runs``, ``lease_ttl`` (s),
-#: ``max_retained_bytes``.
-STORE_OPTIONS = ("retention", "max_finished_runs", "lease_ttl", "max_retained_bytes")
-
-
-class StoreScope(ABC):
-    """The stores of one test, all over the same (initially empty) data."""
-
-    def __init__(self) -> None:
-        self.stores: list[Store] = []
-
-    @abstractmethod
-    async def new_store(self, **options: Any) -> Store:
-        """A new store instance over this scope's data (not started)."""
-
-    async def open(self, **options: Any) -> Store:
-        """A started store over this scope's data, as one more worker process would have it."""
-        unknown = set(options) - set(STORE_OPTIONS)
-        assert not unknown, f"unknown store options {unknown}"
-        store = await self.new_store(**options)
-        if store not in self.stores:
-            await store.start()
-            self.stores.append(store)
-        return store
-
-    async def aclose(self) -> None:
-        """Close every store of the scope and drop its data."""
-        for store in self.stores:
-            await store.close()
-        self.stores.clear()
 
 
 class StoreBackend(ABC):
