@@ -45,10 +45,10 @@ from acp_adapters.core.store import (
     Store,
     StoreUnavailable,
 )
+from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
 
 from .db_listen import PostgresListener
 from .db_watch import EVENTS, SIGNALS, ChangeWatcher, Counters
-from .db_writer import EventWriter
 
 if TYPE_CHECKING:
     from . import db_ops, db_purge
@@ -73,7 +73,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class DjangoStore(Store):
+class DjangoStore(BatchedEventsStore):
     """A :class:`~acp_adapters.core.store.Store` kept in a Django database (``acp_adapters`` tables).
 
     Add ``"acp_adapters.django"`` to ``INSTALLED_APPS`` and run ``manage.py migrate``. Several processes
@@ -98,10 +98,10 @@ class DjangoStore(Store):
     :param listen: announce appends and signals with PostgreSQL's LISTEN/NOTIFY (one more connection per
         process), the poll slowing to a safety net; ``None``: on PostgreSQL only.
     :param write_behind: return from ``append_events`` at once and write a run's events in batches, one
-        transaction for all that came while the previous one was written (:mod:`.db_writer`): streams go
-        about 30 times faster. Another process sees an event once its batch is written (a few ms later;
-        this process at once; everyone before the run's next status change). ``False``: each append
-        returns once committed.
+        transaction for all that came while the previous one was written (``core.write_behind``):
+        streams go about 30 times faster. Another process sees an event once its batch is
+        written (a few ms later; this process at once; everyone before the run's next status change).
+        ``False``: each append returns once committed.
 
     Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
     ``max_finished_runs``, ``lease_ttl``, ``max_retained_bytes``), so that
@@ -156,9 +156,17 @@ class DjangoStore(Store):
         # What this process last wrote of the runs it changes (compare-and-set starts from it).
         self._seen: OrderedDict[uuid.UUID, db_ops.Seen] = OrderedDict()
         self._listen = listen
-        self.write_behind = write_behind
-        self.writer = EventWriter(self._write_events, self._events_written)
+        self.batcher = EventBatcher(self._flush_events, write_behind=write_behind, logger=logger)
         self._listener: PostgresListener | None = None
+
+    @property
+    def write_behind(self) -> bool:
+        """Whether appends return at once and are written in batches (the ``write_behind`` parameter)."""
+        return self.batcher.write_behind
+
+    @write_behind.setter
+    def write_behind(self, value: bool) -> None:
+        self.batcher.write_behind = value
 
     @property
     def session_retention(self) -> float:
@@ -170,7 +178,7 @@ class DjangoStore(Store):
         self._session_retention = value
 
     async def close(self) -> None:
-        await self.writer.settle_all()
+        await self.batcher.close()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -191,30 +199,14 @@ class DjangoStore(Store):
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
 
-    async def update_run(
-        self, run_id: uuid.UUID, changes: Mapping[str, Any], *, expect: Collection[RunStatus] | None = None
-    ) -> RunRecord | None:
-        return await self._change(run_id, changes, expect, ())
-
-    async def transition(
-        self,
-        run_id: uuid.UUID,
-        changes: Mapping[str, Any],
-        *,
-        expect: Collection[RunStatus],
-        events: Sequence[EventRecord],
-    ) -> RunRecord | None:
-        # One transaction: nobody, in any process, sees the new status without its event.
-        return await self._change(run_id, changes, expect, events)
-
-    async def _change(
+    async def _change_run(
         self,
         run_id: uuid.UUID,
         changes: Mapping[str, Any],
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
-        await self.writer.settle(run_id)  # nobody sees the new status before the events that led to it
+        # One transaction: nobody, in any process, sees the new status without its event.
         seen = self._seen.get(run_id)
         result = await self._query(
             db_ops.update_run,
@@ -274,18 +266,11 @@ class DjangoStore(Store):
         )
 
     # events ---------------------------------------------------------------------------------------
-    async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
-        if not events:
-            return
-        if self.write_behind:
-            await self.writer.append(run_id, events)
-        else:
-            self._events_written(run_id, await self._write_events(run_id, list(events)))
-
-    async def _write_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> int | None:
+    # Appends go through ``batcher`` (BatchedEventsStore), which calls this with each batch.
+    async def _flush_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
         count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
         self._bytes_since_trim += sum(len(event.data) for event in events)
-        return count
+        self._events_written(run_id, count)
 
     def _events_written(self, run_id: uuid.UUID, count: int | None) -> None:
         self.watcher.changed(run_id, EVENTS, count)
@@ -310,8 +295,7 @@ class DjangoStore(Store):
     async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
         return await self._read_query(db_ops.read_events, run_id, start, self._now(), self.retention)
 
-    async def count_events(self, run_id: uuid.UUID) -> int:
-        await self.writer.settle(run_id)
+    async def _count_events(self, run_id: uuid.UUID) -> int:
         return await self._read_query(db_ops.count_events, run_id)
 
     # signals --------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ Rules this module keeps:
   Stream appended with ``XADD`` (event ``i`` has id ``0-(i+1)``), read from any index with ``XRANGE``.
   Readers wait without a connection of their own: the process's notifier wakes them (see
   ``redis_notifier``), and the events of the runs this process executes wake them in-process.
-* Appends are batched per run in the background (see ``redis_outbox``); a status change first waits
-  for the events before it.
+* Appends are batched per run in the background (:mod:`acp_adapters.core.write_behind`); a status
+  change first waits for the events before it.
 * Everything that may race is one Lua script (see ``redis_scripts``): compare-and-set of the status,
   appends, signals, session history.
 * Every key is under ``prefix`` and has a TTL: a finished run's keys live ``retention`` seconds; a run
@@ -36,7 +36,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(f'the Redis store needs redis-py ({exc}): pip install "acp-adapters[redis]"') from exc
 
 from acp_adapters.core.models import RunStatus
-from acp_adapters.core.store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
+from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
+from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
 from acp_adapters.stores.redis_codec import (
     OWNER_FIELD,
     WORKER_FIELD,
@@ -52,7 +53,6 @@ from acp_adapters.stores.redis_codec import (
     worker_name,
 )
 from acp_adapters.stores.redis_connection import RedisConnection, milliseconds
-from acp_adapters.stores.redis_outbox import Outbox
 from acp_adapters.stores.redis_sessions import RedisSessions
 
 __all__ = ["RedisStore"]
@@ -60,7 +60,7 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("acp_adapters.stores.redis")
 
 
-class RedisStore(RedisSessions, Store):
+class RedisStore(RedisSessions, BatchedEventsStore):
     """A :class:`Store` in Redis, shared by every worker process on every machine.
 
     Build it with :meth:`from_url`; nothing connects until the engine starts it (or first use).
@@ -110,7 +110,9 @@ class RedisStore(RedisSessions, Store):
             max_connections=max_connections,
             options=redis_options,
         )
-        self._outbox = Outbox(self._append_now)
+        # No retry of our own: redis-py retries a refused connection, and a script that timed out may
+        # still run on a Redis that was frozen (retrying it would append its events twice).
+        self.batcher = EventBatcher(self._append_now, max_pending=512, retries=0, logger=logger)
         #: The runs this instance created and has not seen end: it executes them, it writes their
         #: events (announced to its own readers in-process), and it just leased them.
         self._local_runs: dict[uuid.UUID, tuple[float, float]] = {}
@@ -154,7 +156,7 @@ class RedisStore(RedisSessions, Store):
             logger.warning("Redis store %s: %s; retrying on each use", self._redis.url, exc)
 
     async def close(self) -> None:
-        await self._outbox.drain_all()
+        await self.batcher.close()
         await self._redis.aclose()
 
     def _key(self, *parts: object) -> str:
@@ -194,26 +196,7 @@ class RedisStore(RedisSessions, Store):
             fields: Any = await client.hgetall(self._run_keys(run_id)[0])
         return decode_run(fields) if fields else None
 
-    async def update_run(
-        self,
-        run_id: uuid.UUID,
-        changes: Mapping[str, Any],
-        *,
-        expect: Collection[RunStatus] | None = None,
-    ) -> RunRecord | None:
-        return await self._update(run_id, changes, expect, ())
-
-    async def transition(
-        self,
-        run_id: uuid.UUID,
-        changes: Mapping[str, Any],
-        *,
-        expect: Collection[RunStatus],
-        events: Sequence[EventRecord],
-    ) -> RunRecord | None:
-        return await self._update(run_id, changes, expect, events)
-
-    async def _update(
+    async def _change_run(
         self,
         run_id: uuid.UUID,
         changes: Mapping[str, Any],
@@ -221,7 +204,6 @@ class RedisStore(RedisSessions, Store):
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
         """The compare-and-set of the run's fields, and the events announcing it: one script."""
-        await self._outbox.drain(run_id)  # the events before the change come before it
         status = changes.get("status")
         terminal = status is not None and RunStatus(status).is_terminal
         expected = [] if expect is None else [encode_status(s) for s in expect]
@@ -250,14 +232,9 @@ class RedisStore(RedisSessions, Store):
         return decode_run(pairs(flat))
 
     # events ---------------------------------------------------------------------------------------
-    async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
-        # Batched per run in the background (see redis_outbox): an agent streaming parts does not
-        # wait for a round trip per part.
-        if events:
-            await self._outbox.append(run_id, events)
-
-    async def count_events(self, run_id: uuid.UUID) -> int:
-        await self._outbox.drain(run_id)
+    # Appends go through ``batcher`` (BatchedEventsStore): an agent streaming parts does not wait for
+    # a round trip per part.
+    async def _count_events(self, run_id: uuid.UUID) -> int:
         client = self._redis.client
         with self._redis.reachable():
             return int(await client.xlen(self._run_keys(run_id)[1]))

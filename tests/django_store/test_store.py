@@ -113,7 +113,7 @@ async def test_concurrent_appends_number_events_without_gaps(
 
     await asyncio.gather(*(append(w, b) for w in range(4) for b in range(25)))
     for worker in workers:
-        await worker.writer.settle(run.run_id)
+        await worker.batcher.settle(run.run_id)
     events = await workers[1].read_events(run.run_id, 0)
     assert len(events) == 201 and await workers[2].count_events(run.run_id) == 201
     sent = {event(f"{w}.{b}.{part}") for w in range(4) for b in range(25) for part in "ab"}
@@ -285,13 +285,13 @@ async def test_write_behind_batches_keeps_order_and_settles_before_a_status_chan
     store, other = make_store(), make_store()
     run = await new_run(store)
     queries = [0]
-    write = store._write_events
+    flush = store._flush_events
 
-    async def counted(run_id: uuid.UUID, events: list[EventRecord]) -> int | None:
+    async def counted(run_id: uuid.UUID, events: list[EventRecord]) -> None:
         queries[0] += 1
-        return await write(run_id, events)
+        await flush(run_id, events)
 
-    store.writer._write = counted
+    store.batcher._flush_batch = counted
     for n in range(2000):
         await store.append_events(run.run_id, [event(n, "message.part")])
     # This process reads its own writes at once; the events went in a few batches.
@@ -319,7 +319,7 @@ async def test_write_behind_reports_a_lost_batch_on_the_next_call(
 ) -> None:
     django_db_blocker.unblock()
     store = DjangoStore(dead, write_behind=True, timeout=5)
-    store.writer.retries = 0
+    store.batcher.retries = 0
     run_id = uuid.uuid4()
     try:
         await store.append_events(run_id, [event(1)])  # queued: the failure comes later

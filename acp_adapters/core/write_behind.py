@@ -1,0 +1,232 @@
+"""Event appends written behind: queued per run and written in batches, without holding up the agent.
+
+An agent streaming parts emits one event at a time, and a round trip per event (a Redis script, a
+database transaction) would cap a stream at the backend's rate. :class:`EventBatcher` queues a run's
+events and returns; one flushing task per run hands everything queued so far to the store's
+``flush(run_id, events)`` in one call, then whatever came meanwhile, and so on.
+:class:`BatchedEventsStore` is the part of a shared store built on it (Redis, the Django database).
+
+Rules this module keeps:
+
+* Order: a run's events are flushed in the order they were appended, by one task at a time.
+* Read-your-writes: :meth:`EventBatcher.settle` waits until what is queued for the run now is written;
+  a store settles before anything that must see the events (changing the run, counting its events),
+  so that nobody, in this process or another, sees a run's new status before the events that led to
+  it. Events appended meanwhile are not waited for: a reader never waits on a writer that keeps going.
+* Backpressure: an append waits for the flush once ``max_pending`` events are queued for the run.
+* Outage: a batch whose flush raises :class:`StoreUnavailable` is tried ``retries`` more times (after
+  0.1 s, 0.2 s, ...); one that still fails, or fails otherwise, is dropped, logged, and its error raised
+  by the run's next append or settle, so that the engine learns of it and fails the run.
+* Fork and event loop: the flushing tasks belong to one process and one loop; a batcher used in a forked
+  child (or on another loop) starts empty, so the parent's events are written once, by the parent.
+* Close: :meth:`EventBatcher.close` writes every queue; what fails then is logged (nobody is left to
+  report it to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from .models import RunStatus
+from .store import EventRecord, RunRecord, Store, StoreUnavailable
+
+__all__ = ["BatchedEventsStore", "EventBatcher", "Flush"]
+
+#: Writes a batch of one run's events, in order (one script call, one transaction).
+Flush = Callable[[uuid.UUID, list[EventRecord]], Awaitable[None]]
+
+_logger = logging.getLogger(__name__)
+
+
+class _Queue:
+    __slots__ = ("appended", "error", "events", "progress", "task", "written")
+
+    def __init__(self) -> None:
+        self.events: list[EventRecord] = []
+        self.task: asyncio.Task[None] | None = None
+        self.error: Exception | None = None
+        #: Events ever queued, and ever written (or dropped): settle waits for the second to reach the first.
+        self.appended = 0
+        self.written = 0
+        self.progress = asyncio.Event()
+
+
+class EventBatcher:
+    """Queues a run's events and flushes them in batches (see the module docstring).
+
+    :param flush: writes one batch of one run's events.
+    :param max_pending: events queued for a run past which an append waits for the flush.
+    :param retries: further tries of a batch whose flush raised :class:`StoreUnavailable`.
+    :param write_behind: ``False``: each append flushes its events before it returns (no queue, no
+        retry: the error goes straight to the caller).
+    :param logger: where dropped batches are reported.
+    """
+
+    def __init__(
+        self,
+        flush: Flush,
+        *,
+        max_pending: int = 1000,
+        retries: int = 2,
+        write_behind: bool = True,
+        logger: logging.Logger = _logger,
+    ) -> None:
+        self._flush_batch = flush
+        self.max_pending = max_pending
+        self.retries = retries
+        self.write_behind = write_behind
+        self._logger = logger
+        self._queues: dict[uuid.UUID, _Queue] = {}
+        self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+    async def append(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
+        """Queue the events (waiting only when ``max_pending`` are queued for the run)."""
+        if not self.write_behind:
+            await self._flush_batch(run_id, list(events))
+            return
+        queues = self._here()
+        queue = queues.get(run_id)
+        if queue is None:
+            queue = queues[run_id] = _Queue()
+        self._raise_error(run_id, queue)
+        queue.events.extend(events)
+        queue.appended += len(events)
+        if queue.task is None:
+            queue.task = asyncio.get_running_loop().create_task(self._flush(run_id, queue))
+        if len(queue.events) >= self.max_pending:
+            await self.settle(run_id)
+
+    async def settle(self, run_id: uuid.UUID) -> None:
+        """Wait until what is queued for the run now is written; raise the error of a failed batch."""
+        queue = self._here().get(run_id)
+        if queue is None:
+            return
+        target = queue.appended
+        while queue.written < target:
+            await queue.progress.wait()
+        self._raise_error(run_id, queue)
+
+    async def close(self) -> None:
+        """Write every queue (the store is closing); errors are logged."""
+        for run_id in list(self._here()):
+            try:
+                await self.settle(run_id)
+            except Exception as exc:
+                self._logger.warning("events of run %s were not written: %s", run_id, exc)
+
+    def _here(self) -> dict[uuid.UUID, _Queue]:
+        """The queues of this process and event loop (those of a parent process or an old loop are
+        not ours to flush or wait for)."""
+        owner = (os.getpid(), asyncio.get_running_loop())
+        if self._owner != owner:
+            self._owner, self._queues = owner, {}
+        return self._queues
+
+    async def _flush(self, run_id: uuid.UUID, queue: _Queue) -> None:
+        try:
+            while queue.events:
+                batch, queue.events = queue.events, []
+                try:
+                    await self._flush_retrying(run_id, batch)
+                except Exception as exc:
+                    dropped = len(batch) + len(queue.events)
+                    self._logger.warning("dropped %d event(s) of run %s: %s", dropped, run_id, exc)
+                    queue.error = exc
+                    queue.events = []
+                    queue.written = queue.appended
+                    return
+                queue.written += len(batch)
+                self._advance(queue)
+        finally:
+            queue.task = None
+            self._advance(queue)
+            self._forget(run_id, queue)
+
+    async def _flush_retrying(self, run_id: uuid.UUID, batch: list[EventRecord]) -> None:
+        for attempt in range(self.retries):
+            try:
+                await self._flush_batch(run_id, batch)
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(0.1 * 2**attempt)
+        await self._flush_batch(run_id, batch)
+
+    @staticmethod
+    def _advance(queue: _Queue) -> None:
+        queue.progress.set()
+        queue.progress = asyncio.Event()
+
+    def _raise_error(self, run_id: uuid.UUID, queue: _Queue) -> None:
+        error, queue.error = queue.error, None
+        if error is not None:
+            self._forget(run_id, queue)
+            raise error
+
+    def _forget(self, run_id: uuid.UUID, queue: _Queue) -> None:
+        if (
+            not queue.events
+            and queue.task is None
+            and queue.error is None
+            and self._queues.get(run_id) is queue
+        ):
+            del self._queues[run_id]
+
+
+class BatchedEventsStore(Store):
+    """The part of a shared store whose appends go through an :class:`EventBatcher` (``batcher``).
+
+    A status change and a count first settle the run's queue, then call the store's own
+    :meth:`_change_run` and :meth:`_count_events`; the store's ``close`` calls ``batcher.close()``.
+    """
+
+    batcher: EventBatcher
+
+    async def update_run(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus] | None = None,
+    ) -> RunRecord | None:
+        await self.batcher.settle(run_id)  # the events before the change come before it
+        return await self._change_run(run_id, changes, expect, ())
+
+    async def transition(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus],
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        await self.batcher.settle(run_id)
+        return await self._change_run(run_id, changes, expect, events)
+
+    async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
+        if events:
+            await self.batcher.append(run_id, events)
+
+    async def count_events(self, run_id: uuid.UUID) -> int:
+        await self.batcher.settle(run_id)
+        return await self._count_events(run_id)
+
+    @abstractmethod
+    async def _change_run(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        """Compare-and-set the run's fields and, if it applied, append ``events``, as one atomic step
+        (see :meth:`Store.update_run` and :meth:`Store.transition`); the run's queue is settled."""
+
+    @abstractmethod
+    async def _count_events(self, run_id: uuid.UUID) -> int:
+        """How many events the backend holds for the run (its queue is settled)."""
