@@ -30,8 +30,9 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acp_adapters.core.store import StoreUnavailable
-from acp_adapters.stores import redis_scripts
-from acp_adapters.stores.redis_notifier import Notifier
+
+from . import scripts
+from .notifier import Notifier
 
 __all__ = ["RedisConnection", "milliseconds"]
 
@@ -89,9 +90,7 @@ class RedisConnection:
             db = client.connection_pool.connection_kwargs.get("db", 0)
             self._channels = f"{self._channel_prefix}ch:{db}"
             self._notifier = Notifier(client, self._channels, timeout=self.timeout)
-            self._scripts = {
-                name: client.register_script(getattr(redis_scripts, name)) for name in redis_scripts.__all__
-            }
+            self._scripts = {name: client.register_script(getattr(scripts, name)) for name in scripts.__all__}
             self._client, self._owner = client, owner
         return self._client
 
@@ -117,7 +116,7 @@ class RedisConnection:
             raise StoreUnavailable(f"the store is unreachable: {str(exc) or type(exc).__name__}") from exc
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any], *, client: Any = None) -> Any:
-        """Run one of :mod:`redis_scripts` (by its name there), on ``client`` (a pipeline) if given."""
+        """Run one of :mod:`.scripts` (by its name there), on ``client`` (a pipeline) if given."""
         target = client if client is not None else self.client
         with self.reachable():
             return await self._scripts[name](keys=list(keys), args=list(args), client=target)

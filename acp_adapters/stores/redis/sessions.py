@@ -3,7 +3,7 @@
 A session is a hash (``id``, ``state``, ``owner``: no ``owner`` field when it has none) and a list of
 history URLs, appended with ``RPUSH`` in one script so that two runs ending at once in one session both
 land; a resource is a string (and its owner another, ``:owner``); an idempotency key a string. Each is
-written by one script that also counts it against ``max_retained_bytes`` (see ``redis_retention``),
+written by one script that also counts it against ``max_retained_bytes`` (see ``.retention``),
 and lives ``retention`` seconds after it was last written (a key, the ``ttl`` it was claimed for).
 """
 
@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from acp_adapters.core.store import ResourceRecord, SessionRecord
-from acp_adapters.stores.redis_codec import pairs
-from acp_adapters.stores.redis_connection import milliseconds
-from acp_adapters.stores.redis_retention import RedisRetention
+
+from .codec import pairs
+from .connection import milliseconds
+from .retention import RedisRetention
 
 __all__ = ["RedisSessions"]
 

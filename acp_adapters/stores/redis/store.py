@@ -1,24 +1,24 @@
-"""The Redis store: runs, events, signals, sessions and resources shared by every worker and machine.
+"""RedisStore: runs, events, signals, sessions and resources shared by every worker and machine.
 
 Rules this module keeps:
 
 * A run is a hash of its ``Run`` fields (one JSON value each), updated in place; its events are a Redis
   Stream appended with ``XADD`` (event ``i`` has id ``0-(i+1)``), read from any index with ``XRANGE``.
   Readers wait without a connection of their own: the process's notifier wakes them (see
-  ``redis_notifier``), and the events of the runs this process executes wake them in-process.
+  ``.notifier``), and the events of the runs this process executes wake them in-process.
 * Appends are batched per run in the background (:mod:`acp_adapters.core.write_behind`); a status
   change first waits for the events before it.
-* Everything that may race is one Lua script (see ``redis_scripts``): compare-and-set of the status,
+* Everything that may race is one Lua script (see ``.scripts``): compare-and-set of the status,
   appends, signals, session history.
 * Every key is under ``prefix`` and has a TTL: a finished run's keys live ``retention`` seconds; a run
   still going keeps its keys alive through its lease (``renew_leases``), never by luck.
 * What is kept once done with is bounded by bytes as well as by time (``max_retained_bytes``, counted
   as Redis reports its memory) and finished runs by count, trimmed by the scripts that write them (see
-  ``redis_retention``); a run still going is never evicted.
+  ``.retention``); a run still going is never evicted.
 * No keyspace notifications, no ``CONFIG SET``, no ``KEYS``/``SCAN``: it runs on managed Redis and on
   any database number. (Not on Redis Cluster: a run's keys and the lease set meet in one script.)
 * Redis unreachable raises :class:`StoreUnavailable` within ``timeout`` seconds (see
-  ``redis_connection``); a blocked reader rides out a shorter blip than ``outage_grace``.
+  ``.connection``); a blocked reader rides out a shorter blip than ``outage_grace``.
 """
 
 from __future__ import annotations
@@ -30,15 +30,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-try:
-    import redis  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(f'the Redis store needs redis-py ({exc}): pip install "acp-adapters[redis]"') from exc
-
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
 from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
-from acp_adapters.stores.redis_codec import (
+
+from .codec import (
     OWNER_FIELD,
     WORKER_FIELD,
     decode_events,
@@ -52,8 +48,8 @@ from acp_adapters.stores.redis_codec import (
     pairs,
     worker_name,
 )
-from acp_adapters.stores.redis_connection import RedisConnection, milliseconds
-from acp_adapters.stores.redis_sessions import RedisSessions
+from .connection import RedisConnection, milliseconds
+from .sessions import RedisSessions
 
 __all__ = ["RedisStore"]
 
@@ -68,7 +64,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
     ``retention``, ``max_finished_runs``, ``lease_ttl`` and ``max_retained_bytes`` left out come from
     the service's :class:`Settings`. ``max_retained_bytes`` bounds the memory Redis reports for the keys
     of finished runs, sessions, resources and idempotency keys under ``prefix`` (see
-    ``redis_retention``).
+    ``.retention``).
     """
 
     shared: ClassVar[bool] = True

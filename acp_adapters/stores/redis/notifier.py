@@ -14,7 +14,7 @@ Rules this module keeps:
   run waits for its signals without a subscription of its own (most runs never get one).
 * A waiter knows when its subscription is live (the server confirmed it): after that, anything
   written to the run is announced to it, so looking once more then waiting misses nothing.
-* Closing stops it even if a library swallows the task's cancellation (see ``redis_connection``).
+* Closing stops it even if a library swallows the task's cancellation (see ``.connection``).
 """
 
 from __future__ import annotations

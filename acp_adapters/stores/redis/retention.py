@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from acp_adapters.stores.redis_connection import RedisConnection, milliseconds
+from .connection import RedisConnection, milliseconds
 
 __all__ = ["RedisRetention"]
 
