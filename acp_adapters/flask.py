@@ -27,6 +27,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f'acp_adapters.flask needs Flask ({exc}): pip install "acp-adapters[flask]"') from exc
 
+from ._wsgi_environ import read_body, request_from_environ
 from .bridge import SyncBridge, SyncStreamResponse
 from .cli import describe_agents
 from .core.agents import AgentRegistry
@@ -35,7 +36,7 @@ from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
 from .stores import store_from_url
-from .wsgi import read_body, request_from_environ, warn_if_store_not_shared
+from .workers import warn_if_store_not_shared
 
 __all__ = ["ACP", "ACPState", "settings_from_config"]
 

@@ -38,6 +38,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.urls import URLPattern
 from django.urls.resolvers import RegexPattern, ResolverMatch
 
+from acp_adapters._wsgi_environ import headers_from_environ, read_body
 from acp_adapters.bridge import SyncBridge, SyncStreamResponse, loop_outlives_request
 from acp_adapters.core.agents import AgentRegistry
 from acp_adapters.core.arguments import check_callable, check_registry, check_settings, check_store
@@ -46,7 +47,7 @@ from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
-from acp_adapters.wsgi import headers_from_environ, read_body, warn_if_store_not_shared
+from acp_adapters.workers import warn_if_store_not_shared
 
 from .auth import auser_owner, user_owner
 from .conf import Authorize, Guard, Owner, conf

@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 from acp_adapters import AgentRegistry, Settings
 from acp_adapters.core.store import Store
 from acp_adapters.flask import ACP, settings_from_config
-from acp_adapters.wsgi import server_worker_count, warn_if_store_not_shared
+from acp_adapters.workers import server_worker_count, warn_if_store_not_shared
 from example_agents import demo_registry
 from tests.flask.app import registry_for_tests
 from tests.helpers import message, run_body
@@ -276,7 +276,11 @@ class _SharedStore:
         ({"WEB_CONCURRENCY": "3"}, [], 3),
         ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "-w", "4", "app:app"], 4),
         ({"SERVER_SOFTWARE": "gunicorn/23.0.0"}, ["gunicorn", "--workers=2", "app:app"], 2),
-        ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "--workers 5"}, ["gunicorn", "app:app"], 5),
+        (
+            {"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "--workers 5"},
+            ["gunicorn", "app:app"],
+            5,
+        ),
         ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "GUNICORN_CMD_ARGS": "-w 5"}, ["gunicorn", "-w", "1"], 1),
         ({"SERVER_SOFTWARE": "gunicorn/23.0.0", "WEB_CONCURRENCY": "6"}, ["gunicorn", "app:app"], 6),
         ({"SERVER_SOFTWARE": "Werkzeug/3.1"}, ["flask", "-w", "4"], None),

@@ -18,8 +18,9 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client, TestResponse
 from werkzeug.wrappers import Response
 
+from acp_adapters._wsgi_environ import read_body, request_from_environ
 from acp_adapters.bridge import _LOOP
-from acp_adapters.wsgi import ACPWSGIApp, ACPWSGIMiddleware, read_body, request_from_environ
+from acp_adapters.wsgi import ACPWSGIApp, ACPWSGIMiddleware
 from example_agents import DEMO_SETTINGS, demo_registry
 from tests.deployments.base import REPO_ROOT
 from tests.flask.app import count_pumps, registry_for_tests
