@@ -181,11 +181,23 @@ class EventBatcher:
 class BatchedEventsStore(Store):
     """The part of a shared store whose appends go through an :class:`EventBatcher` (``batcher``).
 
-    A status change and a count first settle the run's queue, then call the store's own
-    :meth:`_change_run` and :meth:`_count_events`; the store's ``close`` calls ``batcher.close()``.
+    A write of the run (:meth:`~Store.write_run`, and so a status change) and a count first settle the
+    run's queue, then call the store's own :meth:`_change_run` and :meth:`_count_events`; appends go
+    to the queue. The store's ``close`` calls ``batcher.close()``.
     """
 
     batcher: EventBatcher
+
+    async def write_run(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        expect: Collection[RunStatus] | None = None,
+        events: Sequence[EventRecord] = (),
+    ) -> RunRecord | None:
+        await self.batcher.settle(run_id)  # the events before the change come before it
+        return await self._change_run(run_id, changes, expect, events)
 
     async def update_run(
         self,
@@ -194,8 +206,7 @@ class BatchedEventsStore(Store):
         *,
         expect: Collection[RunStatus] | None = None,
     ) -> RunRecord | None:
-        await self.batcher.settle(run_id)  # the events before the change come before it
-        return await self._change_run(run_id, changes, expect, ())
+        return await self.write_run(run_id, changes, expect=expect)
 
     async def transition(
         self,
@@ -205,8 +216,7 @@ class BatchedEventsStore(Store):
         expect: Collection[RunStatus],
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
-        await self.batcher.settle(run_id)
-        return await self._change_run(run_id, changes, expect, events)
+        return await self.write_run(run_id, changes, expect=expect, events=events)
 
     async def append_events(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
         if events:
@@ -224,8 +234,7 @@ class BatchedEventsStore(Store):
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
-        """Compare-and-set the run's fields and, if it applied, append ``events``, as one atomic step
-        (see :meth:`Store.update_run` and :meth:`Store.transition`); the run's queue is settled."""
+        """:meth:`~Store.write_run` in the backend, one atomic step; the run's queue is settled."""
 
     @abstractmethod
     async def _count_events(self, run_id: uuid.UUID) -> int:
