@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import anyio.from_thread
 
 from .models import Message
-from .sessions import ResourceUnavailable
+from .resources import ResourceUnavailable
 
 if TYPE_CHECKING:
-    from .sessions import ResourceLoader
+    from .resources import ResourceLoader
 
 __all__ = ["Context", "SessionContext"]
 
@@ -70,7 +70,7 @@ class SessionContext:
 
     async def load_state(self) -> bytes | None:
         """The session's state, as the last run stored it, or ``None``. Raises
-        :class:`~acp_adapters.core.sessions.ResourceUnavailable` ("could not load the session state",
+        :class:`~acp_adapters.core.resources.ResourceUnavailable` ("could not load the session state",
         whatever the reason; the server log says why) if it cannot be loaded."""
         if self.state is None:
             return None

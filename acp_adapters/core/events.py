@@ -1,4 +1,5 @@
-"""Events as they go on the wire: each serialised once, when it is emitted, to the JSON clients get.
+"""Events as they go on the wire: each serialised once, when it is emitted, to the JSON clients get;
+and read back (:func:`run_of_event`).
 
 The JSON is put together from the serialised run, message or part rather than by building an event
 model first: it is the same JSON (``{"type": ..., <field>: ...}``, ``None`` fields left out, as
@@ -17,17 +18,14 @@ from .models import Message, MessagePart, Run, RunStatus
 from .store import EventRecord
 
 __all__ = [
-    "STOP_EVENTS",
     "RunJSON",
     "encode_event",
     "message_event",
     "message_json",
     "part_event",
     "run_event",
+    "run_of_event",
 ]
-
-#: After these events a reader stops: the run ended, or it waits for a client.
-STOP_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled", "run.awaiting"})
 
 
 def encode_event(event: BaseModel) -> EventRecord:
@@ -40,6 +38,12 @@ def run_event(kind: str, run: Run) -> EventRecord:
     """A ``run.*`` event carrying ``run``."""
     body = run.__pydantic_serializer__.to_json(run, exclude_none=True)
     return EventRecord(kind, b'{"type":"' + kind.encode() + b'","run":' + body + b"}")
+
+
+def run_of_event(event: EventRecord) -> bytes:
+    """The run JSON inside a ``run.*`` event (``{"type":"run.x","run":{...}}``), without re-serialising."""
+    start = event.data.index(b'"run":') + 6
+    return event.data[start:-1]
 
 
 def message_json(message: Message) -> bytes:

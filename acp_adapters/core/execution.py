@@ -18,9 +18,11 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -30,8 +32,10 @@ from pydantic import BaseModel
 from .agents import AgentDefinition
 from .context import Context, SessionContext
 from .errors import ACPError
-from .events import STOP_EVENTS, RunJSON, encode_event, message_event, message_json, part_event
+from .events import RunJSON, encode_event, message_event, message_json, part_event
 from .foreign import UnsendableValue, foreign_error, from_foreign, looks_like_a_message, type_name
+from .lifecycle import ACTIVE, ENDING_EVENTS, STOP_EVENTS, TRANSITIONS, ending, may_become, server_error
+from .limits import ActiveRuns
 from .models import (
     Error,
     ErrorCode,
@@ -44,19 +48,13 @@ from .models import (
     RunStatus,
     utc_now,
 )
+from .settings import Settings
 from .store import EventRecord, Store, StoreUnavailable
 
-if TYPE_CHECKING:
-    from .engine import RunEngine
-
-__all__ = ["RunCancelled", "RunExecution"]
+__all__ = ["RunCancelled", "RunExecution", "RunHost"]
 
 logger = logging.getLogger("acp_adapters")
 
-_ACTIVE = frozenset({RunStatus.CREATED, RunStatus.IN_PROGRESS, RunStatus.AWAITING})
-#: The events that end a run: always stored, whatever their size (the run must end), and not counted
-#: in the bytes of the active runs (the run is not active once it is stored).
-_ENDINGS = frozenset({"run.completed", "run.failed", "run.cancelled"})
 #: How many events a busy agent may emit before the loop gets a turn (so streams flow while it runs).
 _EVENTS_PER_TURN = 64
 #: How long a run that has ended keeps trying to record its outcome while the store is unreachable.
@@ -67,12 +65,31 @@ class RunCancelled(Exception):
     """Raised where a cancelled run's agent hands over its next item."""
 
 
+@dataclasses.dataclass(frozen=True)
+class RunHost:
+    """What an execution needs of the engine that executes it (made by the engine when it starts)."""
+
+    store: Store
+    settings: Settings
+    #: The slots and log bytes of the runs executing in this process (the execution counts its bytes).
+    active: ActiveRuns
+    #: The threads sync agents run in.
+    limiter: anyio.CapacityLimiter
+    #: Entered in the worker thread around every call of a sync agent (a Flask app context).
+    sync_agent_context: Callable[[], AbstractContextManager[Any]] | None
+    #: Starts a task on the engine's loop that the engine cancels when it closes.
+    spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
+    #: Gives back a run's slot and bytes (idempotent): the run has ended, or was failed while its
+    #: agent still holds a thread.
+    release: Callable[[RunExecution], None]
+
+
 class RunExecution:
     """Executes one run of one agent on the engine's event loop."""
 
     def __init__(
         self,
-        engine: RunEngine,
+        host: RunHost,
         agent: AgentDefinition,
         run: Run,
         run_json: RunJSON,
@@ -81,8 +98,8 @@ class RunExecution:
         owner: str | None,
         on_completed: Callable[[list[Message]], Awaitable[None]] | None,
     ) -> None:
-        self.engine = engine
-        self.store: Store = engine.store
+        self.host = host
+        self.store: Store = host.store
         self.agent = agent
         self.run = run
         self._json = run_json
@@ -101,7 +118,7 @@ class RunExecution:
         self.task: asyncio.Task[None] | None = None
         #: Bytes of the events of this run's log (the engine sums them over its active runs).
         self.log_bytes = 0
-        #: Whether the engine has taken back this run's slot and bytes (see ``RunEngine.release``).
+        #: Whether the engine has taken back this run's slot and bytes (see ``RunHost.release``).
         self.released = False
         #: The error a limit stopped the run with: it ends failed with it, whatever the agent does next.
         self._failure: ACPError | None = None
@@ -121,15 +138,11 @@ class RunExecution:
     def time_out(self, seconds: float) -> None:
         """The run has gone on for ``seconds``, its most (awaiting time included): stop the agent as a
         cancel would, and fail the run now."""
-        error = Error(
-            code=ErrorCode.SERVER_ERROR,
-            message=f"the run took longer than {seconds:g} s",
-            data={"reason": "max_run_duration"},
-        )
+        error = server_error(f"the run took longer than {seconds:g} s", "max_run_duration")
         self._failure = ACPError(error)
         self.cancel()
         # Recorded now, not when the agent lets go: a sync agent may hold its thread for long.
-        self.engine._spawn(self._fail_at_deadline(error))
+        self.host.spawn(self._fail_at_deadline(error))
 
     async def _fail_at_deadline(self, error: Error) -> None:
         try:
@@ -138,7 +151,7 @@ class RunExecution:
             logger.warning("run %s: could not record that it timed out: %s", self.run.run_id, exc)
             return
         # The run has ended: an agent still holding its thread finishes in the background.
-        self.engine.release(self)
+        self.host.release(self)
 
     def deliver_resume(self, payload: bytes) -> None:
         """Hand a resume to the awaiting agent."""
@@ -149,9 +162,7 @@ class RunExecution:
     async def execute(self) -> None:
         run_id = self.run.run_id
         try:
-            if not await self._transition(
-                {"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}, "run.in-progress"
-            ):
+            if not await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}):
                 await self._finish_cancelled()
                 return
             await self._call_agent_interruptibly()
@@ -171,9 +182,7 @@ class RunExecution:
             await self._finish_failed((self._failure or exc).error)
         except StoreUnavailable as exc:
             logger.warning("run %s: the store became unreachable: %s", run_id, exc)
-            await self._finish_failed(
-                Error(code=ErrorCode.SERVER_ERROR, message="the store became unreachable during the run")
-            )
+            await self._finish_failed(server_error("the store became unreachable during the run"))
         except Exception as exc:
             if self._failure is not None:  # the agent stumbled on the limit that stopped it
                 await self._finish_failed(self._failure.error)
@@ -188,11 +197,11 @@ class RunExecution:
         if isinstance(exc, UnsendableValue):  # the agent author's mistake: say which, debug or not
             logger.warning("run %s: %s", self.run.run_id, exc)
             data: dict[str, Any] = {"reason": "unsendable_value", "type": exc.value_type}
-            if self.engine.settings.debug:
+            if self.host.settings.debug:
                 data["exception"] = "TypeError"
             return Error(code=ErrorCode.SERVER_ERROR, message=str(exc), data=data)
         logger.exception("run %s of agent %s failed", self.run.run_id, self.agent.name)
-        if self.engine.settings.debug:
+        if self.host.settings.debug:
             kind = type_name(exc)
             return Error(
                 code=ErrorCode.SERVER_ERROR,
@@ -231,13 +240,13 @@ class RunExecution:
                 await self.sink(result)
 
     async def _to_thread(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._in_sync_context, func, *args, limiter=self.engine.limiter)
+        return await anyio.to_thread.run_sync(self._in_sync_context, func, *args, limiter=self.host.limiter)
 
     def _in_sync_context(self, func: Callable[..., Any], *args: Any) -> Any:
         """Call a sync agent in its worker thread, inside the host's context (a Flask app context)."""
         if self.context.cancelled:  # stopped while it waited for a thread
             raise RunCancelled()
-        enter = self.engine.sync_agent_context
+        enter = self.host.sync_agent_context
         if enter is None:
             return func(*args)
         with enter():
@@ -379,33 +388,29 @@ class RunExecution:
         size = 0
         for event in events:
             size += len(event.data)
-        engine = self.engine
         if self.released:  # (a run failed at its deadline whose agent still goes on)
             self.log_bytes += size
             return
-        log_bytes = self.log_bytes + size
-        if log_bytes > engine.settings.max_run_log_bytes or (
-            engine.log_bytes + size > engine.settings.max_retained_bytes
-        ):
-            self._fail_by_limit(size)
-        self.log_bytes = log_bytes
-        engine.log_bytes += size
+        active = self.host.active
+        limit = active.over_budget(self.log_bytes, size)
+        if limit is not None:
+            self._fail_by_limit(limit)
+        self.log_bytes += size
+        active.log_bytes += size
 
     def _add_bytes(self, size: int) -> None:
         self.log_bytes += size
         if not self.released:  # (a run failed at its deadline whose agent still goes on)
-            self.engine.log_bytes += size
+            self.host.active.log_bytes += size
 
-    def _fail_by_limit(self, size: int) -> None:
-        """Fail the run because ``size`` more bytes of log would take it past a limit; stop the agent."""
-        settings = self.engine.settings
-        if self.log_bytes + size > settings.max_run_log_bytes:
+    def _fail_by_limit(self, limit: str) -> None:
+        """Fail the run because more bytes of log would take it past ``limit``; stop the agent."""
+        settings = self.host.settings
+        if limit == "max_run_log_bytes":
             message = f"the run's events went over {settings.max_run_log_bytes} bytes"
-            reason = "max_run_log_bytes"
         else:
             message = f"the active runs' events went over {settings.max_retained_bytes} bytes"
-            reason = "max_retained_bytes"
-        self._failure = ACPError(Error(code=ErrorCode.SERVER_ERROR, message=message, data={"reason": reason}))
+        self._failure = ACPError(server_error(message, limit))
         self.context.mark_cancelled()  # a sync agent watching context.cancelled stops too
         raise self._failure
 
@@ -421,21 +426,17 @@ class RunExecution:
         await self._close_message()
         self.resume = asyncio.get_running_loop().create_future()
         changes = {"status": RunStatus.AWAITING, "await_request": request}
-        if not await self._transition(changes, {RunStatus.IN_PROGRESS}, "run.awaiting"):
+        if not await self._transition(changes, may_become(RunStatus.AWAITING)):
             raise RunCancelled()
-        timeout = self.engine.settings.await_timeout
+        timeout = self.host.settings.await_timeout
         try:
             payload = await asyncio.wait_for(asyncio.shield(self.resume), timeout)
         except asyncio.TimeoutError:
             # Claim the await as a resume would, so that a resume racing the timeout gets a 409.
-            if await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.AWAITING}):
-                raise ACPError(
-                    Error(
-                        code=ErrorCode.SERVER_ERROR,
-                        message=f"the run awaited input for more than {timeout:g} s",
-                        data={"reason": "await_timeout"},
-                    )
-                ) from None
+            claimed = {"status": RunStatus.IN_PROGRESS}
+            if await self._transition(claimed, {RunStatus.AWAITING}, announce=False):
+                message = f"the run awaited input for more than {timeout:g} s"
+                raise ACPError(server_error(message, "await_timeout")) from None
             payload = await self.resume  # a resume won the race: it is on its way
         finally:
             self.resume = None
@@ -447,16 +448,27 @@ class RunExecution:
 
     # endings --------------------------------------------------------------------------------------
     async def _transition(
+        self, changes: dict[str, Any], expect: frozenset[RunStatus] | set[RunStatus], *, announce: bool = True
+    ) -> bool:
+        """Move the run to ``changes["status"]`` if its status is in ``expect``, with the event that
+        announces that status (see :data:`~acp_adapters.core.lifecycle.TRANSITIONS`) unless
+        ``announce`` is false."""
+        kind = TRANSITIONS[changes["status"]].event if announce else None
+        return await self._store_step(
+            changes, expect, self._json.event(kind, self.run, changes) if kind else None
+        )
+
+    async def _store_step(
         self,
         changes: dict[str, Any],
         expect: frozenset[RunStatus] | set[RunStatus],
-        event: str | None = None,
+        event: EventRecord | None,
     ) -> bool:
-        """Apply ``changes`` if the run's status is in ``expect``, with the event that announces them
-        (in one store step); keep our copy of the run in step."""
-        events = [self._json.event(event, self.run, changes)] if event else []
+        """Apply ``changes`` if the run's status is in ``expect``, with ``event`` (in one store step);
+        keep our copy of the run in step."""
+        events = [event] if event is not None else []
         # An ending is stored whatever its size, and not counted: the run's bytes are given back with it.
-        charged = event is not None and event not in _ENDINGS
+        charged = event is not None and event.type not in ENDING_EVENTS
         if charged:
             self._charge(events)
         record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
@@ -474,23 +486,18 @@ class RunExecution:
     async def _status_is(self, expect: frozenset[RunStatus] | set[RunStatus]) -> bool:
         return await self.store.update_run(self.run.run_id, {}, expect=expect) is not None
 
-    async def _finish(self, status: RunStatus, event: str, error: Error | None = None) -> bool:
-        changes: dict[str, Any] = {
-            "status": status,
-            "finished_at": utc_now(),
-            "output": self.run.output,
-            "await_request": None,
-            "error": error,
-        }
-        # A run stopped by a limit ends failed even if a client asked to cancel it meanwhile.
+    async def _finish(self, status: RunStatus, error: Error | None = None) -> bool:
+        end = ending(self.run, status, error, run_json=self._json, with_output=True)
+        # A run stopped by a limit ends failed even if a client asked to cancel it meanwhile; an
+        # agent's own error or its completion does not overrule a cancel.
         stopping = status is RunStatus.CANCELLED or (status is RunStatus.FAILED and self._failure is not None)
-        expect = {RunStatus.CANCELLING, *_ACTIVE} if stopping else set(_ACTIVE)
+        expect = may_become(status) if stopping else may_become(status) & ACTIVE
         # A shared store may be down for a moment: the run's outcome is worth waiting for (meanwhile
         # its lease is kept, as it still executes here), rather than being failed later as lost.
         delay, waited = 0.05, 0.0
         while True:
             try:
-                return await self._transition(changes, expect, event)
+                return await self._store_step(end.changes, expect, end.event)
             except StoreUnavailable as exc:
                 if waited >= _FINISH_RETRY_FOR:
                     raise
@@ -514,15 +521,15 @@ class RunExecution:
                 await self._on_completed(self.run.output)
             except Exception:
                 logger.exception("run %s: could not record the session history", self.run.run_id)
-        if not await self._finish(RunStatus.COMPLETED, "run.completed"):
+        if not await self._finish(RunStatus.COMPLETED):
             await self._finish_cancelled()
 
     async def _finish_failed(self, error: Error) -> None:
-        if not await self._finish(RunStatus.FAILED, "run.failed", error):
+        if not await self._finish(RunStatus.FAILED, error):
             await self._finish_cancelled()
 
     async def _finish_cancelled(self) -> None:
-        await self._finish(RunStatus.CANCELLED, "run.cancelled")
+        await self._finish(RunStatus.CANCELLED)
 
 
 def _generic(data: dict[str, Any]) -> EventRecord:

@@ -22,13 +22,13 @@ from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from .events import run_of_event
+from .lifecycle import ENDING_EVENTS
 from .models import Run, RunStatus
-from .sse import run_of_event
 from .store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal, Store
 
 __all__ = ["MemoryStore"]
 
-_TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
 #: What one kept record costs beyond its payload (its slot, dictionary entries, timestamps), and one
 #: history URL beyond its characters (a ``str`` and a list slot): counted so that many small records
 #: cannot outgrow the budget that their payloads alone would fit in.
@@ -285,7 +285,7 @@ class MemoryStore(Store):
             return
         slot.events.extend(events)
         slot.count += len(events)
-        if events[-1].type in _TERMINAL_EVENTS:
+        if events[-1].type in ENDING_EVENTS:
             self._retain(run_id.int, slot)
         if slot.waiters:
             slot.wake()

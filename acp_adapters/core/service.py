@@ -44,6 +44,7 @@ from .errors import (
     ValidationFailed,
     agent_not_found,
 )
+from .events import run_of_event
 from .http import Headers, Request, Response, StreamResponse
 from .memory_store import MemoryStore
 from .models import (
@@ -55,7 +56,7 @@ from .models import (
     RunResumeRequest,
 )
 from .settings import Settings
-from .sse import error_frame, event_frames, run_of_event
+from .sse import error_frame, event_frames
 from .store import RunRecord, Store, StoreUnavailable
 
 __all__ = ["ACPService", "Authorize"]

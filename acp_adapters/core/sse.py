@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from .models import Error, ErrorEvent
 from .store import EventRecord
 
-__all__ = ["error_frame", "event_frames", "run_of_event"]
+__all__ = ["error_frame", "event_frames"]
 
 
 def event_frames(first_index: int, events: Sequence[EventRecord]) -> bytes:
@@ -22,9 +22,3 @@ def error_frame(error: Error) -> bytes:
     """An ``error`` event (no id: it is not part of the run's log)."""
     event = ErrorEvent(error=error)
     return b"data: " + event.__pydantic_serializer__.to_json(event, exclude_none=True) + b"\n\n"
-
-
-def run_of_event(event: EventRecord) -> bytes:
-    """The run JSON inside a ``run.*`` event (``{"type":"run.x","run":{...}}``), without re-serialising."""
-    start = event.data.index(b'"run":') + 6
-    return event.data[start:-1]

@@ -10,7 +10,7 @@ import pytest
 
 from acp_adapters import AgentRegistry, Context, Settings
 from acp_adapters.core.memory_store import MemoryStore
-from acp_adapters.core.sessions import ResourceLoader, ResourceUnavailable
+from acp_adapters.core.resources import ResourceLoader, ResourceUnavailable
 from acp_adapters.models import Message
 from tests.helpers import run_body
 

@@ -71,7 +71,7 @@ def assert_idle(call: Call) -> None:
     """Every slot and every byte the runs took was given back."""
     engine = call.service.engine
     assert engine.log_bytes == 0
-    assert (engine._active, engine._active_by_agent, engine._active_by_owner) == (0, {}, {})
+    assert (engine.active._active, engine.active._by_agent, engine.active._by_owner) == (0, {}, {})
 
 
 # active runs ----------------------------------------------------------------------------------------

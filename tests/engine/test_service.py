@@ -13,7 +13,7 @@ import pytest
 from acp_adapters import ACPService, AgentRegistry, Context, Settings
 from acp_adapters.core.http import Request, Response
 from acp_adapters.core.memory_store import MemoryStore
-from acp_adapters.core.sessions import origin_is_trusted
+from acp_adapters.core.resources import origin_is_trusted
 from acp_adapters.core.store import StoreUnavailable
 from acp_adapters.models import Message
 from tests.helpers import run_body

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from acp_adapters import ACPService, AgentRegistry, Context, Settings
+from acp_adapters.core.resources import origin_is_trusted
 from acp_adapters.core.safe_fetch import (
     FetchRefused,
     SafeFetcher,
@@ -30,7 +31,6 @@ from acp_adapters.core.safe_fetch import (
     new_http_client,
     resolve_checked,
 )
-from acp_adapters.core.sessions import origin_is_trusted
 from acp_adapters.models import Message
 from tests.deployments.base import Target
 from tests.engine.conftest import Call
