@@ -51,8 +51,8 @@ def test_simultaneous_streams_and_slow_runs(target: Target) -> None:
         streams = [pool.submit(stream, i) for i in range(20)]
         for i, future in enumerate(streams):
             assert future.result() == [f"{n} " for n in range(50 + i)]
-        for i, future in enumerate(slow_runs):
-            run = future.result()
+        for i, slow_run in enumerate(slow_runs):
+            run = slow_run.result()
             assert run["status"] == "completed", run
             assert output_texts(run) == [f"slow {i}"]
 

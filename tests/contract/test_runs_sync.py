@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_echoes_every_input_message_as_its_own_message(target: Target, agent: st
 
 
 def test_echo_keeps_every_part_field(target: Target) -> None:
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"content_type": "text/plain", "content": "a"},
         {"content_type": "application/json", "content": '{"a": 1}', "name": "a.json"},
         {"content_type": "image/png", "content": "iVBORw0KGgo=", "content_encoding": "base64"},

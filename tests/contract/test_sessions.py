@@ -18,7 +18,7 @@ def new_id() -> str:
 def get_session(target: Target, session_id: str, path: str = "/sessions") -> dict[str, Any]:
     session = ok_json(target.client.request("GET", f"{path}/{session_id}"), 200, "Session")
     assert session["id"] == session_id
-    return session
+    return dict(session)
 
 
 def history_texts(target: Target, session: dict[str, Any]) -> list[tuple[str, str]]:

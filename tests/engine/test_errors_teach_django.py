@@ -39,19 +39,24 @@ def run_fails(site: ACPSite) -> dict[str, Any]:
     return run
 
 
+def acp_debug() -> bool:
+    """The mounts' debug setting, read again after each change of Django's settings."""
+    return conf.settings.debug
+
+
 @pytest.mark.parametrize("acp_settings", [{"await_timeout": 60}, None])
 def test_debug_follows_djangos_debug(settings: Any, acp_settings: dict[str, Any] | None) -> None:
     adapters = {key: value for key, value in settings.ACP_ADAPTERS.items() if key != "SETTINGS"}
     settings.ACP_ADAPTERS = adapters if acp_settings is None else {**adapters, "SETTINGS": acp_settings}
     settings.DEBUG = True  # (pytest-django sends setting_changed: the configuration is read again)
-    assert conf.settings.debug is True
+    assert acp_debug() is True
     assert run_fails(failing_site())["error"] == {
         "code": "server_error",
         "message": "the agent failed: RuntimeError: the disk is full",
         "data": {"exception": "RuntimeError"},
     }
     settings.DEBUG = False
-    assert conf.settings.debug is False
+    assert acp_debug() is False
     error = run_fails(failing_site())["error"]
     assert error["message"] == "the agent failed with an unexpected error" and "data" not in error
 
@@ -59,7 +64,7 @@ def test_debug_follows_djangos_debug(settings: Any, acp_settings: dict[str, Any]
 def test_the_acp_setting_wins_over_djangos_debug(settings: Any) -> None:
     settings.DEBUG = True
     settings.ACP_ADAPTERS = {**settings.ACP_ADAPTERS, "SETTINGS": {"debug": False}}
-    assert conf.settings.debug is False
+    assert acp_debug() is False
     settings.DEBUG = False
     settings.ACP_ADAPTERS = {**settings.ACP_ADAPTERS, "SETTINGS": {"debug": True}}
-    assert conf.settings.debug is True
+    assert acp_debug() is True

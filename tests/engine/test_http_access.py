@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import anyio
@@ -36,7 +36,7 @@ def registry() -> AgentRegistry:
         return "hush"
 
     @agents.agent()
-    async def asker(input: list[Message], context: Context) -> AsyncIterator[Any]:
+    async def asker(input: list[Message], context: Context) -> AsyncGenerator[Any, Any]:
         from acp_adapters.models import MessageAwaitRequest
 
         answer = yield MessageAwaitRequest(message=Message(parts=[MessagePart(content="?")]))

@@ -118,7 +118,8 @@ def parts_message(count: int) -> dict[str, Any]:
     ],
 )
 async def test_input_over_a_cap_is_a_422_naming_the_limit(limit: str, body: dict[str, Any]) -> None:
-    service = ACPService(registry(), settings=Settings(**{limit: 3}))
+    capped: dict[str, Any] = {limit: 3}
+    service = ACPService(registry(), settings=Settings(**capped))
     error = error_of(await send(service, "POST", "/runs", body), 422)
     assert error["data"] == {"limit": limit, limit: 3}, error
     assert limit in error["message"], error
@@ -215,7 +216,7 @@ async def test_the_headers_of_an_error_are_sent_with_it() -> None:
 
 
 async def test_cors_headers_go_with_every_answer_to_an_allowed_origin_only() -> None:
-    settings = Settings(cors_origins=["https://app.example.com"])
+    settings = Settings(cors_origins=("https://app.example.com",))
     service = ACPService(
         registry(), settings=settings, authorize=raising(AuthenticationRequired(challenge="Bearer"))
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -23,8 +23,8 @@ def awaiting_registry() -> AgentRegistry:
     agents = AgentRegistry()
 
     @agents.agent()
-    async def ask(input: list[Message], context: Context) -> AsyncIterator[Any]:
-        resume = yield MessageAwaitRequest(message=Message(parts=[{"content": "name?"}]))  # type: ignore[list-item]
+    async def ask(input: list[Message], context: Context) -> AsyncGenerator[Any, Any]:
+        resume = yield MessageAwaitRequest(message=Message(parts=[{"content": "name?"}]))
         assert isinstance(resume, MessageAwaitResume)
         yield f"hello {resume.message.text}"
 
@@ -87,6 +87,7 @@ async def test_resume_and_cancel_race_apply_one_at_a_time(make_call: Any) -> Non
             (cancel_status, _), (resume_status, _) = await asyncio.gather(cancel, resume)
             assert (cancel_status, resume_status) == (202, 409)
         else:
+            resumed: Any
             (resume_status, resumed), (cancel_status, _) = await asyncio.gather(resume, cancel)
             assert resume_status == 200 and resumed["status"] in ("completed", "cancelled")
             assert cancel_status in (202, 409)

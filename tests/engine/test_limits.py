@@ -34,7 +34,7 @@ def limited_registry(*, ask_cap: int | None = None) -> AgentRegistry:
     @agents.agent(max_active_runs=ask_cap)
     async def ask(input: list[Message], context: Context) -> AsyncIterator[Any]:
         """Awaits a resume, then answers: an active run for as long as the test wants."""
-        yield MessageAwaitRequest(message=Message(parts=[{"content": "go on?"}]))  # type: ignore[list-item]
+        yield MessageAwaitRequest(message=Message(parts=[{"content": "go on?"}]))
         yield "done"
 
     @agents.agent()
@@ -322,7 +322,7 @@ async def test_max_run_log_bytes_refuses_one_large_message(make_call: Any) -> No
 
     @agents.agent()
     async def big(input: list[Message]) -> AsyncIterator[Message]:
-        yield Message(parts=[{"content": "y" * 5000}])  # type: ignore[list-item]
+        yield Message(parts=[{"content": "y" * 5000}])
 
     call = make_call(agents, max_run_log_bytes=4000)
     _, run = await call.run("big")
@@ -353,7 +353,7 @@ def holding_registry(gate: asyncio.Event) -> AgentRegistry:
     agents = AgentRegistry()
 
     @agents.agent()
-    async def hold(input: list[Message]) -> AsyncIterator[str]:
+    async def hold(input: list[Message]) -> AsyncIterator[str | None]:
         """Writes as many bytes as asked for, then holds them until the test opens the gate."""
         yield "z" * int(input[0].parts[0].content or "0")
         yield None  # the message is complete: it is in the log three times now

@@ -5,7 +5,7 @@ its type named)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -98,7 +98,7 @@ def sdk_registry() -> AgentRegistry:
         return [sdk.Message(parts=[sdk.MessagePart(content="1")]), sdk.MessagePart(content="2")]
 
     @agents.agent()
-    async def sdk_await(input: list[Message], context: Context) -> AsyncIterator[Any]:
+    async def sdk_await(input: list[Message], context: Context) -> AsyncGenerator[Any, Any]:
         resume = yield sdk.MessageAwaitRequest(message=sdk.Message(parts=[sdk.MessagePart(content="ok?")]))
         yield f"you said {resume.message.parts[0].content}"
 

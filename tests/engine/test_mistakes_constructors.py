@@ -23,7 +23,11 @@ def echo(input: Any) -> str:
     return "hi"
 
 
-def asgi_app(scope: Any, receive: Any, send: Any) -> None: ...
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None: ...
+
+
+def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+    return []
 
 
 #: Each constructor, called with a registry as its user would write it.
@@ -32,7 +36,7 @@ MAKERS: dict[str, Callable[..., Any]] = {
     "ACPApp": lambda registry, **kw: ACPApp(registry, **kw),
     "ACPMiddleware": lambda registry, **kw: ACPMiddleware(asgi_app, registry, **kw),
     "ACPWSGIApp": lambda registry, **kw: ACPWSGIApp(registry, **kw),
-    "ACPWSGIMiddleware": lambda registry, **kw: ACPWSGIMiddleware(asgi_app, registry, **kw),
+    "ACPWSGIMiddleware": lambda registry, **kw: ACPWSGIMiddleware(wsgi_app, registry, **kw),
     "ACP": lambda registry, **kw: ACP(Flask(__name__), registry, **kw),
     "ACPSite": lambda registry, **kw: ACPSite(registry=registry, **kw),
 }

@@ -26,7 +26,7 @@ def session_registry() -> AgentRegistry:
 
     @agents.agent()
     async def ask(input: list[Message], context: Context) -> AsyncIterator[Any]:
-        yield MessageAwaitRequest(message=Message(parts=[{"content": "more?"}]))  # type: ignore[list-item]
+        yield MessageAwaitRequest(message=Message(parts=[{"content": "more?"}]))
         yield "done"
 
     @agents.agent()

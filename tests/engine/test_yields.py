@@ -38,7 +38,7 @@ def registry() -> AgentRegistry:
 
     @agents.agent()
     async def returns_error(input: list[Message]) -> Error:
-        return Error(code="not_found", message="nothing here")  # type: ignore[arg-type]
+        return Error(code="not_found", message="nothing here")
 
     @agents.agent()
     async def raises_acp(input: list[Message]) -> str:
