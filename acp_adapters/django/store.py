@@ -130,11 +130,7 @@ class DjangoStore(BatchedEventsStore):
         if apps.ready and not apps.is_installed(DATABASE_APP):
             raise ImproperlyConfigured(DATABASE_APP_MISSING)
         self.using = using
-        self.retention: float
-        self.max_finished_runs: int
-        self.max_retained_bytes: int
-        self.lease_ttl: float
-        self._tune(
+        super().__init__(
             retention=retention,
             max_finished_runs=max_finished_runs,
             max_retained_bytes=max_retained_bytes,

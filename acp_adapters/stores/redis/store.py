@@ -68,7 +68,6 @@ class RedisStore(RedisSessions, BatchedEventsStore):
     """
 
     shared: ClassVar[bool] = True
-    lease_ttl: float
 
     def __init__(
         self,
@@ -87,7 +86,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         **redis_options: Any,
     ) -> None:
         self.prefix = prefix
-        self._tune(
+        super().__init__(
             retention=retention,
             max_finished_runs=max_finished_runs,
             lease_ttl=lease_ttl,
