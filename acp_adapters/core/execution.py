@@ -1,12 +1,16 @@
 """One run's execution: calling the agent, turning what it yields into events, await and cancel.
 
+Why one module over 300 lines: the item handling, the byte charges, the await and the endings share
+one run's mutable state (its open message, output, bytes, the limit that stopped it); split apart they
+would pass that state around instead. Agent calling is in :mod:`.agent_calls`, the lifecycle in
+:mod:`.lifecycle`.
+
 Rules this module keeps:
 
 * The agent's items are handled in the agent's own task (no queue between them): an item becomes
   events that are serialised once and appended to the store's log.
-* Sync agents run in the engine's bounded thread pool; they hand items to the event loop with
-  ``anyio.from_thread``. A cancelled run makes their next hand-over raise, so a sync generator stops
-  at its next yield and its thread is freed.
+* The agent is called by :mod:`.agent_calls` (sync agents in the engine's bounded thread pool); a
+  cancel interrupts an async agent where it awaits, a sync one at its next hand-over.
 * Status changes go through ``Store.update_run`` with the statuses they expect: a run a client
   cancels meanwhile ends ``cancelled``, whatever the agent was doing.
 * Limits fail a run, they never stop the server: past ``max_run_duration`` the agent is stopped as by
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -29,16 +33,16 @@ import anyio.from_thread
 import anyio.to_thread
 from pydantic import BaseModel
 
+from .agent_calls import RunCancelled, agent_error, call_agent
 from .agents import AgentDefinition
 from .context import Context, SessionContext
 from .errors import ACPError
 from .events import RunJSON, encode_event, message_event, message_json, part_event
-from .foreign import UnsendableValue, foreign_error, from_foreign, looks_like_a_message, type_name
+from .foreign import UnsendableValue, from_foreign, looks_like_a_message, type_name
 from .lifecycle import ACTIVE, ENDING_EVENTS, STOP_EVENTS, TRANSITIONS, ending, may_become, server_error
 from .limits import ActiveRuns
 from .models import (
     Error,
-    ErrorCode,
     GenericEvent,
     Message,
     MessageAwaitRequest,
@@ -59,10 +63,6 @@ logger = logging.getLogger("acp_adapters")
 _EVENTS_PER_TURN = 64
 #: How long a run that has ended keeps trying to record its outcome while the store is unreachable.
 _FINISH_RETRY_FOR = 60.0
-
-
-class RunCancelled(Exception):
-    """Raised where a cancelled run's agent hands over its next item."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,35 +187,20 @@ class RunExecution:
             if self._failure is not None:  # the agent stumbled on the limit that stopped it
                 await self._finish_failed(self._failure.error)
                 return
-            await self._finish_failed(self._error_of(exc))
-
-    def _error_of(self, exc: Exception) -> Error:
-        """The error a run fails with when its agent raises ``exc``: internals only in debug mode."""
-        sdk_error = foreign_error(exc)
-        if sdk_error is not None:  # the official SDK's ACPError, raised by an agent written for it
-            return sdk_error
-        if isinstance(exc, UnsendableValue):  # the agent author's mistake: say which, debug or not
-            logger.warning("run %s: %s", self.run.run_id, exc)
-            data: dict[str, Any] = {"reason": "unsendable_value", "type": exc.value_type}
-            if self.host.settings.debug:
-                data["exception"] = "TypeError"
-            return Error(code=ErrorCode.SERVER_ERROR, message=str(exc), data=data)
-        logger.exception("run %s of agent %s failed", self.run.run_id, self.agent.name)
-        if self.host.settings.debug:
-            kind = type_name(exc)
-            return Error(
-                code=ErrorCode.SERVER_ERROR,
-                message=f"the agent failed: {kind}: {exc}"[:2000],
-                data={"exception": kind},
+            debug = self.host.settings.debug
+            await self._finish_failed(
+                agent_error(exc, run_id=run_id, agent_name=self.agent.name, debug=debug)
             )
-        return Error(code=ErrorCode.SERVER_ERROR, message="the agent failed with an unexpected error")
 
     async def _call_agent_interruptibly(self) -> None:
         """Call the agent; a cancel interrupts an async agent where it awaits (a sync agent, in its
         thread, sees ``context.cancelled`` and stops at its next hand-over instead)."""
         self._interruptible = self.agent.kind in ("async_generator", "coroutine")
         try:
-            await self._call_agent()
+            host = self.host
+            await call_agent(
+                self.agent, self.input, self.context, self.sink, host.limiter, host.sync_agent_context
+            )
         except asyncio.CancelledError:
             if not self.context.cancelled:  # the engine is shutting down
                 raise
@@ -224,60 +209,6 @@ class RunExecution:
                 task.uncancel()
         finally:
             self._interruptible = False
-
-    async def _call_agent(self) -> None:
-        func, kind = self.agent.func, self.agent.kind
-        args: tuple[Any, ...] = (self.input, self.context) if self.agent.takes_context else (self.input,)
-        if kind == "async_generator":
-            await self._drive_async_generator(func(*args))
-        elif kind == "coroutine":
-            await self.sink(await func(*args))
-        elif kind == "sync_generator":
-            await self._to_thread(self._drive_sync_generator, func, args)
-        else:
-            result = await self._to_thread(func, *args)
-            if not self.context.cancelled:
-                await self.sink(result)
-
-    async def _to_thread(self, func: Callable[..., Any], *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(self._in_sync_context, func, *args, limiter=self.host.limiter)
-
-    def _in_sync_context(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Call a sync agent in its worker thread, inside the host's context (a Flask app context)."""
-        if self.context.cancelled:  # stopped while it waited for a thread
-            raise RunCancelled()
-        enter = self.host.sync_agent_context
-        if enter is None:
-            return func(*args)
-        with enter():
-            return func(*args)
-
-    async def _drive_async_generator(self, gen: AsyncGenerator[Any, Any]) -> None:
-        value: Any = None
-        try:
-            while True:
-                try:
-                    item = await gen.asend(value)
-                except StopAsyncIteration:
-                    return
-                value = await self.sink(item)
-        finally:
-            await gen.aclose()
-
-    def _drive_sync_generator(
-        self, func: Callable[..., Generator[Any, Any, Any]], args: tuple[Any, ...]
-    ) -> None:
-        gen = func(*args)
-        value: Any = None
-        try:
-            while not self.context.cancelled:
-                try:
-                    item = gen.send(value)
-                except StopIteration:
-                    return
-                value = anyio.from_thread.run(self.sink, item)
-        finally:
-            gen.close()
 
     # what the agent yields ------------------------------------------------------------------------
     async def sink(self, item: Any) -> Any:

@@ -1,5 +1,9 @@
 """ACPService: the framework-neutral ACP server (routing, validation, errors, modes, SSE).
 
+Why one module over 300 lines: a third of it is the public class's documentation (authorization,
+idempotency); the handlers are one per route. Splitting the idempotency key and the response helpers
+out is the next step if it grows.
+
 Rules this module keeps:
 
 * Every answer under the mount is either what the spec describes or an ACP error
