@@ -269,6 +269,10 @@ class ACPSite:
         )
 
 
+#: How far over ``max_body_size`` a declared body is still read (and dropped) before the 413.
+_DRAIN_AT_MOST = 1024 * 1024
+
+
 def _body(request: HttpRequest, limit: int) -> bytes:
     """The body, but never more than ``limit + 1`` bytes (enough for the core to answer 413); a
     ``Content-Length`` over ``limit`` is refused before anything is read.
@@ -280,6 +284,11 @@ def _body(request: HttpRequest, limit: int) -> bytes:
     except ValueError:
         declared = 0
     if declared > limit:
+        if declared <= limit + _DRAIN_AT_MOST:
+            # Read and drop a body a little over the limit: a server that closes the connection
+            # with it unread (gunicorn) makes the client, still sending, see a reset, not the 413.
+            while request.read(64 * 1024):
+                pass
         raise PayloadTooLargeError(limit)
     environ = getattr(request, "environ", None)
     if environ is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):

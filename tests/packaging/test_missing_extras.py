@@ -142,7 +142,7 @@ def test_the_database_store_on_postgresql_without_psycopg_3_names_the_install() 
                 from django.conf import settings
 
                 settings.configure(
-                    INSTALLED_APPS=["acp_adapters.django"],
+                    INSTALLED_APPS=["acp_adapters.django", "acp_adapters.django.db"],
                     DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "test"}},
                 )
                 django.setup()
