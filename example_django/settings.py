@@ -96,7 +96,7 @@ STATIC_URL = "static/"
 # ACP_STORE=django keeps runs in this project's database; any other value is a store URL
 # (memory://, redis://...) that example_agents.store_from_env reads.
 if os.environ.get("ACP_STORE", "") == "django":
-    _STORE = "acp_adapters.django.store.DjangoStore"
+    _STORE = "acp_adapters.django.db.store.DjangoStore"
 else:
     _STORE = "example_agents.store_from_env"
 

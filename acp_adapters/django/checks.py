@@ -44,7 +44,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         Error(problem.message, hint=problem.hint, id=problem.id) for problem in conf.problems()
     ]
     if not found and _names_the_database_store():
-        from .store import DATABASE_APP, DATABASE_APP_MISSING
+        from .db.store import DATABASE_APP, DATABASE_APP_MISSING
 
         if not apps.is_installed(DATABASE_APP):
             found.append(Error(DATABASE_APP_MISSING, id="acp_adapters.E011"))
@@ -61,7 +61,7 @@ def _names_the_database_store() -> bool:
             value = import_string(value)
         except ImportError:
             return False
-    from .store import DjangoStore
+    from .db.store import DjangoStore
 
     return isinstance(value, DjangoStore) or (isinstance(value, type) and issubclass(value, DjangoStore))
 

@@ -3,7 +3,7 @@
 ``alias`` runs a test once on SQLite and once on PostgreSQL (skipped without a server, failed instead
 under ``ACP_REQUIRE_SERVICES``), as a pytest-django transactional test on that alias: the store's threads
 see what the test writes, and the tables are emptied afterwards. ``make_store(**options)`` gives a new
-:class:`~acp_adapters.django.store.DjangoStore` on the alias (one per simulated worker) and closes them all
+:class:`~acp_adapters.django.db.store.DjangoStore` on the alias (one per simulated worker) and closes them all
 at the end.
 """
 
@@ -19,7 +19,7 @@ from tests.django_store import settings as test_settings
 
 test_settings.configure()
 
-from acp_adapters.django.store import DjangoStore  # noqa: E402 - needs Django configured
+from acp_adapters.django.db.store import DjangoStore  # noqa: E402 - needs Django configured
 
 StoreFactory = Callable[..., DjangoStore]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 
-from acp_adapters.django.store import DjangoStore
+from acp_adapters.django.db.store import DjangoStore
 from example_django.settings import *  # noqa: F403
 from example_django.settings import ACP_ADAPTERS
 from tests.django_store.settings import postgres_database

@@ -47,7 +47,7 @@ def _setup(url: str) -> None:
 
 def _store(listen: bool, queries: list[int] | None = None) -> Any:
     """A store; with ``queries``, one that counts its database queries in ``queries[0]``."""
-    from acp_adapters.django.store import DjangoStore
+    from acp_adapters.django.db.store import DjangoStore
 
     store = DjangoStore(listen=listen)
     if queries is not None:
@@ -122,7 +122,7 @@ def _new_runs(url: str, how_many: int) -> list[str]:
 
     from acp_adapters.core.models import Run
     from acp_adapters.core.store import EventRecord, RunRecord
-    from acp_adapters.django import db_ops
+    from acp_adapters.django.db import ops as db_ops
 
     ids = []
     for _ in range(how_many):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from acp_adapters.core.models import Message, MessagePart, Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord
-from acp_adapters.django import db_ops
+from acp_adapters.django.db import ops as db_ops
 
 # Our own URLconf: the tests do not depend on the project that configured Django (example_django may).
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.django_store.urls")]

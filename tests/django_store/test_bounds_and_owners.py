@@ -18,11 +18,11 @@ from django.utils import timezone
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import EventRecord, ResourceRecord, RunRecord, SessionRecord
-from acp_adapters.django import db_ops
+from acp_adapters.django.db import ops as db_ops
 from acp_adapters.django.db.models import IdempotencyKey, Resource, RunEvent, Session, SessionHistoryEntry
 from acp_adapters.django.db.models import Run as RunRow
-from acp_adapters.django.db_purge import retained_bytes
-from acp_adapters.django.store import DjangoStore
+from acp_adapters.django.db.purge import retained_bytes
+from acp_adapters.django.db.store import DjangoStore
 from tests.django_store.conftest import StoreFactory
 from tests.django_store.test_store import in_thread
 

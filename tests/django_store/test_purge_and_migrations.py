@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord
-from acp_adapters.django import db_ops
+from acp_adapters.django.db import ops as db_ops
 from acp_adapters.django.db.models import Resource, RunEvent, Session, SessionHistoryEntry
 
 HOUR = 3600.0

@@ -16,8 +16,8 @@ from pytest_django import DjangoDbBlocker
 
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
-from acp_adapters.django import db_ops
-from acp_adapters.django.store import DjangoStore
+from acp_adapters.django.db import ops as db_ops
+from acp_adapters.django.db.store import DjangoStore
 from tests.django_store import settings as test_settings
 from tests.django_store.conftest import StoreFactory
 

@@ -2,7 +2,7 @@
 
 Each test runs as a pytest-django transactional test on the store's own alias (see
 ``tests/django_store/settings.py``): the tables are emptied after it. Each ``await stores.open()`` is a
-new :class:`~acp_adapters.django.store.DjangoStore` with its own threads and connections, as another
+new :class:`~acp_adapters.django.db.store.DjangoStore` with its own threads and connections, as another
 worker process would have.
 """
 
@@ -28,7 +28,7 @@ class _DjangoScope(StoreScope):
         self.alias = alias
 
     async def new_store(self, **options: Any) -> Store:
-        from acp_adapters.django.store import DjangoStore
+        from acp_adapters.django.db.store import DjangoStore
 
         return DjangoStore(self.alias, **options)
 

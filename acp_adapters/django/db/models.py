@@ -1,4 +1,4 @@
-"""Tables of the database store (:class:`acp_adapters.django.store.DjangoStore`).
+"""Tables of the database store (:class:`acp_adapters.django.db.store.DjangoStore`).
 
 Rules this module keeps:
 
@@ -10,7 +10,7 @@ Rules this module keeps:
   owner to ``None`` before the store sees it, and a nullable column gives ``None`` back as ``None``.
 * Byte counts (``log_bytes``, ``snapshot_bytes``, ``size``) are kept by the writes that change what
   they count, so that bounding the store by bytes (``max_retained_bytes``) costs no query per write.
-* Nothing here has behaviour: :mod:`acp_adapters.django.store` decides what is written.
+* Nothing here has behaviour: :mod:`acp_adapters.django.db.store` decides what is written.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from acp_adapters.django.db_purge import purge
-from acp_adapters.django.store import DjangoStore
+from acp_adapters.django.db.purge import purge
+from acp_adapters.django.db.store import DjangoStore
 
 
 class Command(BaseCommand):

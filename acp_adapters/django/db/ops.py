@@ -29,10 +29,10 @@ from django.db.models.functions import Coalesce, Length
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal
 
-from .db import models as db
-from .db_listen import CHANNEL, notify_sql
-from .db_listen import payload as notify_payload
-from .db_watch import EVENTS, SIGNALS
+from . import models as db
+from .listen import CHANNEL, notify_sql
+from .listen import payload as notify_payload
+from .watch import EVENTS, SIGNALS
 
 __all__ = [
     "NON_TERMINAL",

@@ -8,7 +8,7 @@ Rules this module keeps:
   by other processes are found by one poll for all the runs this process waits on, every
   ``interval`` seconds while something changes, backing off to ``max_interval`` while nothing does.
 * Waiting holds no thread and no database connection: only the poll queries, from one task.
-* With PostgreSQL notifications (:mod:`acp_adapters.django.db_listen`), other processes' changes come
+* With PostgreSQL notifications (:mod:`acp_adapters.django.db.listen`), other processes' changes come
   through :meth:`ChangeWatcher.changed` too, and the poll slows to ``safety_interval``.
 """
 

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import F, QuerySet, Sum, Window
 
-from .db import models as db
-from .db_ops import NON_TERMINAL, delete_runs, trim_finished
+from . import models as db
+from .ops import NON_TERMINAL, delete_runs, trim_finished
 
 __all__ = ["Purged", "purge", "retained_bytes", "trim"]
 

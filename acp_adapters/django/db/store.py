@@ -1,0 +1,477 @@
+"""DjangoStore: runs, events, signals, sessions and resources in the Django project's own database.
+
+Rules this module keeps:
+
+* The engine's event loop never blocks: every query runs in the store's own thread pool (each thread
+  holds its own Django connection), and waiting for an event or a signal holds no thread at all
+  (:mod:`acp_adapters.django.db.watch`).
+* Every database failure leaves as :class:`~acp_adapters.core.store.StoreUnavailable` (the API answers
+  503) within ``timeout`` seconds, and the connection that failed is dropped, so the next call
+  reconnects: the store recovers by itself when the database is back.
+* The queries are in :mod:`acp_adapters.django.db.ops`; this module only schedules them and wakes waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import logging
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+
+from acp_adapters.core.models import RunStatus
+from acp_adapters.core.settings import Settings
+from acp_adapters.core.store import (
+    EventRecord,
+    ResourceRecord,
+    RunRecord,
+    SessionRecord,
+    Signal,
+    Store,
+    StoreUnavailable,
+)
+from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
+
+from .listen import PostgresListener
+from .watch import EVENTS, SIGNALS, ChangeWatcher, Counters
+
+if TYPE_CHECKING:
+    from . import ops as db_ops
+    from . import purge as db_purge
+else:
+    # The queries import the models, which need Django's app registry: importing this module (to name
+    # the store in the settings) must not.
+    db_ops = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db.ops"))
+    db_purge = SimpleLazyObject(lambda: importlib.import_module("acp_adapters.django.db.purge"))
+
+__all__ = ["DATABASE_APP", "DATABASE_APP_MISSING", "DjangoStore"]
+
+#: The app that holds the store's tables; a project adds it to ``INSTALLED_APPS`` to use the store.
+DATABASE_APP = "acp_adapters.django.db"
+DATABASE_APP_MISSING = (
+    f"The database store needs its app: add {DATABASE_APP!r} to INSTALLED_APPS (after "
+    "'acp_adapters.django'), then run manage.py migrate."
+)
+
+logger = logging.getLogger("acp_adapters.django.store")
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class DjangoStore(BatchedEventsStore):
+    """A :class:`~acp_adapters.core.store.Store` kept in a Django database (``acp_adapters`` tables).
+
+    Add ``"acp_adapters.django"`` to ``INSTALLED_APPS`` and run ``manage.py migrate``. Several processes
+    (gunicorn workers, machines) sharing the database share the runs: a request served by any of them
+    can read, stream, cancel or resume a run executed by another.
+
+    :param using: the database alias.
+    :param retention: seconds a finished run (and its events) stays readable.
+    :param max_finished_runs: how many finished runs are kept at most (the oldest go first; checked
+        every ``max_finished_runs // 10`` runs this process finishes, and by ``acp_purge``).
+    :param max_retained_bytes: bytes of finished runs (their events and snapshots), sessions and
+        resources kept together at most: past it the oldest finished runs go first, then the least
+        recently used sessions and resources (:mod:`.purge`). Checked each time this process has
+        written a tenth of it, and by ``acp_purge``; runs still going are never deleted.
+    :param session_retention: seconds a session (and the resources its history names) stays after its
+        last change; ``retention`` if not given.
+    :param lease_ttl: seconds a new run counts as alive before its worker first renews its lease.
+    :param poll_interval: how often a process polls for other processes' events and signals while it
+        has waiters and they change; it backs off to ``max_poll_interval`` while nothing changes.
+    :param threads: threads (and so database connections) of this process's store.
+    :param timeout: seconds after which a query that has not answered counts as a database outage.
+    :param listen: announce appends and signals with PostgreSQL's LISTEN/NOTIFY (one more connection per
+        process), the poll slowing to a safety net; ``None``: on PostgreSQL only.
+    :param write_behind: return from ``append_events`` at once and write a run's events in batches, one
+        transaction for all that came while the previous one was written (``core.write_behind``):
+        streams go about 30 times faster. Another process sees an event once its batch is
+        written (a few ms later; this process at once; everyone before the run's next status change).
+        ``False``: each append returns once committed.
+
+    Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
+    ``max_finished_runs``, ``lease_ttl``, ``max_retained_bytes``), so that
+    ``ACP_ADAPTERS["STORE"] = "acp_adapters.django.db.store.DjangoStore"`` needs nothing else; a service
+    given other settings then applies its own (:meth:`configure`).
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        using: str = DEFAULT_DB_ALIAS,
+        *,
+        retention: float | None = None,
+        max_finished_runs: int | None = None,
+        max_retained_bytes: int | None = None,
+        session_retention: float | None = None,
+        lease_ttl: float | None = None,
+        poll_interval: float = 0.05,
+        max_poll_interval: float = 0.25,
+        threads: int = 8,
+        timeout: float = 10.0,
+        listen: bool | None = None,
+        write_behind: bool = True,
+    ) -> None:
+        if apps.ready and not apps.is_installed(DATABASE_APP):
+            raise ImproperlyConfigured(DATABASE_APP_MISSING)
+        self.using = using
+        super().__init__(
+            retention=retention,
+            max_finished_runs=max_finished_runs,
+            max_retained_bytes=max_retained_bytes,
+            lease_ttl=lease_ttl,
+        )
+        # The project's settings until a service configures the store with its own.
+        Store.configure(self, _project_settings())
+        self._session_retention = session_retention
+        self.threads = threads
+        self.timeout = timeout
+        self.watcher = ChangeWatcher(self._counters, interval=poll_interval, max_interval=max_poll_interval)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pid = 0
+        # The connections the store's threads opened, closed by ``close`` (a database in use by an idle
+        # connection cannot be dropped, as a test database must be).
+        self._connections: set[BaseDatabaseWrapper] = set()
+        self._finished_since_trim = 0
+        self._bytes_since_trim = 0
+        # What this process last wrote of the runs it changes (compare-and-set starts from it).
+        self._seen: OrderedDict[uuid.UUID, db_ops.Seen] = OrderedDict()
+        self._listen = listen
+        self.batcher = EventBatcher(self._flush_events, write_behind=write_behind, logger=logger)
+        self._listener: PostgresListener | None = None
+
+    @property
+    def write_behind(self) -> bool:
+        """Whether appends return at once and are written in batches (the ``write_behind`` parameter)."""
+        return self.batcher.write_behind
+
+    @write_behind.setter
+    def write_behind(self, value: bool) -> None:
+        self.batcher.write_behind = value
+
+    @property
+    def session_retention(self) -> float:
+        """Seconds a session (and the resources its history names) stays after its last change."""
+        return self.retention if self._session_retention is None else self._session_retention
+
+    @session_retention.setter
+    def session_retention(self, value: float | None) -> None:
+        self._session_retention = value
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await self.watcher.close()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        opened, self._connections = self._connections, set()
+        if opened:
+            await asyncio.get_running_loop().run_in_executor(None, _close_connections, opened)
+
+    # runs -----------------------------------------------------------------------------------------
+    async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
+        seen = await self._query(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
+        self._remember(record.run.run_id, seen)
+        self._bytes_since_trim += len(first_event.data)
+
+    async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
+        return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
+
+    async def _change_run(
+        self,
+        run_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        # One transaction: nobody, in any process, sees the new status without its event.
+        seen = self._seen.get(run_id)
+        result = await self._query(
+            db_ops.update_run,
+            run_id,
+            changes,
+            expect,
+            self._now(),
+            self.retention,
+            seen,
+            events,
+            self.listens,
+        )
+        if result is None:
+            self._seen.pop(run_id, None)
+            return None
+        record, written, count = result
+        if count is not None:
+            self._events_written(run_id, count)
+        self._bytes_since_trim += sum(len(event.data) for event in events)
+        if record.run.status.is_terminal:
+            self._seen.pop(run_id, None)
+            if "status" in changes:
+                self._finished_since_trim += 1
+                await self._trim_if_due()
+        else:
+            self._remember(run_id, written)
+        return record
+
+    def _remember(self, run_id: uuid.UUID, seen: db_ops.Seen) -> None:
+        self._seen[run_id] = seen
+        self._seen.move_to_end(run_id)
+        if len(self._seen) > 10_000:
+            self._seen.popitem(last=False)
+
+    async def _trim_if_due(self) -> None:
+        """:meth:`trim` once this process has finished a tenth of ``max_finished_runs`` runs or written a
+        tenth of ``max_retained_bytes`` since the last one: no query of its own otherwise."""
+        if self._finished_since_trim >= max(1, self.max_finished_runs // 10) or (
+            self._bytes_since_trim >= max(1, self.max_retained_bytes // 10)
+        ):
+            try:
+                await self.trim()
+            except (
+                StoreUnavailable
+            ) as exc:  # what was written stands; the next trim (or acp_purge) catches up
+                logger.warning("could not trim the database store: %s", exc)
+
+    async def trim(self) -> db_purge.Purged:
+        """Delete the oldest finished runs past ``max_finished_runs``, then what is over
+        ``max_retained_bytes`` (oldest finished runs first), and the expired idempotency keys."""
+        self._finished_since_trim = self._bytes_since_trim = 0
+        return await self._query(
+            db_purge.trim,
+            self._now(),
+            max_finished_runs=self.max_finished_runs,
+            max_retained_bytes=self.max_retained_bytes,
+        )
+
+    # events ---------------------------------------------------------------------------------------
+    # Appends go through ``batcher`` (BatchedEventsStore), which calls this with each batch.
+    async def _flush_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
+        count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
+        self._bytes_since_trim += sum(len(event.data) for event in events)
+        self._events_written(run_id, count)
+
+    def _events_written(self, run_id: uuid.UUID, count: int | None) -> None:
+        self.watcher.changed(run_id, EVENTS, count)
+
+    async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            events = await self._read(run_id, start)
+            remaining = deadline - loop.time()
+            if events or remaining <= 0:
+                return events
+            self._ensure_listening()
+            if not await self.watcher.wait(run_id, EVENTS, start, remaining):
+                return []
+            # Woken: the count rose above ``start`` (read again) or the run is gone (the read is empty;
+            # a run that does not exist has nothing to wait for).
+            events = await self._read(run_id, start)
+            if events or not await self._exists(run_id):
+                return events
+
+    async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
+        return await self._read_query(db_ops.read_events, run_id, start, self._now(), self.retention)
+
+    async def _count_events(self, run_id: uuid.UUID) -> int:
+        return await self._read_query(db_ops.count_events, run_id)
+
+    # signals --------------------------------------------------------------------------------------
+    async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
+        count = await self._query(db_ops.send_signal, run_id, signal, self._now(), self.listens)
+        if count is not None:
+            self.watcher.changed(run_id, SIGNALS, count)
+
+    async def receive_signal(self, run_id: uuid.UUID) -> Signal:
+        while True:
+            signal, seen = await self._query(db_ops.take_signal, run_id)
+            if signal is not None:
+                return signal
+            self._ensure_listening()
+            await self.watcher.wait(run_id, SIGNALS, seen, None)
+
+    # sessions -------------------------------------------------------------------------------------
+    async def get_session(self, session_id: uuid.UUID) -> SessionRecord | None:
+        return await self._read_query(db_ops.get_session, session_id, self._now(), self.session_retention)
+
+    async def claim_session(self, record: SessionRecord) -> SessionRecord:
+        stored = await self._query(db_ops.claim_session, record, self._now(), self.session_retention)
+        await self._wrote(_urls_size(record.history, record.state))
+        return stored
+
+    async def put_session(self, record: SessionRecord) -> None:
+        await self._query(db_ops.put_session, record, self._now())
+        await self._wrote(_urls_size(record.history, record.state))
+
+    async def extend_session(
+        self,
+        session_id: uuid.UUID,
+        history: Sequence[str],
+        *,
+        state: str | None = None,
+        owner: str | None = None,
+    ) -> SessionRecord | None:
+        record = await self._query(
+            db_ops.extend_session, session_id, history, state, owner, self._now(), self.session_retention
+        )
+        if record is not None:
+            await self._wrote(_urls_size(history, state))
+        return record
+
+    # liveness -------------------------------------------------------------------------------------
+    async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:
+        if run_ids:
+            await self._query(
+                db_ops.renew_leases, run_ids, ttl, self._now(), f"{socket.gethostname()}:{os.getpid()}"
+            )
+
+    async def find_lost_runs(self) -> list[uuid.UUID]:
+        return await self._read_query(db_ops.find_lost_runs, self._now())
+
+    # resources ------------------------------------------------------------------------------------
+    async def put_resource(self, resource_id: uuid.UUID, data: bytes, *, owner: str | None = None) -> None:
+        await self._query(db_ops.put_resource, resource_id, data, owner, self._now())
+        await self._wrote(len(data))
+
+    async def get_resource(self, resource_id: uuid.UUID) -> ResourceRecord | None:
+        return await self._read_query(db_ops.get_resource, resource_id, self._now(), self.session_retention)
+
+    async def _wrote(self, size: int) -> None:
+        self._bytes_since_trim += size
+        await self._trim_if_due()
+
+    # keys -----------------------------------------------------------------------------------------
+    async def claim_key(self, key: str, value: bytes, ttl: float) -> bytes | None:
+        return await self._query(db_ops.claim_key, key, value, ttl, self._now())
+
+    # notifications --------------------------------------------------------------------------------
+    @property
+    def listens(self) -> bool:
+        """Whether changes are announced with PostgreSQL's NOTIFY (``listen``; by default on PostgreSQL)."""
+        if self._listen is None:
+            self._listen = connections[self.using].vendor == "postgresql"
+            if self._listen:
+                _require_psycopg()
+        return self._listen
+
+    def _ensure_listening(self) -> None:
+        if not self.listens:
+            return
+        if self._listener is None:
+            params = connections[self.using].get_connection_params()
+            self._listener = PostgresListener(params, self._notified, self._listening)
+        self._listener.ensure_started()
+
+    def _notified(self, run_id: uuid.UUID, kind: int, count: int) -> None:
+        self.watcher.changed(run_id, kind, count)
+
+    def _listening(self, connected: bool) -> None:
+        self.watcher.notified = connected
+
+    # plumbing -------------------------------------------------------------------------------------
+    async def _counters(self, run_ids: Collection[uuid.UUID]) -> Counters:
+        return await self._read_query(db_ops.counters, run_ids)
+
+    async def _exists(self, run_id: uuid.UUID) -> bool:
+        return run_id in await self._counters([run_id])
+
+    @staticmethod
+    def _now() -> Any:
+        return timezone.now()
+
+    async def _query(self, query: Callable[Concatenate[str, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``query(self.using, ...)`` in a store thread."""
+        return await self._in_thread(functools.partial(query, self.using, *args, **kwargs), retry=False)
+
+    async def _read_query(
+        self, query: Callable[Concatenate[str, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """:meth:`_query` for a query that only reads: tried again once on a new connection."""
+        return await self._in_thread(functools.partial(query, self.using, *args, **kwargs), retry=True)
+
+    async def _in_thread(self, query: Callable[[], T], retry: bool) -> T:
+        run = sync_to_async(self._run_query, thread_sensitive=False, executor=self._pool())
+        try:
+            return await asyncio.wait_for(run(query, retry), self.timeout)
+        except asyncio.TimeoutError:
+            raise StoreUnavailable(f"the database did not answer within {self.timeout:g}s") from None
+
+    def _run_query(self, query: Callable[[], T], retry: bool) -> T:
+        self._connections.add(connections[self.using])
+        for attempt in (1, 2):
+            try:
+                return query()
+            except IntegrityError:
+                raise
+            except DatabaseError as exc:
+                # Drop the connection: it may be dead (a restarted server) and the next query reconnects.
+                with contextlib.suppress(Exception):
+                    connections[self.using].close()
+                if retry and attempt == 1:
+                    continue
+                raise StoreUnavailable(f"the database is unreachable: {exc}".strip()) from exc
+        raise AssertionError("unreachable")
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None or self._pid != os.getpid():
+            if self._pid and self._pid != os.getpid():
+                # Forked (gunicorn --preload): the parent's threads, connections and tasks are not ours.
+                self._connections = set()
+                self._listener = None
+                self.watcher = ChangeWatcher(
+                    self._counters, interval=self.watcher.interval, max_interval=self.watcher.max_interval
+                )
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="acp-django-store")
+            self._pid = os.getpid()
+        return self._executor
+
+
+def _require_psycopg() -> None:
+    """LISTEN/NOTIFY needs psycopg 3 (Django may run on psycopg2): say how to get it, or to poll."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"the database store listens on PostgreSQL with psycopg 3 ({exc}): "
+            'pip install "acp-adapters[postgres]", or DjangoStore(listen=False) to poll only'
+        ) from exc
+
+
+def _urls_size(history: Sequence[str], state: str | None) -> int:
+    return sum(len(url) for url in history) + len(state or "")
+
+
+def _project_settings() -> Settings:
+    """The project's ``ACP_ADAPTERS["SETTINGS"]``, or the defaults."""
+    try:
+        from acp_adapters.django.conf import conf
+
+        return conf.settings
+    except (ImportError, ImproperlyConfigured):
+        return Settings()
+
+
+def _close_connections(opened: set[BaseDatabaseWrapper]) -> None:
+    for connection in opened:
+        with contextlib.suppress(Exception):
+            connection.inc_thread_sharing()  # it belongs to a store thread: allow closing it from here
+            connection.close()
