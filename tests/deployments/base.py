@@ -71,10 +71,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:  # Starlette's TestClient is an httpx2.Client, not an httpx.Client
+    from starlette.testclient import TestClient
 
 __all__ = [
     "REPO_ROOT",
@@ -198,9 +201,9 @@ class ContractClient(Protocol):
 
 
 class HttpxContractClient:
-    """A :class:`ContractClient` over an ``httpx.Client`` (sockets, or Starlette's ``TestClient``)."""
+    """A :class:`ContractClient` over an ``httpx.Client`` (sockets) or Starlette's ``TestClient``."""
 
-    def __init__(self, client: httpx.Client | PerThreadClient, base_url: str) -> None:
+    def __init__(self, client: httpx.Client | TestClient | PerThreadClient, base_url: str) -> None:
         self.client = client
         self.base_url = base_url
 

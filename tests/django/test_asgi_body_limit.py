@@ -50,6 +50,7 @@ class Upload:
 
     def __init__(self, target: Target, head: bytes, pieces: Iterable[bytes]) -> None:
         url = urlsplit(target.base_url)
+        assert url.hostname is not None and url.port is not None, target.base_url
         self.sock = socket.create_connection((url.hostname, url.port), timeout=30)
         self.sock.sendall(head)
         self.sent = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,8 +51,15 @@ def test_a_chunked_body_under_wsgi(wsgi: Served, terminated: bool) -> None:
         "wsgi.url_scheme": "http",
         "wsgi.errors": io.StringIO(),
     }
-    started: list[Any] = []
-    result = application(environ, lambda status, headers, exc_info=None: started.append(status))
+    started: list[str] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        started.append(status)
+        return lambda body: None  # PEP 3333's write(), which Django never calls
+
+    result = application(environ, start_response)
     answer = json.loads(b"".join(result))
     result.close()
     if terminated:  # the server (gunicorn, uWSGI) says where the body ends: it is read
@@ -83,12 +91,14 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_read(wsgi
         def read(self, size: int = -1) -> bytes:
             raise AssertionError("the body was read")
 
+    wsgi_input: dict[str, Any] = {"wsgi.input": Unreadable()}
+
     answer = Client(raise_request_exception=False).generic(
         "POST",
         "/acp/runs",
         content_type="application/json",
         CONTENT_LENGTH=str(200 * 1024 * 1024),
-        **{"wsgi.input": Unreadable()},
+        **wsgi_input,
     )
     assert answer.status_code == 413
     assert json.loads(answer.content)["data"] == {"max_body_size": 4 * 1024 * 1024}

@@ -23,7 +23,7 @@ GOOD: dict[str, Any] = {
 
 def problems(settings: Any, value: Any) -> list[tuple[str, str]]:
     settings.ACP_ADAPTERS = value
-    return [(error.id.removeprefix("acp_adapters."), error.msg) for error in check_settings()]
+    return [((error.id or "").removeprefix("acp_adapters."), error.msg) for error in check_settings()]
 
 
 def test_the_example_settings_pass(settings: Any) -> None:

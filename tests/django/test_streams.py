@@ -8,7 +8,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -66,7 +66,13 @@ def test_wsgi_a_dropped_stream_frees_its_subscription(wsgi: Served) -> None:
         "wsgi.errors": io.StringIO(),
     }
     before = open_subscriptions()
-    result = application(environ, lambda status, headers, exc_info=None: None)
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        return lambda body: None  # PEP 3333's write(), which Django never calls
+
+    result = application(environ, start_response)
     first = next(iter(result))
     assert open_subscriptions() == before + 1
     run_id = first_run_id(first)
@@ -111,7 +117,7 @@ def test_asgi_a_dropped_stream_frees_its_subscription(asgi: Served, gone_while: 
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.body" and message.get("body"):
                 sent.append(message["body"])
                 during.append(open_subscriptions())

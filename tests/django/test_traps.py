@@ -35,7 +35,10 @@ def urlconf(*patterns: Any) -> types.ModuleType:
 
 def mount_problems(settings: Any, *patterns: Any) -> list[tuple[str, str, str]]:
     settings.ROOT_URLCONF = urlconf(*patterns)
-    return [(error.id.removeprefix("acp_adapters."), error.msg, error.hint or "") for error in check_mounts()]
+    return [
+        ((error.id or "").removeprefix("acp_adapters."), error.msg, error.hint or "")
+        for error in check_mounts()
+    ]
 
 
 @pytest.fixture

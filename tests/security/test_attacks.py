@@ -28,7 +28,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,7 +284,7 @@ def awaiting_registry(started: Started) -> AgentRegistry:
     agents = AgentRegistry()
 
     @agents.agent()
-    async def holder(input: list[Message], context: Context) -> AsyncIterator[Any]:
+    async def holder(input: list[Message], context: Context) -> AsyncGenerator[Any, Any]:
         started.count += 1
         resume = yield MessageAwaitRequest(message=Message(role="agent", parts=[]))
         assert isinstance(resume, MessageAwaitResume)

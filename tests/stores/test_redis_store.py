@@ -170,7 +170,9 @@ async def test_the_snapshot_is_a_small_hash_beside_the_stream(
     assert raw.memory_usage(run_key) < 2000  # type: ignore[operator]
     assert raw.xlen(run_key + ":events") == 501
     # Event i is entry 0-(i+1): a reader resumes from any index with one range.
-    assert raw.xrange(run_key + ":events", "0-501", "+")[0][1][b"d"] == event(499).data
+    entries = raw.xrange(run_key + ":events", "0-501", "+")
+    assert entries is not None and entries[0][1] is not None
+    assert entries[0][1][b"d"] == event(499).data
 
 
 async def test_another_database_number(prefix: str, raw: redis.Redis) -> None:

@@ -69,7 +69,7 @@ def wait_for(get: Get, path: str, status: str) -> dict[str, Any]:
         time.sleep(0.02)
 
 
-def _httpx_calls(client: httpx.Client) -> tuple[Get, Post]:
+def _httpx_calls(client: httpx.Client | TestClient) -> tuple[Get, Post]:
     return (lambda path: client.get(path).json()), (lambda path, body: client.post(path, json=body).json())
 
 
