@@ -152,6 +152,23 @@ async def test_max_retained_bytes_comes_from_the_service_unless_given(make_store
     assert (tuned.max_retained_bytes, tuned.retention, tuned.session_retention) == (99, 60.0, 5.0)
 
 
+async def test_the_store_takes_its_tunables_from_the_mount_not_from_the_django_settings(
+    make_store: StoreFactory,
+) -> None:
+    from django.test import override_settings
+
+    from acp_adapters.core.agents import AgentRegistry
+    from acp_adapters.django import ACPSite
+
+    with override_settings(ACP_ADAPTERS={"SETTINGS": {"run_retention": 60, "max_finished_runs": 7}}):
+        store = make_store(max_finished_runs=3)
+        assert store.retention == Settings().run_retention  # reads no Django setting itself
+        site = ACPSite(AgentRegistry(), store=store, settings=Settings(run_retention=90, lease_ttl=4.0))
+        assert site.service.store is store
+    assert (store.retention, store.session_retention, store.lease_ttl) == (90.0, 90.0, 4.0)
+    assert store.max_finished_runs == 3  # given explicitly: the mount's settings do not override it
+
+
 # owners -------------------------------------------------------------------------------------------------
 async def test_no_owner_is_null_in_every_table(alias: str, make_store: StoreFactory) -> None:
     store = make_store()

@@ -35,14 +35,12 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from acp_adapters.core.models import RunStatus
-from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import (
     EventRecord,
     ResourceRecord,
     RunRecord,
     SessionRecord,
     Signal,
-    Store,
     StoreUnavailable,
 )
 from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
@@ -104,10 +102,12 @@ class DjangoStore(BatchedEventsStore):
         written (a few ms later; this process at once; everyone before the run's next status change).
         ``False``: each append returns once committed.
 
-    Options left out take their value from ``ACP_ADAPTERS["SETTINGS"]`` (``run_retention``,
-    ``max_finished_runs``, ``lease_ttl``, ``max_retained_bytes``), so that
-    ``ACP_ADAPTERS["STORE"] = "acp_adapters.django.db.store.DjangoStore"`` needs nothing else; a service
-    given other settings then applies its own (:meth:`configure`).
+    Like every store, the tunables left out (``retention``, ``max_finished_runs``, ``lease_ttl``,
+    ``max_retained_bytes``) follow the service's settings (:meth:`configure`): a mount's, which are
+    ``ACP_ADAPTERS["SETTINGS"]`` for the default one, so that
+    ``ACP_ADAPTERS["STORE"] = "acp_adapters.django.db.store.DjangoStore"`` needs nothing else. The
+    store reads no Django setting itself; until configured, it has the defaults of
+    :class:`~acp_adapters.core.settings.Settings`.
     """
 
     shared = True
@@ -137,8 +137,6 @@ class DjangoStore(BatchedEventsStore):
             max_retained_bytes=max_retained_bytes,
             lease_ttl=lease_ttl,
         )
-        # The project's settings until a service configures the store with its own.
-        Store.configure(self, _project_settings())
         self._session_retention = session_retention
         self.threads = threads
         self.timeout = timeout
@@ -458,16 +456,6 @@ def _require_psycopg() -> None:
 
 def _urls_size(history: Sequence[str], state: str | None) -> int:
     return sum(len(url) for url in history) + len(state or "")
-
-
-def _project_settings() -> Settings:
-    """The project's ``ACP_ADAPTERS["SETTINGS"]``, or the defaults."""
-    try:
-        from acp_adapters.django.conf import conf
-
-        return conf.settings
-    except (ImportError, ImproperlyConfigured):
-        return Settings()
 
 
 def _close_connections(opened: set[BaseDatabaseWrapper]) -> None:

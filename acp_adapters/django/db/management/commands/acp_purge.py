@@ -65,12 +65,14 @@ class Command(BaseCommand):
 
 
 def _configured_store() -> DjangoStore:
-    """The project's DjangoStore (for its alias and retention), or one with the settings' defaults."""
+    """The project's DjangoStore (for its alias and retention), or one on the default database, tuned
+    by ``ACP_ADAPTERS["SETTINGS"]`` as the default mount's service tunes it (no service runs here)."""
     from acp_adapters.django.conf import conf
 
-    factory = conf.store_factory if conf.configured else None
-    if factory is not None:
-        store = factory()
-        if isinstance(store, DjangoStore):
-            return store
-    return DjangoStore()
+    store: object = None
+    if conf.configured and conf.store_factory is not None:
+        store = conf.store_factory()
+    if not isinstance(store, DjangoStore):
+        store = DjangoStore()
+    store.configure(conf.settings)
+    return store
