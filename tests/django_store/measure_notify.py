@@ -57,7 +57,7 @@ def _store(listen: bool, queries: list[int] | None = None) -> Any:
             queries[0] += 1
             return await run_in_thread(query, retry)
 
-        store._in_thread = counted
+        store._in_thread = counted  # type: ignore[method-assign]  # wraps this instance's method to count
     return store
 
 

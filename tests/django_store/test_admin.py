@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from acp_adapters.core.models import Message, MessagePart, Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord
+from acp_adapters.django.db import models as db
 from acp_adapters.django.db import ops as db_ops
 
 # Our own URLconf: the tests do not depend on the project that configured Django (example_django may).
@@ -76,14 +77,14 @@ def test_a_runs_events_are_listed_in_order(admin_client: Client, run: Run) -> No
 
 
 def test_an_event_page_shows_its_json_escaped(admin_client: Client, run: Run) -> None:
-    pk = db_ops.db.RunEvent.objects.get(run_id=run.run_id, seq=1).pk
+    pk = db.RunEvent.objects.get(run_id=run.run_id, seq=1).pk
     page = admin_client.get(reverse("admin:acp_adapters_runevent_change", args=[pk]))
     assert page.status_code == 200
     assert "&lt;b&gt;hi&lt;/b&gt;" in page.text and "<b>hi</b>" not in page.text
     assert 'name="_save"' not in page.text
     delete = reverse("admin:acp_adapters_runevent_delete", args=[pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
-    assert db_ops.db.RunEvent.objects.filter(pk=pk).exists()
+    assert db.RunEvent.objects.filter(pk=pk).exists()
 
 
 def test_a_missing_run_is_not_found_or_redirected(admin_client: Client) -> None:

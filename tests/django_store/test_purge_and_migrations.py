@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, SessionRecord
+from acp_adapters.django.db import models as db
 from acp_adapters.django.db import ops as db_ops
 from acp_adapters.django.db.models import Resource, RunEvent, Session, SessionHistoryEntry
 
@@ -40,7 +41,7 @@ def purge(alias: str, *args: str) -> str:
 
 
 def runs(alias: str) -> set[uuid.UUID]:
-    return set(db_ops.db.Run.objects.using(alias).values_list("id", flat=True))
+    return set(db.Run.objects.using(alias).values_list("id", flat=True))
 
 
 def test_purge_removes_expired_runs_sessions_and_resources(alias: str) -> None:
@@ -168,7 +169,7 @@ def test_rows_written_before_0004_get_their_byte_counts(alias: str) -> None:
         id=resource_id, data=b"12345", created_at=now, touched_at=now
     )
     call_command("migrate", "acp_adapters", database=alias, verbosity=0)
-    run = db_ops.db.Run.objects.using(alias).get(pk=run_id)
+    run = db.Run.objects.using(alias).get(pk=run_id)
     assert (run.log_bytes, run.snapshot_bytes) == (12 + 13, 7)
-    assert db_ops.db.Session.objects.using(alias).get(pk=session_id).size == 10 + 10
-    assert db_ops.db.Resource.objects.using(alias).get(pk=resource_id).size == 5
+    assert db.Session.objects.using(alias).get(pk=session_id).size == 10 + 10
+    assert db.Resource.objects.using(alias).get(pk=resource_id).size == 5

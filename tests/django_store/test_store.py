@@ -16,6 +16,7 @@ from pytest_django import DjangoDbBlocker
 
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
+from acp_adapters.django.db import models as db
 from acp_adapters.django.db import ops as db_ops
 from acp_adapters.django.db.store import DjangoStore
 from tests.django_store import settings as test_settings
@@ -188,9 +189,7 @@ async def test_a_reader_of_a_deleted_run_returns_at_once(alias: str, make_store:
     run = await new_run(store)
     reader = asyncio.create_task(other.read_events(run.run_id, 1, timeout=30))
     await asyncio.sleep(0.3)
-    await asyncio.to_thread(
-        db_ops.delete_runs, alias, db_ops.db.Run.objects.using(alias).filter(pk=run.run_id)
-    )
+    await asyncio.to_thread(db_ops.delete_runs, alias, db.Run.objects.using(alias).filter(pk=run.run_id))
     started = time.monotonic()
     assert await asyncio.wait_for(reader, 5) == []
     assert time.monotonic() - started < 1.0
@@ -198,7 +197,7 @@ async def test_a_reader_of_a_deleted_run_returns_at_once(alias: str, make_store:
 
 def _delete_run(alias: str, run_id: uuid.UUID) -> None:
     try:
-        db_ops.delete_runs(alias, db_ops.db.Run.objects.using(alias).filter(pk=run_id))
+        db_ops.delete_runs(alias, db.Run.objects.using(alias).filter(pk=run_id))
     finally:
         connections[alias].close()
 
@@ -248,8 +247,12 @@ async def test_a_lost_listening_connection_leaves_the_poll_then_comes_back(postg
     try:
         run = await new_run(writer)
         first = asyncio.create_task(reader.read_events(run.run_id, 1, timeout=10))
+
+        def notified() -> bool:  # read afresh each time (the listener sets it between awaits)
+            return reader.watcher.notified
+
         await asyncio.sleep(0.5)
-        assert reader.watcher.notified
+        assert notified()
 
         def kill_listener() -> int:
             try:
@@ -265,15 +268,15 @@ async def test_a_lost_listening_connection_leaves_the_poll_then_comes_back(postg
 
         assert await asyncio.to_thread(kill_listener) >= 1
         await asyncio.sleep(0.2)
-        assert not reader.watcher.notified  # the poll is back to its quick pace
+        assert not notified()  # the poll is back to its quick pace
         await writer.append_events(run.run_id, [event(1)])
         assert await asyncio.wait_for(first, 2) == [event(1)]
         # The listener reconnects by itself.
         for _ in range(50):
             await reader.read_events(run.run_id, 2, timeout=0.1)
-            if reader.watcher.notified:
+            if notified():
                 break
-        assert reader.watcher.notified
+        assert notified()
     finally:
         await writer.close()
         await reader.close()
