@@ -1,8 +1,9 @@
 """ACPService: the framework-neutral ACP server (routing, validation, errors, modes, SSE).
 
-Why one module over 300 lines: a third of it is the public class's documentation (authorization,
-idempotency); the handlers are one per route. Splitting the idempotency key and the response helpers
-out is the next step if it grows.
+Why one module over 300 lines: a fifth of it is the public class's documentation (authorization,
+idempotency), and the rest is the route table and one short handler per route. The pieces with a job
+of their own live beside it: :mod:`.idempotency` (the ``Idempotency-Key``), :mod:`.responses`
+(answers as bytes, CORS headers, path and query parameters), :mod:`.bodies` (request bodies).
 
 Rules this module keeps:
 
@@ -22,9 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import inspect
-import json
 import logging
 import re
 import uuid
@@ -33,31 +32,26 @@ from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
-import anyio
-from pydantic import BaseModel
-
 from .agents import AgentRegistry
 from .arguments import check_service_arguments
 from .bodies import check_create_caps, check_resume_caps, parse_body, require_json
 from .engine import RunEngine
-from .errors import (
-    ACPError,
-    ConflictError,
-    NotFoundError,
-    PayloadTooLargeError,
-    ValidationFailed,
-    agent_not_found,
-)
+from .errors import ACPError, NotFoundError, PayloadTooLargeError, ValidationFailed, agent_not_found
 from .events import run_of_event
 from .http import Headers, Request, Response, StreamResponse
+from .idempotency import claim_idempotency_key, replayed_run
 from .memory_store import MemoryStore
-from .models import (
-    AgentsListResponse,
-    Error,
-    ErrorCode,
-    RunCreateRequest,
-    RunMode,
-    RunResumeRequest,
+from .models import AgentsListResponse, Error, ErrorCode, Run, RunCreateRequest, RunMode, RunResumeRequest
+from .responses import (
+    JSON,
+    STREAM,
+    cors_headers,
+    int_param,
+    json_response,
+    not_allowed,
+    parse_uuid,
+    render_error,
+    shown,
 )
 from .settings import Settings
 from .sse import error_frame, event_frames
@@ -73,18 +67,7 @@ logger = logging.getLogger("acp_adapters")
 #: renders (any :class:`~acp_adapters.core.errors.ACPError` is rendered). See :class:`ACPService`.
 Authorize = Callable[[Request, "str | None"], "Awaitable[None] | None"]
 
-_JSON: Headers = [("content-type", "application/json")]
-_STREAM: Headers = [
-    ("content-type", "text/event-stream; charset=utf-8"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-]
 _UUID = r"(?P<id>[^/]+)"
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-#: A repeated ``Idempotency-Key`` waits up to ``_REPLAY_POLLS * _REPLAY_POLL`` seconds for the run its
-#: first request is still creating.
-_REPLAY_POLLS = 100
-_REPLAY_POLL = 0.05
 #: With an ``authorize`` hook: how many agents an unknown agent's 404 asks the hook about at most.
 _CHECKED_FOR_404 = 40
 Handler = Callable[["ACPService", Request, str], Awaitable[Response | StreamResponse]]
@@ -163,12 +146,14 @@ class ACPService:
             return self.error_response(request, exc)
         except StoreUnavailable as exc:
             logger.warning("store unreachable: %s", exc)
-            response = _error(503, Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
+            response = render_error(
+                503, Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable")
+            )
         except Exception as exc:
             logger.exception("unexpected error answering %s %r", request.method, request.path[:200])
-            response = _error(500, self._internal_error(exc))
+            response = render_error(500, self._internal_error(exc))
         if self.settings.cors_origins:
-            response.headers.extend(self._cors_headers(request))
+            response.headers.extend(cors_headers(request, self.settings.cors_origins))
         return response
 
     def _internal_error(self, exc: Exception) -> Error:
@@ -190,10 +175,10 @@ class ACPService:
         the view where it may use the ORM), so that every answer under the mount comes from the core.
         Pure: any thread may call it.
         """
-        response = _error(error.status, error.error)
+        response = render_error(error.status, error.error)
         response.headers.extend(error.headers)
         if self.settings.cors_origins:
-            response.headers.extend(self._cors_headers(request))
+            response.headers.extend(cors_headers(request, self.settings.cors_origins))
         return response
 
     async def aclose(self) -> None:
@@ -212,7 +197,7 @@ class ACPService:
                 continue
             handler = handlers.get(method) or (handlers.get("GET") if method == "HEAD" else None)
             if handler is None:
-                return _not_allowed(method, path, sorted(handlers))
+                return not_allowed(method, path, sorted(handlers))
             if len(request.body) > self.settings.max_body_size:
                 raise PayloadTooLargeError(self.settings.max_body_size)
             if method == "POST":
@@ -221,7 +206,7 @@ class ACPService:
                 await self._authorized(request, None)
             await self.engine.ensure_started()
             return await handler(self, request, match.groupdict().get("id") or "")
-        raise NotFoundError(f"no such path: {_shown(path)}")
+        raise NotFoundError(f"no such path: {shown(path)}")
 
     async def _authorized(self, request: Request, agent: str | None) -> None:
         """Run the ``authorize`` hook; its ACPError (401, 403) becomes the answer."""
@@ -240,18 +225,18 @@ class ACPService:
 
     # handlers -------------------------------------------------------------------------------------
     async def _ping(self, request: Request, _: str) -> Response:
-        return Response(200, list(_JSON), b"{}")
+        return Response(200, list(JSON), b"{}")
 
     async def _list_agents(self, request: Request, _: str) -> Response:
         query = parse_qs(request.query, keep_blank_values=True)
         agents = [agent.manifest for agent in self.registry]
         if self.authorize is not None:
             agents = [manifest for manifest in agents if await self._lets_through(request, manifest.name)]
-        offset = _int_param(query, "offset", 0, None)
-        limit = _int_param(query, "limit", 1, 1000)
+        offset = int_param(query, "offset", 0, None)
+        limit = int_param(query, "limit", 1, 1000)
         end = None if limit is None else (offset or 0) + limit
         body = AgentsListResponse(agents=agents[offset or 0 : end])
-        return _json(200, body)
+        return json_response(200, body)
 
     async def _lets_through(self, request: Request, agent: str) -> bool:
         try:
@@ -270,14 +255,14 @@ class ACPService:
             close = difflib.get_close_matches(name.lower().replace("_", "-"), names, n=3)
             candidates = dict.fromkeys([*close, *names[:_CHECKED_FOR_404]])
             names = [other for other in candidates if await self._lets_through(request, other)]
-        return agent_not_found(_shown(name), names)
+        return agent_not_found(shown(name), names)
 
     async def _get_agent(self, request: Request, name: str) -> Response:
         agent = self.registry.get(name)
         if agent is None:
             raise await self._agent_not_found(request, name)
         await self._authorized(request, agent.name)
-        return _json(200, agent.manifest)
+        return json_response(200, agent.manifest)
 
     async def _create_run(self, request: Request, _: str) -> Response | StreamResponse:
         key = request.headers.get("idempotency-key")
@@ -290,69 +275,33 @@ class ACPService:
             raise await self._agent_not_found(request, body.agent_name)
         if key is not None:
             self.engine.check_capacity(agent, request.owner)
-            run_id, created = await self._claim_idempotency_key(request, key)
-            if not created:
-                return await self._replay(request, body.mode, run_id)
+            run_id, created = await claim_idempotency_key(
+                self.store, self.settings, key, request.body, request.owner
+            )
+            if not created:  # a repeat: the answer is the run the first request created
+                record = await replayed_run(self.store, run_id, request.owner)
+                return await self._answer_in_mode(request, body.mode, record.run)
         base_url = self.settings.public_url or request.base_url
         run = await self.engine.create(body, owner=request.owner, base_url=base_url, run_id=run_id)
+        return await self._answer_in_mode(request, body.mode, run)
+
+    async def _answer_in_mode(self, request: Request, mode: RunMode, run: Run) -> Response | StreamResponse:
+        """A new run as ``mode`` answers: async at once (202), stream its events, sync once it settles."""
         headers = [("run-id", str(run.run_id))]
-        if body.mode is RunMode.ASYNC:
-            return _json(202, run, headers)
-        if body.mode is RunMode.STREAM:
-            return StreamResponse(200, _STREAM + headers, self._stream(run.run_id, 0))
+        if mode is RunMode.ASYNC:
+            return json_response(202, run, headers)
+        if mode is RunMode.STREAM:
+            return StreamResponse(200, STREAM + headers, self._stream(run.run_id, 0))
         return await self._answer_when_settled(request, run.run_id, 0, headers)
 
-    async def _claim_idempotency_key(self, request: Request, key: str) -> tuple[uuid.UUID, bool]:
-        """The run id for ``key``: a new one this request creates (``True``), or the one of an earlier
-        request with the same body (``False``); 409 if that request had another body."""
-        if _IDEMPOTENCY_KEY.fullmatch(key) is None:
-            raise ValidationFailed(
-                "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
-                {"fields": ["Idempotency-Key"]},
-            )
-        owner = request.owner or ""
-        digest = hashlib.sha256(request.body).digest()
-        run_id = uuid.uuid4()
-        held = await self.store.claim_key(
-            f"idem:{len(owner)}:{owner}:{key}", digest + run_id.bytes, self.settings.run_retention
-        )
-        if held is None:
-            return run_id, True
-        if held[:32] != digest:
-            raise ConflictError(
-                f"Idempotency-Key {key} was used with another request body",
-                {"idempotency_key": key},
-            )
-        return uuid.UUID(bytes=held[32:48]), False
-
-    async def _replay(self, request: Request, mode: RunMode, run_id: uuid.UUID) -> Response | StreamResponse:
-        """The answer to a repeated Idempotency-Key: the run the first request created."""
-        for _ in range(_REPLAY_POLLS):
-            record = await self.store.get_run(run_id)
-            if record is not None:
-                break
-            await anyio.sleep(_REPLAY_POLL)  # its first request may still be creating it
-        if record is None or (record.owner is not None and record.owner != request.owner):
-            raise ConflictError(
-                "no run was made for this Idempotency-Key (its first request failed or is still "
-                "going): use a new key",
-                {"run_id": str(run_id)},
-            )
-        headers = [("run-id", str(run_id))]
-        if mode is RunMode.ASYNC:
-            return _json(202, record.run, headers)
-        if mode is RunMode.STREAM:
-            return StreamResponse(200, _STREAM + headers, self._stream(run_id, 0))
-        return await self._answer_when_settled(request, run_id, 0, headers)
-
     async def _get_run(self, request: Request, run_id: str) -> Response:
-        rid = _uuid(run_id, "run_id")
+        rid = parse_uuid(run_id, "run_id")
         record = await self.engine.get(rid, request.owner)
         await self._authorized(request, record.run.agent_name)
-        return _json(200, record.run, [("run-id", str(rid))])
+        return json_response(200, record.run, [("run-id", str(rid))])
 
     async def _resume_run(self, request: Request, run_id: str) -> Response | StreamResponse:
-        rid = _uuid(run_id, "run_id")
+        rid = parse_uuid(run_id, "run_id")
         body = await parse_body(RunResumeRequest, request.body, self.settings)
         check_resume_caps(body, self.settings)
         if body.run_id is not None and body.run_id != rid:
@@ -361,42 +310,42 @@ class ACPService:
         start = await self.engine.resume(rid, body, request.owner)
         headers = [("run-id", str(rid))]
         if body.mode is RunMode.STREAM:
-            return StreamResponse(200, _STREAM + headers, self._stream(rid, start))
+            return StreamResponse(200, STREAM + headers, self._stream(rid, start))
         if body.mode is RunMode.SYNC:
             return await self._answer_when_settled(request, rid, start, headers)
         record = await self.engine.get(rid, request.owner)
-        return _json(202, record.run, headers)
+        return json_response(202, record.run, headers)
 
     async def _cancel_run(self, request: Request, run_id: str) -> Response:
-        rid = _uuid(run_id, "run_id")
+        rid = parse_uuid(run_id, "run_id")
         await self._run_of(request, rid)
         record = await self.engine.cancel(rid, request.owner)
-        return _json(202, record.run, [("run-id", str(rid))])
+        return json_response(202, record.run, [("run-id", str(rid))])
 
     async def _run_events(self, request: Request, run_id: str) -> Response:
-        rid = _uuid(run_id, "run_id")
+        rid = parse_uuid(run_id, "run_id")
         record = await self.engine.get(rid, request.owner)
         await self._authorized(request, record.run.agent_name)
         events = await self.store.read_events(rid, 0)
         body = b'{"events":[' + b",".join(event.data for event in events) + b"]}"
-        return Response(200, [*_JSON, ("run-id", str(rid))], body)
+        return Response(200, [*JSON, ("run-id", str(rid))], body)
 
     async def _get_session(self, request: Request, session_id: str) -> Response:
-        sid = _uuid(session_id, "session_id")
+        sid = parse_uuid(session_id, "session_id")
         record = await self.store.get_session(sid)
         if record is None or (record.owner is not None and record.owner != request.owner):
             raise NotFoundError(f"session {sid} not found")
         body: dict[str, Any] = {"id": str(record.id), "history": record.history}
         if record.state is not None:
             body["state"] = record.state
-        return _json(200, body)
+        return json_response(200, body)
 
     async def _get_resource(self, request: Request, resource_id: str) -> Response:
-        rid = _uuid(resource_id, "resource_id")
+        rid = parse_uuid(resource_id, "resource_id")
         record = await self.store.get_resource(rid)
         if record is None or (record.owner is not None and record.owner != request.owner):
             raise NotFoundError(f"resource {rid} not found")
-        return Response(200, list(_JSON), record.data)
+        return Response(200, list(JSON), record.data)
 
     async def _answer_when_settled(
         self, request: Request, run_id: uuid.UUID, start: int, headers: Headers
@@ -404,9 +353,9 @@ class ACPService:
         """200 with the run once it awaits or ends: the run as its last event carries it."""
         last = await self.engine.wait(run_id, start)
         if last is not None:
-            return Response(200, _JSON + headers, run_of_event(last))
+            return Response(200, JSON + headers, run_of_event(last))
         record = await self.engine.get(run_id, request.owner)
-        return _json(200, record.run, headers)
+        return json_response(200, record.run, headers)
 
     # streams --------------------------------------------------------------------------------------
     async def _stream(self, run_id: uuid.UUID, start: int) -> AsyncIterator[bytes]:
@@ -416,20 +365,6 @@ class ACPService:
         except StoreUnavailable:
             logger.warning("store unreachable while streaming run %s", run_id)
             yield error_frame(Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
-
-    def _cors_headers(self, request: Request) -> Headers:
-        """CORS headers for an allowed ``Origin`` (matched as a whole string), else only ``Vary``."""
-        origin = request.headers.get("origin")
-        allowed = self.settings.cors_origins
-        if origin is None or ("*" not in allowed and origin not in allowed):
-            return [("vary", "origin")]
-        return [
-            ("access-control-allow-origin", origin),
-            ("access-control-allow-methods", "GET, POST, OPTIONS"),
-            ("access-control-allow-headers", "content-type, authorization, idempotency-key"),
-            ("access-control-expose-headers", "run-id, retry-after, www-authenticate"),
-            ("vary", "origin"),
-        ]
 
 
 _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
@@ -443,54 +378,3 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(rf"/sessions?/{_UUID}"), {"GET": ACPService._get_session}),
     (re.compile(rf"/resources/{_UUID}"), {"GET": ACPService._get_resource}),
 ]
-
-
-def _not_allowed(method: str, path: str, allowed: list[str]) -> Response:
-    message = f"method {_shown(method)} is not allowed on {_shown(path)}; use {', '.join(allowed)}"
-    if method == "OPTIONS":
-        message += " (CORS is off: the cors_origins setting turns it on)"
-    response = _error(405, Error(code=ErrorCode.INVALID_INPUT, message=message, data={"allowed": allowed}))
-    response.headers.append(("allow", ", ".join(allowed)))
-    return response
-
-
-def _json(status: int, body: BaseModel | dict[str, Any], headers: Headers | None = None) -> Response:
-    if isinstance(body, BaseModel):
-        data = body.__pydantic_serializer__.to_json(body, exclude_none=True)
-    else:
-        data = json.dumps(body, separators=(",", ":")).encode()
-    return Response(status, _JSON + (headers or []), data)
-
-
-def _error(status: int, error: Error) -> Response:
-    return _json(status, error)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _shown(text: str) -> str:
-    """Client text as it may appear in a message: control characters escaped, at most 200 characters."""
-    text = text[:200]
-    return repr(text)[1:-1] if _CONTROL.search(text) else text
-
-
-def _uuid(value: str, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed(f"{name} must be a UUID, not {value[:80]!r}", {"fields": [name]}) from None
-
-
-def _int_param(query: dict[str, list[str]], name: str, low: int, high: int | None) -> int | None:
-    values = query.get(name)
-    if not values:
-        return None
-    try:
-        value = int(values[-1])
-    except ValueError:
-        value = low - 1
-    if value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ValidationFailed(f"{name} must be a whole number {bounds}", {"fields": [name]})
-    return value
