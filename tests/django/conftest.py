@@ -10,12 +10,18 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import django
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from django.db import connections
 
 from tests.deployments.base import Target
 from tests.deployments.django import HOST, DjangoAsyncContractClient, DjangoContractClient, example_sites
+
+#: For the tests of the views under ``LoginRequiredMiddleware``, which Django 5.1 brought.
+needs_login_required_middleware = pytest.mark.skipif(
+    django.VERSION < (5, 1), reason="LoginRequiredMiddleware is new in Django 5.1"
+)
 
 
 class Served:

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from acp_adapters.django import AuthenticationRequired
-from tests.django.conftest import Served
+from tests.django.conftest import Served, needs_login_required_middleware
 from tests.helpers import acp_error, ok_json, run_body
 
 pytestmark = [pytest.mark.django, pytest.mark.django_db(transaction=True)]
@@ -153,6 +153,7 @@ def test_guard_refusals_are_the_cores_with_cors_and_www_authenticate(served: Ser
     assert ok_json(served_run, 200, "Run")["status"] == "completed"
 
 
+@needs_login_required_middleware
 def test_the_api_works_under_djangos_login_required_middleware(
     served: Served, user: Any, settings: Any
 ) -> None:

@@ -19,7 +19,7 @@ from acp_adapters.django import ACPSite, login_required
 from acp_adapters.django.checks import check_mounts, check_settings
 from acp_adapters.django.conf import ACPConfigurationError, conf
 from acp_adapters.django.views import site
-from tests.django.conftest import Served
+from tests.django.conftest import Served, needs_login_required_middleware
 from tests.helpers import acp_error, ok_json, run_body
 
 pytestmark = pytest.mark.django
@@ -137,6 +137,7 @@ def test_registry_naming_a_module_without_a_registry_gives_the_general_example(s
 LOGIN_REQUIRED = "django.contrib.auth.middleware.LoginRequiredMiddleware"
 
 
+@needs_login_required_middleware
 def test_the_views_work_under_login_required_middleware(served: Served, settings: Any) -> None:
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, LOGIN_REQUIRED]
     public = served.target()
@@ -149,6 +150,7 @@ def test_the_views_work_under_login_required_middleware(served: Served, settings
     assert refused["message"] == "log in, or send a demo token"
 
 
+@needs_login_required_middleware
 def test_a_login_required_guard_under_the_middleware_is_an_acp_401(settings: Any) -> None:
     guarded = ACPSite(AgentRegistry(), guard=login_required, name="guarded")
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, LOGIN_REQUIRED]
