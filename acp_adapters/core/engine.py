@@ -1,5 +1,10 @@
 """The run engine: creates runs, resumes and cancels them, follows their events, keeps sessions.
 
+Why one module over 300 lines: it is one class, the owner of the runs executing in this process, and
+each method is one operation on them (start, create, resume, cancel, follow, wait, the lease loop);
+what has a job of its own is already beside it: executing a run (:mod:`.execution`), the lifecycle
+(:mod:`.lifecycle`), limits and deadlines (:mod:`.limits`), sessions (:mod:`.sessions`).
+
 Rules this module keeps:
 
 * Runs are not requests: a run is a task on the engine's loop; a request only creates, signals or

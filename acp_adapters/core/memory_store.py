@@ -1,5 +1,10 @@
 """The in-memory store: the default, for one process.
 
+Why one module over 300 lines: it is one class implementing the Store interface for every kind of
+record (runs, events, signals, sessions, resources, keys), and its eviction by age and by bytes reads
+and writes the same dictionaries as those methods. A run's record, the packing of finished runs and
+what each record costs in bytes are in :mod:`.memory_runs`.
+
 Rules this module keeps:
 
 * Appending an event is O(1) and wakes only that run's readers.
@@ -17,119 +22,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-import zlib
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from .events import run_of_event
 from .lifecycle import ENDING_EVENTS
-from .models import Run, RunStatus
+from .memory_runs import RECORD_BYTES, URL_BYTES, Packer, RunSlot, key_size, resource_size, session_size
+from .models import RunStatus
 from .store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal, Store
 
 __all__ = ["MemoryStore"]
-
-#: What one kept record costs beyond its payload (its slot, dictionary entries, timestamps), and one
-#: history URL beyond its characters (a ``str`` and a list slot): counted so that many small records
-#: cannot outgrow the budget that their payloads alone would fit in.
-_RECORD_BYTES = 256
-_URL_BYTES = 64
-#: Finished runs compressed together: one compression per batch costs a fraction of one per run, and
-#: the runs of a batch, much alike, compress to a fraction of their size alone. A batch closes at
-#: ``_PACK_BATCH`` runs or ``_PACK_BYTES`` of logs; a log of ``_PACK_MAX_LOG`` or more is kept as it
-#: is (compressing it would hold the event loop for milliseconds). A batch lives until its last run
-#: is evicted, and its runs are evicted together (oldest first): the bytes of evicted runs still held
-#: that way are those of one batch at most.
-_PACK_BATCH = 32
-_PACK_BYTES = 256 * 1024
-_PACK_MAX_LOG = 64 * 1024
-
-
-class _PackedBatch:
-    """The event logs of several finished runs, compressed together."""
-
-    __slots__ = ("blob",)
-
-    def __init__(self, logs: list[bytes]) -> None:
-        # Event JSON holds no raw newline nor NUL, so those join events and logs.
-        self.blob = zlib.compress(b"\0".join(logs), 1)
-
-    def log(self, position: int) -> bytes:
-        return zlib.decompress(self.blob).split(b"\0")[position]
-
-
-class _RunSlot:
-    """A run: while it goes on, its snapshot and its log of events.
-
-    Once it has ended, only its log is kept, as bytes (the run is its last event's ``run``, read back
-    on demand), and then, unless large, compressed with those of the runs that ended around it. A
-    finished run thus leaves a couple of objects behind, not the hundred of its models and events:
-    memory, and work for the garbage collector, that would grow with every run kept.
-    """
-
-    __slots__ = (
-        "batch",
-        "count",
-        "events",
-        "log",
-        "owner",
-        "position",
-        "record",
-        "signals",
-        "size",
-        "status",
-        "waiters",
-    )
-
-    def __init__(self, record: RunRecord, first_event: EventRecord) -> None:
-        self.record: RunRecord | None = record
-        self.owner = record.owner
-        self.status = record.run.status
-        self.events: list[EventRecord] = [first_event]
-        self.count = 1
-        self.log = b""
-        self.batch: _PackedBatch | None = None
-        self.position = 0
-        self.size = 0  # the bytes counted for it once it has ended
-        self.waiters: list[asyncio.Future[None]] | None = None
-        self.signals: asyncio.Queue[Signal] | None = None
-
-    def wake(self) -> None:
-        waiters, self.waiters = self.waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def finish(self) -> None:
-        """Keep only the log, as bytes: the run has ended."""
-        assert self.record is not None
-        self.status = self.record.run.status
-        self.log = b"\n".join(event.data for event in self.events)
-        self.events = []
-        self.record = None
-
-    def all_events(self) -> list[EventRecord]:
-        if self.record is not None:
-            return self.events
-        log = self.log if self.batch is None else self.batch.log(self.position)
-        return [EventRecord(_type_of(data), data) for data in log.split(b"\n")]
-
-    def current(self) -> RunRecord:
-        if self.record is not None:
-            return self.record
-        last = self.all_events()[-1]
-        return RunRecord(Run.model_validate_json(run_of_event(last)), self.owner)
-
-
-def _pack(slots: list[_RunSlot]) -> None:
-    batch = _PackedBatch([slot.log for slot in slots])
-    for position, slot in enumerate(slots):
-        slot.batch, slot.position, slot.log = batch, position, b""
-
-
-def _type_of(data: bytes) -> str:
-    # Every event starts with {"type":"...".
-    return data[9 : data.index(b'"', 9)].decode()
 
 
 class MemoryStore(Store):
@@ -161,10 +63,9 @@ class MemoryStore(Store):
         self._tune(
             retention=retention, max_finished_runs=max_finished_runs, max_retained_bytes=max_retained_bytes
         )
-        self._to_pack: list[_RunSlot] = []
-        self._to_pack_bytes = 0
+        self._packer = Packer()
         # Runs are keyed by their UUID's int: a finished run then keeps no UUID object alive.
-        self._runs: dict[int, _RunSlot] = {}
+        self._runs: dict[int, RunSlot] = {}
         # The dictionaries below are ordered oldest first (by end, last use, claim), for eviction.
         self._finished: OrderedDict[int, float] = OrderedDict()
         self._sessions: dict[uuid.UUID, SessionRecord] = {}
@@ -181,7 +82,7 @@ class MemoryStore(Store):
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
-        self._runs[record.run.run_id.int] = _RunSlot(record, first_event)
+        self._runs[record.run.run_id.int] = RunSlot(record, first_event)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         slot = self._runs.get(run_id.int)
@@ -290,21 +191,14 @@ class MemoryStore(Store):
         if slot.waiters:
             slot.wake()
 
-    def _retain(self, key: int, slot: _RunSlot) -> None:
+    def _retain(self, key: int, slot: RunSlot) -> None:
         """Keep a run that has just ended: its log as bytes, counted, soon compressed."""
         slot.finish()
-        slot.size = len(slot.log) + _RECORD_BYTES
+        slot.size = len(slot.log) + RECORD_BYTES
         self._retained += slot.size
         if key not in self._finished:  # ended by its event alone, without a status change
             self._finished[key] = time.monotonic()
-        if slot.size < _PACK_MAX_LOG:
-            self._to_pack.append(slot)
-            self._to_pack_bytes += slot.size
-            if len(self._to_pack) == _PACK_BATCH or self._to_pack_bytes >= _PACK_BYTES:
-                # Runs evicted meanwhile are packed too (with their log dropped).
-                _pack(self._to_pack)
-                self._to_pack = []
-                self._to_pack_bytes = 0
+        self._packer.add(slot)
         if self._retained > self.max_retained_bytes:
             self._shrink()
 
@@ -363,12 +257,12 @@ class MemoryStore(Store):
         if known is not None:
             return known  # someone's already: unchanged, not even its time of last use
         self._sessions[record.id] = record
-        self._count_session(record.id, _session_size(record))
+        self._count_session(record.id, session_size(record))
         return record
 
     async def put_session(self, record: SessionRecord) -> None:
         self._sessions[record.id] = record
-        self._count_session(record.id, _session_size(record))
+        self._count_session(record.id, session_size(record))
 
     async def extend_session(
         self,
@@ -381,13 +275,13 @@ class MemoryStore(Store):
         record = self._sessions.get(session_id)
         if record is None:
             record = self._sessions[session_id] = SessionRecord(id=session_id, owner=owner)
-            size = _session_size(record)
+            size = session_size(record)
         elif record.owner != owner:
             return None
         else:
             size = self._session_bytes.get(session_id, 0)
         record.history.extend(history)
-        size += sum(map(len, history)) + _URL_BYTES * len(history)
+        size += sum(map(len, history)) + URL_BYTES * len(history)
         if state is not None:
             size += len(state) - len(record.state or "")
             record.state = state
@@ -414,7 +308,7 @@ class MemoryStore(Store):
             self._drop_resource(resource_id)
         record = ResourceRecord(data, owner)
         self._resources[resource_id] = (record, time.monotonic())
-        self._retained += _resource_size(record)
+        self._retained += resource_size(record)
         if self._retained > self.max_retained_bytes:
             self._shrink()
 
@@ -428,7 +322,7 @@ class MemoryStore(Store):
 
     def _drop_resource(self, resource_id: uuid.UUID) -> None:
         record, _ = self._resources.pop(resource_id)
-        self._retained -= _resource_size(record)
+        self._retained -= resource_size(record)
 
     # keys -----------------------------------------------------------------------------------------
     async def claim_key(self, key: str, value: bytes, ttl: float) -> bytes | None:
@@ -440,7 +334,7 @@ class MemoryStore(Store):
             self._drop_key(key)
         self._expire_keys(now)
         self._keys[key] = (value, now, now + ttl)
-        self._retained += _key_size(key, value)
+        self._retained += key_size(key, value)
         if self._retained > self.max_retained_bytes:
             self._shrink()
         return None
@@ -455,26 +349,7 @@ class MemoryStore(Store):
 
     def _drop_key(self, key: str) -> None:
         value = self._keys.pop(key)[0]
-        self._retained -= _key_size(key, value)
-
-
-def _session_size(record: SessionRecord) -> int:
-    urls = record.history
-    return (
-        _RECORD_BYTES
-        + sum(map(len, urls))
-        + _URL_BYTES * len(urls)
-        + len(record.state or "")
-        + len(record.owner or "")
-    )
-
-
-def _resource_size(record: ResourceRecord) -> int:
-    return _RECORD_BYTES + len(record.data) + len(record.owner or "")
-
-
-def _key_size(key: str, value: bytes) -> int:
-    return _RECORD_BYTES + len(key) + len(value)
+        self._retained -= key_size(key, value)
 
 
 def _time_out(waiter: asyncio.Future[None]) -> None:
