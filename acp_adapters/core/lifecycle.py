@@ -23,7 +23,9 @@ from .store import EventRecord
 
 __all__ = [
     "ACTIVE",
+    "ENDED",
     "ENDING_EVENTS",
+    "NOT_ENDED",
     "STOP_EVENTS",
     "TRANSITIONS",
     "Ending",
@@ -43,7 +45,9 @@ class Transition(NamedTuple):
 
 
 _S = RunStatus
-_ENDS = frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED})
+#: The statuses that end a run, as :attr:`RunStatus.is_terminal` states them (a test checks that the
+#: table below allows them no move, and every other status some).
+_ENDS = frozenset(status for status in RunStatus if status.is_terminal)
 
 #: The lifecycle. A run is created ``created``; it ends in a status that allows no move.
 #: ``cancelling`` may still end ``failed``: a limit, a deadline or a lost worker fails a run a client
@@ -71,6 +75,10 @@ _SOURCES = {
 
 #: The statuses of a run that has not stopped and is not stopping: those a cancel may leave.
 ACTIVE = may_become(RunStatus.CANCELLING)
+#: The statuses a run ends in (they allow no move): what a store keeps ``run_retention`` seconds.
+ENDED = frozenset(status for status, step in TRANSITIONS.items() if not step.to)
+#: The statuses of a run that has not ended (``cancelling`` included): what a lease keeps alive.
+NOT_ENDED = frozenset(TRANSITIONS) - ENDED
 #: The events that end a run.
 ENDING_EVENTS = frozenset(step.event for step in TRANSITIONS.values() if not step.to and step.event)
 #: After these events a reader stops: the run ended, or it waits for a client.

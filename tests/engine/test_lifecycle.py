@@ -13,7 +13,8 @@ import pytest
 
 from acp_adapters import AgentRegistry, Context
 from acp_adapters.core.http import StreamResponse
-from acp_adapters.models import Message, MessageAwaitRequest, MessageAwaitResume
+from acp_adapters.core.lifecycle import ENDING_EVENTS, TRANSITIONS
+from acp_adapters.models import Message, MessageAwaitRequest, MessageAwaitResume, RunStatus
 from tests.helpers import resume_body, run_body, sse_data
 
 pytestmark = pytest.mark.anyio
@@ -36,7 +37,8 @@ async def wait_status(call: Any, run_id: str, status: str, timeout: float = 5.0)
         while True:
             _, run = await call.json("GET", f"/runs/{run_id}")
             if run["status"] == status:
-                return run  # type: ignore[no-any-return]
+                assert isinstance(run, dict)
+                return run
             await asyncio.sleep(0.01)
 
 
@@ -268,3 +270,11 @@ async def test_sync_agents_run_inside_the_hosts_context() -> None:
         _, run = await call.run(name)
         assert run["output"][0]["parts"][0]["content"] == f"{name} True"
     await service.aclose()
+
+
+def test_the_transition_table_and_is_terminal_agree() -> None:
+    """A status ends a run (``RunStatus.is_terminal``) exactly when the lifecycle allows it no move."""
+    for status in RunStatus:
+        assert status.is_terminal == (not TRANSITIONS[status].to), status
+    ends = {TRANSITIONS[status].event for status in RunStatus if status.is_terminal}
+    assert ends == ENDING_EVENTS == {"run.completed", "run.failed", "run.cancelled"}
