@@ -279,7 +279,8 @@ async def test_control_characters_in_unknown_paths_are_not_echoed() -> None:
 async def test_an_empty_owner_is_no_owner() -> None:
     service = ACPService(registry())
     run = json.loads((await send(service, "POST", "/runs", run_body("ok"), owner="")).body)
-    assert (await service.store.get_run(uuid.UUID(run["run_id"]))).owner is None  # type: ignore[union-attr]
+    record = await service.store.get_run(uuid.UUID(run["run_id"]))
+    assert record is not None and record.owner is None
     assert (await send(service, "GET", f"/runs/{run['run_id']}", owner=None)).status == 200
 
 

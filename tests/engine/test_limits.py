@@ -63,7 +63,8 @@ async def wait_status(
         while True:
             _, run = await call.json("GET", f"/runs/{run_id}", **kw)
             if run["status"] == status:
-                return run  # type: ignore[no-any-return]
+                assert isinstance(run, dict)
+                return run
             await asyncio.sleep(0.01)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import pydantic_core
 import pytest
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from acp_adapters import AgentRegistry, Context, Settings
@@ -194,9 +195,8 @@ def example_settings() -> dict[str, Settings]:
 
     found: dict[str, Settings] = {}
     for route in starlette_app.routes:
-        mounted = getattr(route, "app", None)
-        if isinstance(mounted, ACPApp):
-            found[f"starlette {route.path}"] = mounted.service.settings  # type: ignore[attr-defined]
+        if isinstance(route, Mount) and isinstance(route.app, ACPApp):
+            found[f"starlette {route.path}"] = route.app.service.settings
     for key, state in flask_app.extensions.items():
         if isinstance(state, ACPState):
             found[f"flask {key}"] = state.service.settings

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -47,7 +47,7 @@ class LocalServer:
         self.seen: list[tuple[str, str]] = []  # (path, Host header)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
-        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.httpd.owner = self  # type: ignore[attr-defined]  # read back by _Handler through self.server
         self.port = self.httpd.server_address[1]
         self.origin = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -67,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        server: LocalServer = self.server.owner  # type: ignore[attr-defined]
+        server: LocalServer = self.server.owner  # type: ignore[attr-defined]  # set by LocalServer
         server.seen.append((self.path, self.headers.get("Host", "")))
         route, _, arg = self.path.lstrip("/").partition("/")
         try:
@@ -95,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client went away (as it should from a slow answer)
             pass
 
-    def _answer(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+    def _answer(self, status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -197,7 +197,11 @@ async def test_every_spelling_of_loopback_resolves_to_a_refused_address(host: st
     with pytest.raises(FetchRefused, match="non-public"):
         await resolve_checked(host, 80, allow_private=False)
     allowed = await resolve_checked(host, 80, allow_private=True)
-    assert allowed and all(address.is_loopback or address.ipv4_mapped for address in allowed)  # type: ignore[union-attr]
+    assert allowed and all(
+        address.is_loopback
+        or (isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None)
+        for address in allowed
+    )
 
 
 def test_trusted_origins_match_exactly() -> None:

@@ -165,9 +165,12 @@ async def test_the_snapshot_is_a_small_hash_beside_the_stream(
     run_key = f"{prefix}run:{run.run_id}"
     assert raw.type(run_key) == b"hash"
     assert raw.hlen(run_key) == len(Run.model_fields) + 1  # and ~worker
-    _, pid = raw.hget(run_key, "~worker").decode().rsplit(":", 1)  # type: ignore[union-attr]
+    worker = raw.hget(run_key, "~worker")
+    assert isinstance(worker, bytes)
+    _, pid = worker.decode().rsplit(":", 1)
     assert int(pid) == os.getpid()
-    assert raw.memory_usage(run_key) < 2000  # type: ignore[operator]
+    memory = raw.memory_usage(run_key)
+    assert isinstance(memory, int) and memory < 2000
     assert raw.xlen(run_key + ":events") == 501
     # Event i is entry 0-(i+1): a reader resumes from any index with one range.
     entries = raw.xrange(run_key + ":events", "0-501", "+")

@@ -49,7 +49,9 @@ def message(text: str) -> dict[str, Any]:
 def run_hash(target: Target, run_id: str) -> dict[bytes, bytes]:
     client = redis.Redis.from_url(target.extra["redis_url"])
     try:
-        return client.hgetall(f"{target.extra['prefix']}run:{run_id}")  # type: ignore[return-value]
+        fields = client.hgetall(f"{target.extra['prefix']}run:{run_id}")
+        assert isinstance(fields, dict)
+        return fields  # type: ignore[return-value]  # no decode_responses: keys and values are bytes
     finally:
         client.close()
 
