@@ -77,7 +77,7 @@ def _gunicorn_options() -> list[str]:
     """Options for this gunicorn version: since 24, each master opens a control socket at one fixed
     path in the home directory unless told not to, and several masters at once would share it."""
     try:
-        from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
+        from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]  # gunicorn ships no types
     except ImportError:
         return []
     return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []

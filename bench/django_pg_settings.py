@@ -23,7 +23,7 @@ DATABASES = {
         "PASSWORD": _URL.password or "",
         "HOST": _URL.hostname or "127.0.0.1",
         "PORT": str(_URL.port or 5432),
-        "CONN_MAX_AGE": 60,  # type: ignore[dict-item]
+        "CONN_MAX_AGE": 60,  # type: ignore[dict-item]  # the star import typed DATABASES as all-str
     }
 }
 

@@ -29,7 +29,7 @@ DEFAULT_MOUNT = "acp_adapters.django.urls"
 
 def urlconf(*patterns: Any) -> types.ModuleType:
     module = types.ModuleType("trap_urls")
-    module.urlpatterns = list(patterns)  # type: ignore[attr-defined]
+    module.urlpatterns = list(patterns)  # type: ignore[attr-defined]  # a URLconf built at run time
     return module
 
 

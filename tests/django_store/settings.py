@@ -163,7 +163,7 @@ def configure() -> None:
             settings.DATABASES.update(missing)
             # The connection handler caches the settings it read: make it read them again.
             connections.__dict__.pop("settings", None)
-            connections._settings = None  # type: ignore[attr-defined]
+            connections._settings = None  # type: ignore[attr-defined]  # Django's private cache, see above
         if "acp_adapters.django.db" not in settings.INSTALLED_APPS:
             raise RuntimeError(
                 "the Django settings in force do not install acp_adapters.django.db, which the database "

@@ -68,9 +68,9 @@ def test_signatures_that_can_be_called_register() -> None:
 
 def test_settings_of_the_wrong_type_fail_when_made() -> None:
     with pytest.raises(ValueError, match="await_timeout must be a number, not '300'"):
-        Settings(await_timeout="300")  # type: ignore[arg-type]
+        Settings(await_timeout="300")  # type: ignore[arg-type]  # the mistake under test
     with pytest.raises(ValueError, match="debug must be True or False"):
-        Settings(debug="yes")  # type: ignore[arg-type]
+        Settings(debug="yes")  # type: ignore[arg-type]  # the mistake under test
     with pytest.raises(ValueError, match="max_active_runs must be at least 1"):
         Settings(max_active_runs=0)
 

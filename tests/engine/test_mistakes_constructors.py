@@ -66,11 +66,11 @@ def test_a_registry_of_the_wrong_kind_is_refused_with_the_fix(who: str, registry
 
 def test_a_module_holding_a_registry_names_it() -> None:
     module = types.ModuleType("mysite.agents")
-    module.agents = AgentRegistry()  # type: ignore[attr-defined]
+    module.agents = AgentRegistry()  # type: ignore[attr-defined]  # a module built at run time
     with pytest.raises(
         TypeError, match=r"not the module mysite.agents: pass the registry in it, mysite.agents.agents$"
     ):
-        ACPApp(module)  # type: ignore[arg-type]
+        ACPApp(module)  # type: ignore[arg-type]  # the mistake under test
 
 
 @pytest.mark.parametrize("who", list(MAKERS))
@@ -110,11 +110,11 @@ def test_a_middleware_wraps_an_app_that_comes_first(middleware: Any, kind: str) 
 def test_flask_extension_checks_its_app() -> None:
     agents = AgentRegistry()
     with pytest.raises(TypeError, match=r"^ACP\(app, registry\): the Flask app comes first"):
-        ACP(agents)  # type: ignore[arg-type]
+        ACP(agents)  # type: ignore[arg-type]  # the mistake under test
     with pytest.raises(TypeError, match=r"^ACP\(app, registry\) needs a Flask app or None, not str$"):
-        ACP("app", agents)  # type: ignore[arg-type]
+        ACP("app", agents)  # type: ignore[arg-type]  # the mistake under test
     with pytest.raises(TypeError, match=r"^ACP needs an AgentRegistry .*not str$"):
-        ACP(Flask(__name__), "x")  # type: ignore[arg-type]
+        ACP(Flask(__name__), "x")  # type: ignore[arg-type]  # the mistake under test
     assert ACP(registry=agents).registry is agents  # the app factory form stays
 
 

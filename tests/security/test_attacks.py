@@ -496,7 +496,7 @@ def test_history_urls_ignore_a_forged_host_when_public_url_is_set(mount: Private
 def test_a_string_of_cors_origins_is_refused_and_origins_match_exactly() -> None:
     """cors_origins="https://app.example.com" matched by substring: https://app.example.co and "h" passed."""
     with pytest.raises(ValueError, match="cors_origins"):
-        Settings(cors_origins="https://app.example.com")  # type: ignore[arg-type]
+        Settings(cors_origins="https://app.example.com")  # type: ignore[arg-type]  # the mistake under test
     settings = Settings(cors_origins=("https://app.example.com",))
     with small_app(settings) as (test_client, _):
         client = client_of(test_client)

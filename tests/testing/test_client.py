@@ -13,6 +13,8 @@ from acp_adapters.models import Message, MessagePart, RunStatus
 from acp_adapters.testing import (
     AgentTestClient,
     AsyncAgentTestClient,
+    Input,
+    Mode,
     RequestFailed,
     arun_agent,
     messages_of,
@@ -27,8 +29,8 @@ EVENTS = ["run.created", "run.in-progress", "message.created", "message.part", "
 
 
 @pytest.mark.parametrize("mode", ["sync", "async", "stream"])
-def test_run_agent_gives_the_ended_run_its_output_and_events_in_every_mode(mode: str) -> None:
-    result = within(LIMIT, lambda: run_agent(AGENTS, "echo", "hi", mode=mode))  # type: ignore[arg-type]
+def test_run_agent_gives_the_ended_run_its_output_and_events_in_every_mode(mode: Mode) -> None:
+    result = within(LIMIT, lambda: run_agent(AGENTS, "echo", "hi", mode=mode))
     assert result.status is RunStatus.COMPLETED
     assert result.text == "hi"
     assert [m.role for m in result.output] == ["agent/echo"]
@@ -45,14 +47,14 @@ def test_run_agent_gives_the_ended_run_its_output_and_events_in_every_mode(mode:
     ],
     ids=["str", "Message", "list", "acp_sdk-Message"],
 )
-def test_input_is_a_text_a_message_or_a_list(given: object) -> None:
+def test_input_is_a_text_a_message_or_a_list(given: Input) -> None:
     expected = "onetwo" if isinstance(given, list) else "one"
-    assert within(LIMIT, lambda: run_agent(AGENTS, "echo", given)).text == expected  # type: ignore[arg-type]
+    assert within(LIMIT, lambda: run_agent(AGENTS, "echo", given)).text == expected
 
 
 def test_bad_input_types_are_refused_with_what_is_accepted() -> None:
     with pytest.raises(TypeError, match="a str, a Message or a list"):
-        messages_of(42)  # type: ignore[arg-type]
+        messages_of(42)  # type: ignore[arg-type]  # the mistake under test
 
 
 def test_error_answers_raise_request_failed_with_the_acp_error() -> None:
