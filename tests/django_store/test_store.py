@@ -59,7 +59,7 @@ def in_thread(alias: str, work: Callable[[DjangoStore], Awaitable[T]]) -> Callab
         assert not thread.is_alive(), "the worker thread did not finish"
         if "error" in result:
             raise result["error"]
-        return result["value"]  # type: ignore[no-any-return]
+        return result["value"]  # type: ignore[no-any-return]  # what work() returned
 
     return join
 

@@ -198,7 +198,7 @@ async def test_a_dropped_stream_does_not_stop_the_run(make_call: Any) -> None:
     response = await call("POST", "/runs", run_body("slowish", mode="stream"))
     assert isinstance(response, StreamResponse)
     first = await response.body.__anext__()
-    await response.body.aclose()  # type: ignore[attr-defined]
+    await response.body.aclose()  # type: ignore[attr-defined]  # the body is an async generator
     run_id = sse_data(first)[0]["run"]["run_id"]
     run = await wait_status(call, run_id, "completed")
     assert [p["content"] for p in run["output"][0]["parts"]] == ["0", "1", "2", "3", "4"]

@@ -95,7 +95,7 @@ def test_leaving_a_stream_early_ends_the_subscription_not_the_run() -> None:
         events = client.stream("slow-echo", "late")
         first = within(LIMIT, lambda: next(events))
         assert first.type == "run.created"
-        events.close()  # type: ignore[attr-defined]
+        events.close()  # type: ignore[attr-defined]  # stream() gives a generator
         ended = within(LIMIT, lambda: client.wait(first.run.run_id))
         assert ended.status is RunStatus.COMPLETED
         assert ended.text == "late"
