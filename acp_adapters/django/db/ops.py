@@ -26,6 +26,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import ExpressionWrapper, F, Model, PositiveBigIntegerField, Q, QuerySet
 from django.db.models.functions import Coalesce, Length
 
+from acp_adapters.core.lifecycle import ENDED, NOT_ENDED
 from acp_adapters.core.models import Run, RunStatus
 from acp_adapters.core.store import EventRecord, ResourceRecord, RunRecord, SessionRecord, Signal
 
@@ -35,7 +36,7 @@ from .listen import payload as notify_payload
 from .watch import EVENTS, SIGNALS
 
 __all__ = [
-    "NON_TERMINAL",
+    "NOT_ENDED_VALUES",
     "Seen",
     "append_events",
     "claim_key",
@@ -62,7 +63,8 @@ __all__ = [
 
 M = TypeVar("M", bound=Model)
 
-NON_TERMINAL = tuple(status.value for status in RunStatus if not status.is_terminal)
+#: The stored values of the statuses of a run not yet ended (``lifecycle.NOT_ENDED``).
+NOT_ENDED_VALUES = sorted(status.value for status in NOT_ENDED)
 #: SQLite allows 32,766 parameters per query (999 before 3.32): stay well below either.
 _CHUNK = 500
 #: Compare-and-set retries before giving up (only reached if other writers keep winning).
@@ -117,7 +119,7 @@ def create_run(
             lease_expires_at=now + timedelta(seconds=initial_lease),
             created_at=now,
             updated_at=now,
-            finished_at=now if run.status.is_terminal else None,
+            finished_at=now if run.status in ENDED else None,
         )
         db.RunEvent.objects.using(using).create(
             run_id=run.run_id, seq=0, type=first_event.type, data=first_event.data.decode(), created_at=now
@@ -200,7 +202,7 @@ def update_run(
                 session_id=run.session_id,
                 version=version + 1,
                 updated_at=now,
-                finished_at=now if run.status.is_terminal else None,
+                finished_at=now if run.status in ENDED else None,
             )
             if updated and events:
                 count = append_events(using, run_id, events, now, notify)
@@ -356,12 +358,12 @@ def take_signal(using: str, run_id: uuid.UUID) -> tuple[Signal | None, int]:
 def renew_leases(using: str, run_ids: Collection[uuid.UUID], ttl: float, now: datetime, worker: str) -> None:
     expiry = now + timedelta(seconds=ttl)
     for chunk in _chunks(list(run_ids)):
-        runs = db.Run.objects.using(using).filter(pk__in=chunk, status__in=NON_TERMINAL)
+        runs = db.Run.objects.using(using).filter(pk__in=chunk, status__in=NOT_ENDED_VALUES)
         runs.update(lease_expires_at=expiry, worker=worker)
 
 
 def find_lost_runs(using: str, now: datetime, limit: int = 1000) -> list[uuid.UUID]:
-    rows = db.Run.objects.using(using).filter(status__in=NON_TERMINAL, lease_expires_at__lt=now)
+    rows = db.Run.objects.using(using).filter(status__in=NOT_ENDED_VALUES, lease_expires_at__lt=now)
     return list(rows.order_by("lease_expires_at").values_list("id", flat=True)[:limit])
 
 

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from django.db.models import F, QuerySet, Sum, Window
 
 from . import models as db
-from .ops import NON_TERMINAL, delete_runs, trim_finished
+from .ops import NOT_ENDED_VALUES, delete_runs, trim_finished
 
 __all__ = ["Purged", "purge", "retained_bytes", "trim"]
 
@@ -66,7 +66,7 @@ def purge(
     finished = runs.filter(finished_at__lte=run_cutoff)
     # A run whose worker died and that no live worker failed (the whole service was down) is dead
     # for good once its lease has lapsed for as long as a finished run is kept.
-    abandoned = runs.filter(status__in=NON_TERMINAL, lease_expires_at__lte=run_cutoff)
+    abandoned = runs.filter(status__in=NOT_ENDED_VALUES, lease_expires_at__lte=run_cutoff)
     session_cutoff = now - timedelta(seconds=session_retention)
     sessions = db.Session.objects.using(using).filter(updated_at__lte=session_cutoff)
     resources = db.Resource.objects.using(using).filter(touched_at__lte=session_cutoff)

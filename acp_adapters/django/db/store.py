@@ -34,6 +34,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
+from acp_adapters.core.lifecycle import ENDED
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import (
     EventRecord,
@@ -221,7 +222,7 @@ class DjangoStore(BatchedEventsStore):
         if count is not None:
             self._events_written(run_id, count)
         self._bytes_since_trim += sum(len(event.data) for event in events)
-        if record.run.status.is_terminal:
+        if record.run.status in ENDED:
             self._seen.pop(run_id, None)
             if "status" in changes:
                 self._finished_since_trim += 1

@@ -30,6 +30,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from acp_adapters.core.lifecycle import ENDED
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
 from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
@@ -200,7 +201,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
     ) -> RunRecord | None:
         """The compare-and-set of the run's fields, and the events announcing it: one script."""
         status = changes.get("status")
-        terminal = status is not None and RunStatus(status).is_terminal
+        terminal = status is not None and RunStatus(status) in ENDED
         expected = [] if expect is None else [encode_status(s) for s in expect]
         fields = encode_run_fields(changes)
         args: list[Any] = [
@@ -326,7 +327,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             lost: list[uuid.UUID] = []
             gone: list[bytes] = []
             for member, status in zip(candidates, statuses, strict=False):
-                if status is None or decode_status(status).is_terminal:
+                if status is None or decode_status(status) in ENDED:
                     gone.append(member)
                 else:
                     lost.append(uuid.UUID(member.decode()))
