@@ -68,6 +68,9 @@ class RedisConnection:
             "socket_timeout": None,  # see the module docstring: our deadline replaces it
             "socket_connect_timeout": connect_timeout,
             "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries),
+            # A stale connection (Redis restarted) fails once and is retried on a new one. redis-py 6
+            # retries a ConnectionError by itself; 5.x only when this list names it.
+            "retry_on_error": [RedisConnectionError],
             **options,
             "decode_responses": False,
         }
