@@ -99,14 +99,8 @@ class PayloadTooLargeError(ACPError):
     """413 invalid_input: the body is over the configured limit."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            Error(
-                code=ErrorCode.INVALID_INPUT,
-                message=f"request body is larger than {limit} bytes",
-                data={"max_body_size": limit},
-            ),
-            status=413,
-        )
+        message = f"request body is larger than {limit} bytes"
+        super().__init__(ErrorCode.INVALID_INPUT, message, data={"max_body_size": limit}, status=413)
 
 
 class UnsupportedMediaType(ACPError):
@@ -114,14 +108,8 @@ class UnsupportedMediaType(ACPError):
 
     def __init__(self, content_type: str | None) -> None:
         got = f"not {content_type!r}" if content_type else "none was given"
-        super().__init__(
-            Error(
-                code=ErrorCode.INVALID_INPUT,
-                message=f"the request body must be sent as Content-Type: application/json ({got})",
-                data={"content_type": content_type},
-            ),
-            status=415,
-        )
+        message = f"the request body must be sent as Content-Type: application/json ({got})"
+        super().__init__(ErrorCode.INVALID_INPUT, message, data={"content_type": content_type}, status=415)
 
 
 class TooManyRequests(ACPError):
@@ -131,10 +119,7 @@ class TooManyRequests(ACPError):
     """
 
     def __init__(self, message: str, *, limit: str, value: int, retry_after: int = 1) -> None:
-        super().__init__(
-            Error(code=ErrorCode.INVALID_INPUT, message=message, data={"limit": limit, limit: value}),
-            status=429,
-        )
+        super().__init__(ErrorCode.INVALID_INPUT, message, data={"limit": limit, limit: value}, status=429)
         self.headers = (("retry-after", str(retry_after)),)
 
 

@@ -204,8 +204,8 @@ def _raise_error_event(event: Any) -> None:
 
 
 # the clients ------------------------------------------------------------------------------------------
-class AgentTestClient:
-    """Runs the agents of ``registry`` in process, from synchronous tests (pytest, Django's TestCase).
+class _InProcessClient:
+    """What both test clients hold: the service, the identity they ask as, the bridge to its loop.
 
     ``store`` and ``settings`` are the service's (default: a new in-memory store, default settings);
     ``owner`` is the identity the requests come from (runs and sessions are scoped to it).
@@ -222,6 +222,14 @@ class AgentTestClient:
         self.service = ACPService(registry, store=store, settings=settings)
         self.owner = owner
         self._bridge = SyncBridge(self.service)
+
+
+class AgentTestClient(_InProcessClient):
+    """Runs the agents of ``registry`` in process, from synchronous tests (pytest, Django's TestCase).
+
+    ``store`` and ``settings`` are the service's (default: a new in-memory store, default settings);
+    ``owner`` is the identity the requests come from (runs and sessions are scoped to it).
+    """
 
     def run(
         self, agent: str, input: Input, *, mode: Mode = "sync", session_id: uuid.UUID | str | None = None
@@ -300,24 +308,12 @@ class AgentTestClient:
         return RunResult(run, RunEventsListResponse.model_validate_json(_checked(response)).events)
 
 
-class AsyncAgentTestClient:
+class AsyncAgentTestClient(_InProcessClient):
     """:class:`AgentTestClient` for async tests (``await client.run(...)``).
 
     The service runs on the process's event loop thread, not on the test's loop: runs outlive a
     test's loop, and one client may serve several tests.
     """
-
-    def __init__(
-        self,
-        registry: AgentRegistry,
-        *,
-        store: Store | None = None,
-        settings: Settings | None = None,
-        owner: str | None = None,
-    ) -> None:
-        self.service = ACPService(registry, store=store, settings=settings)
-        self.owner = owner
-        self._bridge = SyncBridge(self.service)
 
     async def run(
         self, agent: str, input: Input, *, mode: Mode = "sync", session_id: uuid.UUID | str | None = None
