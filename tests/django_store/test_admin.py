@@ -69,8 +69,13 @@ def test_a_run_page_shows_the_snapshot_read_only(admin_client: Client, run: Run)
 def test_a_runs_events_are_listed_in_order(admin_client: Client, run: Run) -> None:
     other = Run(agent_name="other")
     db_ops.create_run("default", RunRecord(run=other), EventRecord("run.created", b"{}"), timezone.now(), 10)
-    url = reverse("admin:acp_adapters_runevent_changelist")
-    page = admin_client.get(url, {"run__id__exact": str(run.run_id)})
+    # The link on the run's page.
+    url = reverse("admin:acp_adapters_runevent_changelist") + f"?run={run.run_id}"
+    assert (
+        f'href="{url}"'
+        in admin_client.get(reverse("admin:acp_adapters_run_change", args=[run.run_id])).content.decode()
+    )
+    page = admin_client.get(url)
     assert page.status_code == 200
     text = page.content.decode()
     assert text.index("run.created") < text.index("message.part") < text.index("run.completed")

@@ -62,7 +62,9 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="events")
     def events_link(self, run: Run) -> str:
-        url = reverse("admin:acp_adapters_runevent_changelist") + f"?run__id__exact={run.pk}"
+        # ``run`` rather than ``run__id__exact``: Django 5.0 refuses a lookup through a non-auto primary
+        # key that list_filter does not name (DisallowedModelAdminLookup; 5.2 allows it again).
+        url = reverse("admin:acp_adapters_runevent_changelist") + f"?run={run.pk}"
         return format_html('<a href="{}">{} events</a>', url, run.event_count)
 
     @admin.display(description="snapshot")
