@@ -1,0 +1,166 @@
+"""What a run costs the Redis store: commands sent and round trips, pinned so that they cannot grow back.
+
+The engine runs in process (``ACPService`` with a :class:`RedisStore` on the machine's Redis, a key prefix
+of its own) over a redis-py connection class that counts what it sends: a round trip is one write to the
+socket (a script, a pipeline, a command), a command is one command packed into it (``EVALSHA`` of a Lua
+script counts as one, whatever it runs inside Redis). ``docs/performance.md`` ("Store round trips")
+lists the figures, before and after they were cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import Connection
+
+from acp_adapters import ACPService, AgentRegistry, Settings
+from acp_adapters.core.http import Request, Response, StreamResponse
+from acp_adapters.core.models import Message
+from acp_adapters.stores.redis import RedisStore
+from tests.helpers import run_body
+from tests.stores.backends import REDIS_URL, RedisBackend, delete_prefix
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+#: Round trips and commands of each scenario at most (what the store costs now; see the docs).
+SYNC_ECHO = {"round_trips": 6, "commands": 6}
+ASYNC_ECHO_AND_POLL = {"round_trips": 7, "commands": 7}
+#: For one stream event, the cost of a stream of ``STREAM_PARTS`` parts less that of a stream of none.
+STREAM_PARTS = 200
+STREAM_EVENT = {"round_trips": 0.05, "commands": 0.05}
+
+
+class CountingConnection(Connection):
+    """A redis-py connection that counts round trips and commands (by name) into ``tally``."""
+
+    tally: collections.Counter[str] = collections.Counter()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0] if isinstance(args[0], str) else args[0].decode()
+        CountingConnection.tally["commands"] += 1
+        CountingConnection.tally[name.upper()] += 1
+        return super().pack_command(*args)
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.tally["round_trips"] += 1
+        await super().send_packed_command(command, check_health)
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    RedisBackend().check()
+    prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    delete_prefix(REDIS_URL, prefix)
+
+
+def registry() -> AgentRegistry:
+    agents = AgentRegistry()
+
+    @agents.agent(name="echo")
+    async def echo(input: list[Message]) -> AsyncIterator[Message]:
+        for message in input:
+            yield message
+
+    @agents.agent(name="chunks")
+    async def chunks(input: list[Message]) -> AsyncIterator[str]:
+        for i in range(int(input[-1].text)):
+            yield f"{i} "
+
+    return agents
+
+
+@pytest.fixture
+async def service(prefix: str) -> AsyncIterator[ACPService]:
+    # A long lease: the lease keeper's renewals (every lease_ttl / 3) stay out of the counts.
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix, lease_ttl=120, connection_class=CountingConnection)
+    service = ACPService(registry(), store=store, settings=Settings(lease_ttl=120))
+    yield service
+    await service.aclose()
+
+
+async def call(service: ACPService, method: str, path: str, body: Any = None) -> Response | StreamResponse:
+    data = json.dumps(body).encode() if body is not None else b""
+    return await service.handle(Request(method, path, "http://test/acp", "", {}, data, None))
+
+
+async def settle() -> None:
+    """Let the tasks a run leaves behind (its signal listener, write-behind) finish their round trips."""
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+
+
+async def cost(scenario: Iterable[Any]) -> collections.Counter[str]:
+    CountingConnection.tally.clear()
+    for step in scenario:
+        await step
+    await settle()
+    return collections.Counter(CountingConnection.tally)
+
+
+async def sync_echo(service: ACPService) -> None:
+    response = await call(service, "POST", "/runs", run_body("echo", "hi"))
+    assert isinstance(response, Response) and response.status == 200
+    assert json.loads(response.body)["status"] == "completed"
+
+
+async def async_echo_and_poll(service: ACPService) -> None:
+    response = await call(service, "POST", "/runs", run_body("echo", "hi", mode="async"))
+    assert isinstance(response, Response) and response.status == 202
+    run_id = json.loads(response.body)["run_id"]
+    await asyncio.sleep(0.05)  # the run completes meanwhile
+    polled = await call(service, "GET", f"/runs/{run_id}")
+    assert isinstance(polled, Response) and json.loads(polled.body)["status"] == "completed"
+
+
+async def stream(service: ACPService, parts: int) -> None:
+    response = await call(service, "POST", "/runs", run_body("chunks", str(parts), mode="stream"))
+    assert isinstance(response, StreamResponse)
+    body = b"".join([chunk async for chunk in response.body])
+    assert b"run.completed" in body
+    assert body.count(b'"type":"message.part"') == parts
+
+
+def report(name: str, counts: collections.Counter[str]) -> None:
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in ("round_trips", "commands"))
+    print(f"{name}: {counts['round_trips']} round trips, {counts['commands']} commands ({detail})")
+
+
+async def test_sync_echo_round_trips(service: ACPService) -> None:
+    for _ in range(3):  # warm: connections made, scripts loaded, the notifier listening
+        await sync_echo(service)
+    await settle()
+    counts = await cost([sync_echo(service)])
+    report("sync echo", counts)
+    assert counts["round_trips"] <= SYNC_ECHO["round_trips"], counts
+    assert counts["commands"] <= SYNC_ECHO["commands"], counts
+
+
+async def test_async_echo_and_poll_round_trips(service: ACPService) -> None:
+    for _ in range(3):
+        await async_echo_and_poll(service)
+    await settle()
+    counts = await cost([async_echo_and_poll(service)])
+    report("async echo + one poll", counts)
+    assert counts["round_trips"] <= ASYNC_ECHO_AND_POLL["round_trips"], counts
+    assert counts["commands"] <= ASYNC_ECHO_AND_POLL["commands"], counts
+
+
+async def test_stream_event_round_trips(service: ACPService) -> None:
+    for _ in range(3):
+        await stream(service, 3)
+    await settle()
+    empty = await cost([stream(service, 0)])
+    full = await cost([stream(service, STREAM_PARTS)])
+    report("stream of 0 parts", empty)
+    report(f"stream of {STREAM_PARTS} parts", full)
+    per_event = {key: (full[key] - empty[key]) / STREAM_PARTS for key in ("round_trips", "commands")}
+    print(f"one stream event: {per_event}")
+    assert per_event["round_trips"] <= STREAM_EVENT["round_trips"], (empty, full)
+    assert per_event["commands"] <= STREAM_EVENT["commands"], (empty, full)
