@@ -1,0 +1,206 @@
+"""What a run costs the database store on PostgreSQL, in statements and transactions: pinned.
+
+A sync echo run, an async run (its creation and execution, then one poll ``GET /runs/{id}``) and the
+events of a stream are driven through the neutral service (the code every framework adapter calls),
+and every statement the store's threads send is counted, with the transactions they make. The bounds
+are the counts once the store was made lean (docs/performance.md, "The database store's queries"):
+a change that adds a query to a run fails here, and must say why in the table.
+
+``pytest tests/django_store/test_query_counts.py -s`` prints the statements of each measured step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+
+from acp_adapters import ACPService, AgentRegistry, Settings
+from acp_adapters.core.http import Request, Response, StreamResponse
+from acp_adapters.django.db.store import DjangoStore
+from acp_adapters.models import Message, MessagePart
+from tests.helpers import run_body, sse_data
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Counted:
+    """Statements and transactions seen while counting."""
+
+    statements: list[tuple[str, bool]] = field(default_factory=list)  # (sql, inside a transaction)
+    commits: int = 0
+
+    @property
+    def queries(self) -> int:
+        return len(self.statements)
+
+    @property
+    def transactions(self) -> int:
+        """Atomic blocks (one commit each) plus the statements that ran on their own (autocommit)."""
+        return self.commits + sum(1 for _, atomic in self.statements if not atomic)
+
+    def __str__(self) -> str:
+        lines = [f"{self.queries} queries, {self.transactions} transactions"]
+        lines += [("  [tx] " if atomic else "  ") + sql[:160] for sql, atomic in self.statements]
+        return "\n".join(lines)
+
+
+class QueryCounter:
+    """Counts what every connection to ``alias`` opened from now on sends (the store's threads each
+    open their own): Django's ``CaptureQueriesContext`` sees one connection only."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.current: Counted | None = None
+        connection_created.connect(self._created)
+
+    def close(self) -> None:
+        connection_created.disconnect(self._created)
+
+    def _created(self, sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+        if connection.alias != self.alias:
+            return
+
+        def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+            if self.current is not None:
+                self.current.statements.append((sql, connection.in_atomic_block))
+            return execute(sql, params, many, context)
+
+        connection.execute_wrappers.append(record)
+        commit = connection.commit
+
+        def counted_commit() -> None:
+            if self.current is not None:
+                self.current.commits += 1
+            commit()
+
+        connection.commit = counted_commit  # type: ignore[method-assign]  # counts, then commits
+
+    @contextmanager
+    def counting(self) -> Iterator[Counted]:
+        self.current = counted = Counted()
+        try:
+            yield counted
+        finally:
+            self.current = None
+
+
+def registry() -> AgentRegistry:
+    agents = AgentRegistry()
+
+    @agents.agent()
+    async def echo(input: list[Message]) -> AsyncIterator[Message]:
+        for message in input:
+            yield message
+
+    @agents.agent()
+    async def parts(input: list[Message]) -> AsyncIterator[MessagePart]:
+        for index in range(int(input[0].text)):
+            yield MessagePart(content=str(index))
+
+    return agents
+
+
+class Client:
+    def __init__(self, service: ACPService) -> None:
+        self.service = service
+
+    async def __call__(self, method: str, path: str, body: Any = None) -> Response | StreamResponse:
+        data = json.dumps(body).encode() if body is not None else b""
+        return await self.service.handle(Request(method, path, "http://test/acp", "", {}, data, None))
+
+    async def settled(self) -> None:
+        """Wait until no run executes (its last writes are part of what it costs)."""
+        engine = self.service.engine
+        for _ in range(500):
+            if not engine._executions:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("a run is still executing")
+
+
+@pytest.fixture
+async def client(postgres: str) -> AsyncIterator[tuple[Client, QueryCounter]]:
+    counter = QueryCounter(postgres)
+    # Leases renewed once at start: none falls in a measured step.
+    service = ACPService(registry(), store=DjangoStore(postgres), settings=Settings(lease_ttl=600))
+    try:
+        call = Client(service)
+        await call("GET", "/ping")
+        await call("POST", "/runs", run_body("echo"))  # warm: connections opened, the lease loop ran
+        await call.settled()
+        yield call, counter
+    finally:
+        await service.aclose()
+        counter.close()
+
+
+async def sync_run(call: Client, counter: QueryCounter) -> Counted:
+    with counter.counting() as counted:
+        response = await call("POST", "/runs", run_body("echo"))
+        await call.settled()
+    assert isinstance(response, Response) and response.status == 200
+    assert json.loads(response.body)["status"] == "completed"
+    return counted
+
+
+async def async_run(call: Client, counter: QueryCounter) -> tuple[Counted, Counted]:
+    with counter.counting() as created:
+        response = await call("POST", "/runs", run_body("echo", mode="async"))
+        await call.settled()
+    assert isinstance(response, Response) and response.status == 202
+    run_id = json.loads(response.body)["run_id"]
+    with counter.counting() as polled:
+        response = await call("GET", f"/runs/{run_id}")
+    assert isinstance(response, Response) and json.loads(response.body)["status"] == "completed"
+    return created, polled
+
+
+async def stream_run(call: Client, counter: QueryCounter, parts: int) -> Counted:
+    with counter.counting() as counted:
+        response = await call("POST", "/runs", run_body("parts", str(parts), mode="stream"))
+        assert isinstance(response, StreamResponse)
+        events = sse_data(b"".join([chunk async for chunk in response.body]))
+        await call.settled()
+    assert events[-1]["type"] == "run.completed"
+    assert sum(1 for event in events if event["type"] == "message.part") == parts
+    return counted
+
+
+def report(name: str, counted: Counted) -> None:
+    print(f"\n--- {name}: {counted}")
+
+
+async def test_a_sync_run(client: tuple[Client, QueryCounter]) -> None:
+    counted = await sync_run(*client)
+    report("sync echo run", counted)
+    assert counted.queries <= 11
+    assert counted.transactions <= 8
+
+
+async def test_an_async_run_and_a_poll(client: tuple[Client, QueryCounter]) -> None:
+    created, polled = await async_run(*client)
+    report("async echo run", created)
+    report("poll", polled)
+    assert created.queries <= 11
+    assert created.transactions <= 8
+    assert polled.queries <= 1
+    assert polled.transactions <= 1
+
+
+async def test_stream_events(client: tuple[Client, QueryCounter]) -> None:
+    one = await stream_run(*client, 1)
+    many = await stream_run(*client, 201)
+    report("stream of 1 part", one)
+    report("stream of 201 parts", many)
+    per_event = (many.queries - one.queries) / 200
+    print(f"per event: {per_event:.3f} queries, {(many.transactions - one.transactions) / 200:.3f} tx")
+    assert per_event <= 0.1
