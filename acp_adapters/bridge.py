@@ -51,6 +51,10 @@ logger = logging.getLogger("acp_adapters")
 STREAM_BUFFER = 64
 #: Most bytes one read of a stream returns (chunks that are ready are joined into one write).
 BATCH_BYTES = 64 * 1024
+#: Longest a stream's hand-off waits for its first chunk, to give it with the headers.
+FIRST_CHUNK_WAIT = 0.1
+#: Longest the loop pauses after that hand-off while the server writes the headers and first chunk.
+FIRST_WRITE_WAIT = 0.005
 #: How long closing waits for the pump to finish, and exit for the services and loop to stop.
 CLOSE_TIMEOUT = 5.0
 #: How often a request thread waiting for its answer checks that the loop thread still runs.
@@ -86,6 +90,10 @@ class _Call:
     def finished(self, task: asyncio.Task[Any]) -> None:
         self.outcome = task
         self.done.release()
+        if not task.cancelled() and task.exception() is None:
+            answer = task.result()
+            if isinstance(answer, SyncStreamResponse):
+                answer.body.let_reader_write()
 
 
 class _LoopThread:
@@ -257,9 +265,14 @@ class SyncBridge:
         """Answer ``request``; a stream comes back as a :class:`SyncStreamResponse` to iterate."""
         loop = _LOOP.current()
         self._started_in = loop.pid
-        response = loop.call(self.service.handle, request)
+        return loop.call(self._answer, request)
+
+    async def _answer(self, request: Request) -> Response | SyncStreamResponse:
+        # On the loop. A stream's pump starts here, and its first chunk comes back with the headers:
+        # one hand-off between the threads, not three (the answer, the pump's start, the first read).
+        response = await self.service.handle(request)
         if isinstance(response, StreamResponse):
-            body = SyncStreamBody(loop.portal, response.body)
+            body = await SyncStreamBody.start(response.body)
             return SyncStreamResponse(status=response.status, headers=response.headers, body=body)
         return response
 
@@ -304,26 +317,61 @@ class SyncStreamResponse:
 class SyncStreamBody(Iterator[bytes]):
     """The chunks of an event stream, read from the event loop by a blocking iterator.
 
-    ``close()`` (a WSGI server calls it when the client goes away or the stream ends) stops the pump
-    task and closes the core's stream before it returns: the subscription has ended, the reading
-    thread is free, and the run goes on.
+    Made on the loop by :meth:`start`, which gives it the first chunk if it comes within
+    :data:`FIRST_CHUNK_WAIT`. ``close()`` (a WSGI server calls it when the client goes away or the
+    stream ends) stops the pump task and closes the core's stream before it returns: the subscription
+    has ended, the reading thread is free, and the run goes on.
     """
 
-    def __init__(self, portal: BlockingPortal, source: AsyncIterator[bytes]) -> None:
+    def __init__(
+        self,
+        portal: BlockingPortal,
+        receive: MemoryObjectReceiveStream[bytes],
+        pump: concurrent.futures.Future[None],
+    ) -> None:
         self._portal = portal
         current = _LOOP.running()
         # Reads go the bridge's fast way when the portal is the process loop's (always, in practice).
         self._loop = current if current is not None and current.portal is portal else None
-        send, self._receive = anyio.create_memory_object_stream[bytes](STREAM_BUFFER)
+        self._receive = receive
+        self._pump = pump
+        self._first = b""
+        self._first_written = threading.Event()
         self._scope: anyio.CancelScope | None = None
         self._stopping = False
         self._closed = False
-        self._pump = portal.start_task_soon(self._run_pump, source, send)
+
+    @classmethod
+    async def start(cls, source: AsyncIterator[bytes]) -> SyncStreamBody:
+        """On the process's loop: start pumping ``source`` and wait a little for its first chunk.
+
+        A new run's first event is in its log before the stream starts, so its chunk leaves with the
+        headers (a WSGI server writes them with the first chunk anyway); a stream whose first event is
+        slower (a resumed run another worker executes) is handed over without it after
+        :data:`FIRST_CHUNK_WAIT`.
+        """
+        current = _LOOP.running()
+        if current is None or current.loop is not asyncio.get_running_loop():
+            raise RuntimeError("SyncStreamBody.start runs on the process's ACP event loop")
+        send, receive = anyio.create_memory_object_stream[bytes](STREAM_BUFFER)
+        body = cls(current.portal, receive, concurrent.futures.Future())
+        ready = anyio.Event()
+        task = current.loop.create_task(body._run_pump(source, send, ready))
+        _link(task, body._pump)
+        # Waiting for an event, not in receive(): a receive cancelled at the deadline could lose a chunk.
+        with anyio.move_on_after(FIRST_CHUNK_WAIT):
+            await ready.wait()
+        body._first = _take_ready(receive)
+        return body
 
     def __iter__(self) -> SyncStreamBody:
         return self
 
     def __next__(self) -> bytes:
+        if self._first:
+            first, self._first = self._first, b""
+            return first
+        self._first_written.set()
         if self._closed:
             raise StopIteration
         try:
@@ -337,12 +385,25 @@ class SyncStreamBody(Iterator[bytes]):
 
     def close(self) -> None:
         """End the subscription and wait (briefly) for the pump to finish. Safe to call more than once."""
+        self._first_written.set()
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(RuntimeError):
             self._portal.call(self._stop_pump)
         concurrent.futures.wait([self._pump], timeout=CLOSE_TIMEOUT)
+
+    def let_reader_write(self) -> None:
+        """On the loop, once the reader has its first chunk: give it the interpreter until it has
+        written the chunk (its next read), for at most :data:`FIRST_WRITE_WAIT`.
+
+        A thread woken while the loop runs Python (a busy agent) waits for the GIL for up to
+        ``sys.getswitchinterval()`` (5 ms) before each step, and the server's writes of the headers
+        and of the chunk are two such steps: the first event would reach the client a switch interval
+        or two late. Waiting here, the loop thread holds nothing.
+        """
+        if self._first:
+            self._first_written.wait(FIRST_WRITE_WAIT)
 
     def __del__(self) -> None:
         # A WSGI server must call close(); if one does not, at least stop the pump. Cancelling the
@@ -357,7 +418,9 @@ class SyncStreamBody(Iterator[bytes]):
             self._scope.cancel()
         self._receive.close()
 
-    async def _run_pump(self, source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes]) -> None:
+    async def _run_pump(
+        self, source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes], ready: anyio.Event
+    ) -> None:
         # The first statement is the try: a pump stopped before it ran still closes the source.
         try:
             with anyio.CancelScope() as self._scope:
@@ -366,11 +429,13 @@ class SyncStreamBody(Iterator[bytes]):
                 async with send:
                     async for chunk in source:
                         await send.send(chunk)
+                        ready.set()
         except anyio.BrokenResourceError:
             pass  # the reader closed its end
         except Exception:
             logger.exception("an event stream failed")
         finally:
+            ready.set()
             aclose = getattr(source, "aclose", None)
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
@@ -415,9 +480,15 @@ def loop_outlives_request(scope: Mapping[str, Any] | None) -> bool:
 
 async def _receive_batch(receive: MemoryObjectReceiveStream[bytes]) -> bytes:
     """Wait for one chunk, then take those already waiting (one thread hop for many events)."""
-    chunks = [await receive.receive()]
-    size = len(chunks[0])
-    while size < BATCH_BYTES:
+    first = await receive.receive()
+    return first + _take_ready(receive, BATCH_BYTES - len(first)) if len(first) < BATCH_BYTES else first
+
+
+def _take_ready(receive: MemoryObjectReceiveStream[bytes], most: int = BATCH_BYTES) -> bytes:
+    """The chunks waiting in ``receive``, joined, up to about ``most`` bytes (``b""``: none)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < most:
         try:
             chunk = receive.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream):
@@ -425,3 +496,19 @@ async def _receive_batch(receive: MemoryObjectReceiveStream[bytes]) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _link(task: asyncio.Task[None], future: concurrent.futures.Future[None]) -> None:
+    """Make ``future`` (waited for and cancelled from other threads) follow ``task`` on its loop."""
+
+    def finished(_: asyncio.Task[None]) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled meanwhile
+            future.set_result(None)
+
+    def cancel_task(done: concurrent.futures.Future[None]) -> None:
+        if done.cancelled():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting
+                task.get_loop().call_soon_threadsafe(task.cancel)
+
+    task.add_done_callback(finished)
+    future.add_done_callback(cancel_task)
