@@ -10,10 +10,14 @@ Rules this module keeps:
   loop, so an async-mode run goes on after its response. The hand-off is one
   ``call_soon_threadsafe`` that starts a task, and a lock the task's completion releases: a
   ``BlockingPortal.call`` costs two round trips between the threads and several futures per call.
-* A stream is pumped by one task into a bounded memory stream, which the WSGI iterable reads in
-  batches (the core's async iterator is never stepped from several tasks). Closing the iterable
-  (the client went away) cancels the pump and closes the core's stream: that ends the
-  subscription, never the run.
+* The hand-off releases the request thread from inside the task as soon as its answer is ready. A
+  stream's first chunk is taken in that same task, before the agent's first turn, and comes back
+  with the headers; the loop then pauses (a few milliseconds at most) while the server writes it:
+  a thread woken while the loop runs Python waits a GIL switch interval (5 ms) before each step.
+* The rest of a stream is pumped by one task into a bounded memory stream, which the WSGI iterable
+  reads in batches (the core's async iterator is stepped by one task after the other, never by two
+  at once). Closing the iterable (the client went away) cancels the pump and closes the core's
+  stream: that ends the subscription, never the run.
 * An event loop that may end with its request (a test client's) must not host runs: an async adapter
   asks :func:`loop_outlives_request` and, if not, answers through :meth:`SyncBridge.ahandle`, on the
   process's loop.
@@ -51,8 +55,6 @@ logger = logging.getLogger("acp_adapters")
 STREAM_BUFFER = 64
 #: Most bytes one read of a stream returns (chunks that are ready are joined into one write).
 BATCH_BYTES = 64 * 1024
-#: Longest a stream's hand-off waits for its first chunk, to give it with the headers.
-FIRST_CHUNK_WAIT = 0.1
 #: Longest the loop pauses after that hand-off while the server writes the headers and first chunk.
 FIRST_WRITE_WAIT = 0.005
 #: How long closing waits for the pump to finish, and exit for the services and loop to stop.
@@ -65,9 +67,13 @@ R = TypeVar("R")
 
 
 class _Call:
-    """One request thread's call to the loop: what to run, and the lock its completion releases."""
+    """One request thread's call to the loop: what to run, and the lock its completion releases.
 
-    __slots__ = ("arg", "context", "done", "func", "outcome")
+    The lock is released by the task itself as soon as the answer is ready, not by a done callback,
+    which the loop would run only after the tasks already waiting (a busy agent's next turn).
+    """
+
+    __slots__ = ("arg", "context", "done", "error", "func", "result")
 
     def __init__(self, func: Callable[[Any], Coroutine[Any, Any, Any]], arg: Any) -> None:
         self.func = func
@@ -75,25 +81,42 @@ class _Call:
         self.context = contextvars.copy_context()
         self.done = threading.Lock()
         self.done.acquire()
-        self.outcome: asyncio.Task[Any] | BaseException | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         # On the loop. The task runs in a copy of the calling thread's context, as with portal.call.
         try:
-            task = self.context.run(loop.create_task, self.func(self.arg))
+            task = self.context.run(loop.create_task, self._run())
         except BaseException as exc:  # the caller raises it; the other calls of the batch go on
-            self.outcome = exc
-            self.done.release()
+            self._finish(exc)
         else:
-            task.add_done_callback(self.finished)
+            task.add_done_callback(self._cancelled_before_running)
 
-    def finished(self, task: asyncio.Task[Any]) -> None:
-        self.outcome = task
+    async def _run(self) -> None:
+        try:
+            result = await self.func(self.arg)
+        except Exception as exc:  # the caller raises it
+            self._finish(exc)
+            return
+        except asyncio.CancelledError:  # only when the loop stops under it (process exit)
+            self._finish(RuntimeError("the ACP event loop stopped while answering"))
+            raise
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        self.result = result
+        self._finish(None)
+        if isinstance(result, SyncStreamResponse):
+            result.body.let_reader_write()
+
+    def _finish(self, error: BaseException | None) -> None:
+        self.error = error
         self.done.release()
-        if not task.cancelled() and task.exception() is None:
-            answer = task.result()
-            if isinstance(answer, SyncStreamResponse):
-                answer.body.let_reader_write()
+
+    def _cancelled_before_running(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() and self.done.locked() and self.result is None and self.error is None:
+            self._finish(RuntimeError("the ACP event loop stopped while answering"))
 
 
 class _LoopThread:
@@ -135,13 +158,9 @@ class _LoopThread:
         while not call.done.acquire(timeout=LIVENESS_CHECK):
             if not self.thread.is_alive():
                 raise RuntimeError("the ACP event loop has stopped")
-        outcome = call.outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        assert outcome is not None
-        if outcome.cancelled():  # only when the loop stops under it (process exit)
-            raise RuntimeError("the ACP event loop stopped while answering")
-        result: R = outcome.result()
+        if call.error is not None:
+            raise call.error
+        result: R = call.result
         return result
 
     def _start_pending(self) -> None:
@@ -317,10 +336,10 @@ class SyncStreamResponse:
 class SyncStreamBody(Iterator[bytes]):
     """The chunks of an event stream, read from the event loop by a blocking iterator.
 
-    Made on the loop by :meth:`start`, which gives it the first chunk if it comes within
-    :data:`FIRST_CHUNK_WAIT`. ``close()`` (a WSGI server calls it when the client goes away or the
-    stream ends) stops the pump task and closes the core's stream before it returns: the subscription
-    has ended, the reading thread is free, and the run goes on.
+    Made on the loop by :meth:`start`, with the stream's first chunk. ``close()`` (a WSGI server
+    calls it when the client goes away or the stream ends) stops the pump task and closes the core's
+    stream before it returns: the subscription has ended, the reading thread is free, and the run
+    goes on.
     """
 
     def __init__(
@@ -343,25 +362,34 @@ class SyncStreamBody(Iterator[bytes]):
 
     @classmethod
     async def start(cls, source: AsyncIterator[bytes]) -> SyncStreamBody:
-        """On the process's loop: start pumping ``source`` and wait a little for its first chunk.
+        """On the process's loop: take the first chunk of ``source``, then start the pump task.
 
-        A new run's first event is in its log before the stream starts, so its chunk leaves with the
-        headers (a WSGI server writes them with the first chunk anyway); a stream whose first event is
-        slower (a resumed run another worker executes) is handed over without it after
-        :data:`FIRST_CHUNK_WAIT`.
+        The first chunk is taken in the calling task, before the loop runs anything else: a new run's
+        first event is in its log already, so it leaves with the headers, before the agent's first
+        turn (a WSGI server writes the headers with the first chunk anyway). A stream whose first
+        event is slower (a resumed run that another worker executes) waits for it, or for the
+        heartbeat, as its first read would. ``source`` is then stepped by the pump: one task after the
+        other, never two at once.
         """
         current = _LOOP.running()
         if current is None or current.loop is not asyncio.get_running_loop():
             raise RuntimeError("SyncStreamBody.start runs on the process's ACP event loop")
         send, receive = anyio.create_memory_object_stream[bytes](STREAM_BUFFER)
         body = cls(current.portal, receive, concurrent.futures.Future())
-        ready = anyio.Event()
-        task = current.loop.create_task(body._run_pump(source, send, ready))
+        try:
+            body._first = await source.__anext__()
+        except BaseException as exc:
+            send.close()
+            body._pump.set_result(None)
+            with anyio.CancelScope(shield=True):
+                await _close_source(source)
+            if not isinstance(exc, StopAsyncIteration):
+                if not isinstance(exc, Exception):
+                    raise
+                logger.exception("an event stream failed")
+            return body
+        task = current.loop.create_task(body._run_pump(source, send))
         _link(task, body._pump)
-        # Waiting for an event, not in receive(): a receive cancelled at the deadline could lose a chunk.
-        with anyio.move_on_after(FIRST_CHUNK_WAIT):
-            await ready.wait()
-        body._first = _take_ready(receive)
         return body
 
     def __iter__(self) -> SyncStreamBody:
@@ -418,9 +446,7 @@ class SyncStreamBody(Iterator[bytes]):
             self._scope.cancel()
         self._receive.close()
 
-    async def _run_pump(
-        self, source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes], ready: anyio.Event
-    ) -> None:
+    async def _run_pump(self, source: AsyncIterator[bytes], send: MemoryObjectSendStream[bytes]) -> None:
         # The first statement is the try: a pump stopped before it ran still closes the source.
         try:
             with anyio.CancelScope() as self._scope:
@@ -429,17 +455,19 @@ class SyncStreamBody(Iterator[bytes]):
                 async with send:
                     async for chunk in source:
                         await send.send(chunk)
-                        ready.set()
         except anyio.BrokenResourceError:
             pass  # the reader closed its end
         except Exception:
             logger.exception("an event stream failed")
         finally:
-            ready.set()
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
+            with anyio.CancelScope(shield=True):
+                await _close_source(source)
+
+
+async def _close_source(source: AsyncIterator[bytes]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def _chunks_of(body: SyncStreamBody) -> AsyncIterator[bytes]:
