@@ -13,6 +13,9 @@ Rules this module keeps:
   a store settles before anything that must see the events (changing the run, counting its events),
   so that nobody, in this process or another, sees a run's new status before the events that led to
   it. Events appended meanwhile are not waited for: a reader never waits on a writer that keeps going.
+* One round trip: :meth:`EventBatcher.write_with` hands what is queued for the run to the store's own
+  write of the run (a status change, the output) instead of waiting for a flush of its own; the
+  store writes both in one step (a store opts in with ``BatchedEventsStore.writes_queued_with_change``).
 * Backpressure: an append waits for the flush once ``max_pending`` events are queued for the run.
 * Outage: a batch whose flush raises :class:`StoreUnavailable` is tried ``retries`` more times (after
   0.1 s, 0.2 s, ...); one that still fails, or fails otherwise, is dropped, logged, and its error raised
@@ -31,7 +34,7 @@ import os
 import uuid
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .models import RunStatus
 from .store import EventRecord, RunRecord, Store, StoreUnavailable
@@ -43,9 +46,11 @@ Flush = Callable[[uuid.UUID, list[EventRecord]], Awaitable[None]]
 
 _logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class _Queue:
-    __slots__ = ("appended", "error", "events", "progress", "task", "written")
+    __slots__ = ("appended", "error", "events", "lock", "progress", "task", "written")
 
     def __init__(self) -> None:
         self.events: list[EventRecord] = []
@@ -55,6 +60,9 @@ class _Queue:
         self.appended = 0
         self.written = 0
         self.progress = asyncio.Event()
+        #: Held by whoever writes a batch of the run's events (the flushing task, or a write of the run
+        #: taking them along): batches are written in the order they were taken.
+        self.lock = asyncio.Lock()
 
 
 class EventBatcher:
@@ -112,6 +120,26 @@ class EventBatcher:
             await queue.progress.wait()
         self._raise_error(run_id, queue)
 
+    async def write_with(self, run_id: uuid.UUID, write: Callable[[list[EventRecord]], Awaitable[T]]) -> T:
+        """Call ``write`` with the events queued for the run (taken off the queue), once the batch being
+        flushed, if any, is written: the store writes them in its own step, one round trip for both.
+
+        Raises the error of a failed batch before, without calling ``write``; an error of ``write`` goes
+        to the caller (its events are not tried again).
+        """
+        queue = self._here().get(run_id) if self.write_behind else None
+        if queue is None:
+            return await write([])
+        async with queue.lock:
+            self._raise_error(run_id, queue)
+            events, queue.events = queue.events, []
+            try:
+                return await write(events)
+            finally:
+                queue.written += len(events)
+                self._advance(queue)
+                self._forget(run_id, queue)
+
     async def close(self) -> None:
         """Write every queue (the store is closing); errors are logged."""
         for run_id in list(self._here()):
@@ -131,18 +159,21 @@ class EventBatcher:
     async def _flush(self, run_id: uuid.UUID, queue: _Queue) -> None:
         try:
             while queue.events:
-                batch, queue.events = queue.events, []
-                try:
-                    await self._flush_retrying(run_id, batch)
-                except Exception as exc:
-                    dropped = len(batch) + len(queue.events)
-                    self._logger.warning("dropped %d event(s) of run %s: %s", dropped, run_id, exc)
-                    queue.error = exc
-                    queue.events = []
-                    queue.written = queue.appended
-                    return
-                queue.written += len(batch)
-                self._advance(queue)
+                async with queue.lock:
+                    batch, queue.events = queue.events, []
+                    if not batch:  # a write of the run took them along
+                        return
+                    try:
+                        await self._flush_retrying(run_id, batch)
+                    except Exception as exc:
+                        dropped = len(batch) + len(queue.events)
+                        self._logger.warning("dropped %d event(s) of run %s: %s", dropped, run_id, exc)
+                        queue.error = exc
+                        queue.events = []
+                        queue.written = queue.appended
+                        return
+                    queue.written += len(batch)
+                    self._advance(queue)
         finally:
             queue.task = None
             self._advance(queue)
@@ -187,6 +218,9 @@ class BatchedEventsStore(Store):
     """
 
     batcher: EventBatcher
+    #: Whether the store writes the run's queued events within its own write of the run
+    #: (:meth:`_change_run_with`, one round trip for both) rather than settling the queue first.
+    writes_queued_with_change: ClassVar[bool] = False
 
     async def write_run(
         self,
@@ -196,6 +230,10 @@ class BatchedEventsStore(Store):
         expect: Collection[RunStatus] | None = None,
         events: Sequence[EventRecord] = (),
     ) -> RunRecord | None:
+        if self.writes_queued_with_change:
+            return await self.batcher.write_with(
+                run_id, lambda queued: self._change_run_with(run_id, queued, changes, expect, events)
+            )
         await self.batcher.settle(run_id)  # the events before the change come before it
         return await self._change_run(run_id, changes, expect, events)
 
@@ -235,6 +273,18 @@ class BatchedEventsStore(Store):
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
         """:meth:`~Store.write_run` in the backend, one atomic step; the run's queue is settled."""
+
+    async def _change_run_with(
+        self,
+        run_id: uuid.UUID,
+        queued: list[EventRecord],
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        """Append ``queued`` (the run's events still queued, whatever the compare-and-set decides), then
+        :meth:`_change_run`: one step. Implemented by a store that sets ``writes_queued_with_change``."""
+        raise NotImplementedError
 
     @abstractmethod
     async def _count_events(self, run_id: uuid.UUID) -> int:

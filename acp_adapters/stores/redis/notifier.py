@@ -65,6 +65,13 @@ class Watch:
         self._local = local
         self.woken = asyncio.Event()
 
+    @property
+    def live(self) -> bool:
+        """Whether the subscription is live (the server confirmed it): what is announced on the channel
+        from now on reaches this waiter."""
+        confirmed = self._state.confirmed
+        return confirmed is not None and confirmed.done()
+
     async def wait(self, seconds: float) -> None:
         """Return when a message came, or after ``seconds``; look at the data again then.
 

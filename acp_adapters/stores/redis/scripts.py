@@ -7,7 +7,8 @@ Rules these scripts keep:
 * Time comes from the Redis server (``TIME``), so that leases mean the same on every machine.
 * A run's event with index ``i`` has the stream id ``0-(i+1)``: a reader resumes from any index with
   ``XRANGE`` and the next index is ``XLEN`` (streams are never trimmed).
-* What a waiter may be waiting for is announced on the run's channel (``PUBLISH``), after it is written.
+* What a waiter in another process may be waiting for is announced on the run's channel (``PUBLISH``),
+  after it is written, once that waiter has marked the run watched (see ``_ANNOUNCE``).
 * What is kept once done with (a finished run, a session, a resource, an idempotency key) is an *item*,
   counted against ``max_retained_bytes`` by the memory Redis reports for its keys (``MEMORY USAGE``)
   plus its bookkeeping; the script that writes an item trims the oldest until the total fits (see
@@ -34,6 +35,17 @@ __all__ = [
 _NOW_MS = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+#: ``announce(run hash, channel, count)``: publish a run's new event count on its channel, if anyone
+#: listens. A reader in another process that waits on a run marks its hash ``~watched`` once its
+#: subscription is live (``READ_EVENTS``), then looks at the events: whatever is written before the
+#: mark it reads, whatever after is announced. Runs nobody watches from afar (their stream is read by the
+#: process executing them, woken in-process) publish nothing.
+_ANNOUNCE = """
+local function announce(run, channel, count)
+  if redis.call('HEXISTS', run, '~watched') == 1 then redis.call('PUBLISH', channel, count) end
+end
 """
 
 #: What an item costs beyond its keys: its entries in the ``retained`` sorted set and the ``sizes`` hash
@@ -139,35 +151,47 @@ return 1
 
 #: KEYS: run hash, events stream, signals list, leases zset, then the bookkeeping (see ``_RETAIN``).
 #: ARGV: the bookkeeping, run id, ttl ms, terminal ("1" when the change ends the run), events channel,
+#:       number of queued events, their type, data, ...,
 #:       number of expected statuses (-1: any), expected status, ...,
 #:       number of field arguments, field, value, ..., then events to append: type, data, ...
-#: Returns false (no such run, or its status did not match) or the run's fields and values. A run that
-#: ends becomes an item (and may, alone over the bound, be evicted at once: its fields are still returned).
+#: The queued events (appended before, still written behind) are appended whatever the status; the
+#: change and its events only if the status matched. Returns false (no such run, or its status did not
+#: match) or the run's fields and values. A run that ends becomes an item (and may, alone over the
+#: bound, be evicted at once: its fields are still returned).
 UPDATE_RUN = (
     _NOW_MS
     + _RETAIN
+    + _ANNOUNCE
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local expected = tonumber(ARGV[9])
+local n = redis.call('XLEN', KEYS[2])
+local appended = false
+local function append(first, last)
+  for i = first, last, 2 do
+    n = n + 1
+    redis.call('XADD', KEYS[2], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
+    appended = true
+  end
+end
+local at = 10 + 2 * tonumber(ARGV[9])
+append(10, at - 1)
+local expected = tonumber(ARGV[at])
 if expected >= 0 then
   local status = redis.call('HGET', KEYS[1], 'status')
   local matched = false
-  for i = 10, 9 + expected do
+  for i = at + 1, at + expected do
     if ARGV[i] == status then matched = true; break end
   end
-  if not matched then return false end
+  if not matched then
+    if appended then announce(KEYS[1], ARGV[8], n) end
+    return false
+  end
 end
-local first = 11 + math.max(expected, 0)
+local first = at + 2 + math.max(expected, 0)
 local last = first + tonumber(ARGV[first - 1]) - 1
 if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
-if #ARGV > last then
-  local n = redis.call('XLEN', KEYS[2])
-  for i = last + 1, #ARGV, 2 do
-    n = n + 1
-    redis.call('XADD', KEYS[2], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
-  end
-  redis.call('PUBLISH', ARGV[8], n)
-end
+append(last + 1, #ARGV)
+if appended then announce(KEYS[1], ARGV[8], n) end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
 local fields = redis.call('HGETALL', KEYS[1])
 if ARGV[7] == '1' then
@@ -180,23 +204,28 @@ return fields
 """
 )
 
-#: KEYS: events stream. ARGV: events channel, type, data, type, data, ...
+#: KEYS: events stream, run hash. ARGV: events channel, type, data, type, data, ...
 #: Appends nothing to a run that is gone (so that no stream is left without a TTL).
-APPEND_EVENTS = """
+APPEND_EVENTS = (
+    _ANNOUNCE
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local n = redis.call('XLEN', KEYS[1])
 for i = 2, #ARGV, 2 do
   n = n + 1
   redis.call('XADD', KEYS[1], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
 end
-redis.call('PUBLISH', ARGV[1], n)
+announce(KEYS[2], ARGV[1], n)
 return n
 """
+)
 
-#: KEYS: events stream. ARGV: first stream id. Returns false when the run is gone, else its events from
-#: there (``XRANGE``, unparsed: ``{{id, {"t", type, "d", data}}, ...}``).
+#: KEYS: events stream, run hash. ARGV: first stream id, "1" to mark the run watched (see
+#: ``_ANNOUNCE``: the caller's subscription to its channel is live). Returns false when the run is gone,
+#: else its events from there (``XRANGE``, unparsed: ``{{id, {"t", type, "d", data}}, ...}``).
 READ_EVENTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], '~watched', '1') end
 return redis.call('XRANGE', KEYS[1], ARGV[1], '+')
 """
 

@@ -69,6 +69,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
     """
 
     shared: ClassVar[bool] = True
+    writes_queued_with_change: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -139,7 +140,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         args: list[Any] = [self._redis.channel("events", run_id)]
         for event in events:
             args += [event.type, event.data]
-        await self._redis.script("APPEND_EVENTS", [self._run_keys(run_id)[1]], args)
+        run_key, events_key, _ = self._run_keys(run_id)
+        await self._redis.script("APPEND_EVENTS", [events_key, run_key], args)
         self._redis.notifier.wake(args[0])
 
     async def start(self) -> None:
@@ -199,7 +201,18 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
-        """The compare-and-set of the run's fields, and the events announcing it: one script."""
+        return await self._change_run_with(run_id, [], changes, expect, events)
+
+    async def _change_run_with(
+        self,
+        run_id: uuid.UUID,
+        queued: list[EventRecord],
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        """The events still queued for the run, the compare-and-set of its fields and the events
+        announcing it: one script."""
         status = changes.get("status")
         terminal = status is not None and RunStatus(status) in ENDED
         expected = [] if expect is None else [encode_status(s) for s in expect]
@@ -210,6 +223,11 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             milliseconds(self.retention) if terminal else self._live_ttl,
             "1" if terminal else "0",
             self._redis.channel("events", run_id),
+            len(queued),
+        ]
+        for event in queued:
+            args += [event.type, event.data]
+        args += [
             -1 if expect is None else len(expected),
             *expected,
             len(fields),
@@ -221,11 +239,9 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         flat = await self._redis.script("UPDATE_RUN", keys, args)
         if terminal:
             self._local_runs.pop(run_id, None)
-        if not flat:
-            return None
-        if events:
+        if queued or (flat and events):
             self._redis.notifier.wake(self._redis.channel("events", run_id))
-        return decode_run(pairs(flat))
+        return decode_run(pairs(flat)) if flat else None
 
     # events ---------------------------------------------------------------------------------------
     # Appends go through ``batcher`` (BatchedEventsStore): an agent streaming parts does not wait for
@@ -241,8 +257,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         start: int,
         timeout: float = 0.0,
     ) -> list[EventRecord]:
-        key = self._run_keys(run_id)[1]
-        entries = await self._redis.script("READ_EVENTS", [key], [f"0-{start + 1}"])
+        run_key, key, _ = self._run_keys(run_id)
+        entries = await self._redis.script("READ_EVENTS", [key, run_key], [f"0-{start + 1}", "0"])
         if entries or timeout <= 0 or entries is None:  # None: the run is gone
             return decode_script_events(entries or [])
         return await self._wait_for_events(run_id, key, start, timeout)
@@ -259,14 +275,26 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         deadline = time.monotonic() + wait
         failing_since: float | None = None
         channel = self._redis.channel("events", run_id)
-        async with self._redis.notifier.watch(channel, local=run_id in self._local_runs) as watch:
+        local = run_id in self._local_runs
+        # A reader in another process marks the run watched once (see scripts._ANNOUNCE), after its
+        # subscription is live: the writer publishes only then.
+        marked = local
+        async with self._redis.notifier.watch(channel, local=local) as watch:
             while True:
                 try:
-                    with self._redis.reachable():
-                        entries = await self._redis.client.xrange(key, f"0-{start + 1}", "+")
+                    if not marked and watch.live:
+                        keys = [key, self._run_keys(run_id)[0]]
+                        scripted = await self._redis.script("READ_EVENTS", keys, [f"0-{start + 1}", "1"])
+                        marked = True
+                        entries = decode_script_events(scripted or [])
+                    else:
+                        with self._redis.reachable():
+                            entries = decode_events(
+                                await self._redis.client.xrange(key, f"0-{start + 1}", "+")
+                            )
                     failing_since = None
                     if entries:
-                        return decode_events(entries)
+                        return entries
                 except StoreUnavailable:
                     now = time.monotonic()
                     failing_since = failing_since or now
@@ -275,6 +303,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
+                if not marked and watch.live and failing_since is None:
+                    continue  # the subscription became live meanwhile: look again, marking the run
                 # Waiters look again now and then on their own: the notifier is only a hint.
                 await watch.wait(min(remaining, self.poll_interval))
 
