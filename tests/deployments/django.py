@@ -22,7 +22,6 @@ from typing import Any
 import django
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from asgiref.sync import sync_to_async
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import AsyncClient, Client
 
@@ -45,15 +44,6 @@ def _arguments(
     if json is not None:
         return jsonlib.dumps(json).encode(), given or "application/json", others
     return content or b"", given or "", others  # no type, as acp-sdk sends its bodies
-
-
-async def alogin(client: AsyncClient, user: Any) -> None:
-    """Log ``user`` in on ``client``: ``AsyncClient.aforce_login`` is new in Django 5.0; before it,
-    the sync ``force_login`` (which touches the database) runs in a thread."""
-    if django.VERSION >= (5, 0):
-        await client.aforce_login(user)
-    else:
-        await sync_to_async(client.force_login)(user)
 
 
 def _result(response: HttpResponseBase, body: bytes) -> HttpResult:
@@ -124,7 +114,7 @@ class DjangoAsyncContractClient:
         body, content_type, others = arguments
         client = AsyncClient(raise_request_exception=False, **self.options)
         if self.user is not None:
-            await alogin(client, self.user)
+            await client.aforce_login(self.user)
         response = await client.generic(method, self.mount + path, body, content_type, headers=others)
         answer: HttpResponseBase = response  # (django-stubs' test response types know no stream)
         if isinstance(answer, StreamingHttpResponse):

@@ -20,7 +20,6 @@ from django.test import AsyncClient, Client
 from example_agents import BearerTokens
 from example_django import private
 from tests.deployments.base import HttpResult
-from tests.deployments.django import alogin
 from tests.django.conftest import Served
 from tests.helpers import acp_error, ok_json, resume_body, run_body, stream_events
 
@@ -66,7 +65,7 @@ def post(
     async def apost() -> HttpResult:
         client = AsyncClient(enforce_csrf_checks=True, raise_request_exception=False)
         if user is not None:
-            await alogin(client, user)
+            await client.aforce_login(user)
         if csrf is not None:
             client.cookies[django_settings.CSRF_COOKIE_NAME] = csrf
         return result(await client.post(path, data, content_type="application/json", headers=headers))
