@@ -31,12 +31,17 @@ from tests.helpers import run_body, sse_data
 pytestmark = pytest.mark.anyio
 
 
+#: What only the watcher's poll of every waited-on run's counters selects (ops.counters).
+_POLL = '"signal_count" FROM "acp_adapters_run" WHERE "acp_adapters_run"."id" IN'
+
+
 @dataclass
 class Counted:
     """Statements and transactions seen while counting."""
 
     statements: list[tuple[str, bool]] = field(default_factory=list)  # (sql, inside a transaction)
     commits: int = 0
+    polls: int = 0
 
     @property
     def queries(self) -> int:
@@ -48,7 +53,7 @@ class Counted:
         return self.commits + sum(1 for _, atomic in self.statements if not atomic)
 
     def __str__(self) -> str:
-        lines = [f"{self.queries} queries, {self.transactions} transactions"]
+        lines = [f"{self.queries} queries, {self.transactions} transactions (and {self.polls} polls)"]
         lines += [("  [tx] " if atomic else "  ") + sql[:160] for sql, atomic in self.statements]
         return "\n".join(lines)
 
@@ -71,7 +76,10 @@ class QueryCounter:
 
         def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
             if self.current is not None:
-                self.current.statements.append((sql, connection.in_atomic_block))
+                if _POLL in sql:  # the watcher's safety-net poll: per process every 2 s, not per run
+                    self.current.polls += 1
+                else:
+                    self.current.statements.append((sql, connection.in_atomic_block))
             return execute(sql, params, many, context)
 
         connection.execute_wrappers.append(record)
@@ -131,12 +139,20 @@ class Client:
 async def client(postgres: str) -> AsyncIterator[tuple[Client, QueryCounter]]:
     counter = QueryCounter(postgres)
     # Leases renewed once at start: none falls in a measured step.
-    service = ACPService(registry(), store=DjangoStore(postgres), settings=Settings(lease_ttl=600))
+    store = DjangoStore(postgres)
+    service = ACPService(registry(), store=store, settings=Settings(lease_ttl=600))
     try:
         call = Client(service)
         await call("GET", "/ping")
         await call("POST", "/runs", run_body("echo"))  # warm: connections opened, the lease loop ran
         await call.settled()
+        # Listening: the poll for other processes' signals slows to its safety pace (every 2 s), so a
+        # measured run does not meet one by chance.
+        for _ in range(500):
+            if store.watcher.notified:
+                break
+            await asyncio.sleep(0.01)
+        assert store.watcher.notified
         yield call, counter
     finally:
         await service.aclose()
@@ -182,16 +198,16 @@ def report(name: str, counted: Counted) -> None:
 async def test_a_sync_run(client: tuple[Client, QueryCounter]) -> None:
     counted = await sync_run(*client)
     report("sync echo run", counted)
-    assert counted.queries <= 11
-    assert counted.transactions <= 8
+    assert counted.queries <= 5
+    assert counted.transactions <= 5
 
 
 async def test_an_async_run_and_a_poll(client: tuple[Client, QueryCounter]) -> None:
     created, polled = await async_run(*client)
     report("async echo run", created)
     report("poll", polled)
-    assert created.queries <= 11
-    assert created.transactions <= 8
+    assert created.queries <= 5
+    assert created.transactions <= 5
     assert polled.queries <= 1
     assert polled.transactions <= 1
 
@@ -203,4 +219,4 @@ async def test_stream_events(client: tuple[Client, QueryCounter]) -> None:
     report("stream of 201 parts", many)
     per_event = (many.queries - one.queries) / 200
     print(f"per event: {per_event:.3f} queries, {(many.transactions - one.transactions) / 200:.3f} tx")
-    assert per_event <= 0.1
+    assert per_event <= 0.25  # batches vary with timing: 0.01-0.04 measured

@@ -99,11 +99,20 @@ def _alive(now: datetime, retention: float) -> Q:
 
 # runs ---------------------------------------------------------------------------------------------
 def create_run(
-    using: str, record: RunRecord, first_event: EventRecord, now: datetime, initial_lease: float
+    using: str,
+    record: RunRecord,
+    first_event: EventRecord,
+    now: datetime,
+    initial_lease: float,
+    worker: str = "",
 ) -> Seen:
+    """Insert the run and its first event; ``worker`` holds its lease (the creating process)."""
     run = record.run
     snapshot = run.model_dump(mode="json")
     text = _json(snapshot)
+    if connections[using].vendor == "postgresql":
+        _create_run_postgres(using, record, text, first_event, now, initial_lease, worker)
+        return Seen(snapshot, record.owner, 0)
     with transaction.atomic(using=using):
         db.Run.objects.using(using).create(
             id=run.run_id,
@@ -117,6 +126,7 @@ def create_run(
             log_bytes=len(first_event.data),
             # A worker that dies before its first renewal still leaves a run that can be found lost.
             lease_expires_at=now + timedelta(seconds=initial_lease),
+            worker=worker,
             created_at=now,
             updated_at=now,
             finished_at=now if run.status in ENDED else None,
@@ -125,6 +135,47 @@ def create_run(
             run_id=run.run_id, seq=0, type=first_event.type, data=first_event.data.decode(), created_at=now
         )
     return Seen(snapshot, record.owner, 0)
+
+
+def _create_run_postgres(
+    using: str,
+    record: RunRecord,
+    text: str,
+    first_event: EventRecord,
+    now: datetime,
+    initial_lease: float,
+    worker: str,
+) -> None:
+    """:func:`create_run` in one statement, so one round trip and no explicit transaction."""
+    run = record.run
+    sql = (
+        f"WITH created AS (INSERT INTO {db.Run._meta.db_table} (id, agent_name, session_id, status, owner, "
+        "snapshot, snapshot_bytes, version, event_count, log_bytes, signal_count, worker, lease_expires_at, "
+        "created_at, updated_at, finished_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s::text, %s, 0, 1, %s, 0, %s, %s, %s, %s, %s) RETURNING id) "
+        f"INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
+        "SELECT id, 0, %s, %s::text, %s FROM created"
+    )
+    params: list[Any] = [
+        run.run_id,
+        run.agent_name,
+        run.session_id,
+        run.status.value,
+        record.owner,
+        text,
+        _size(text),
+        len(first_event.data),
+        worker,
+        now + timedelta(seconds=initial_lease),
+        now,
+        now,
+        now if run.status in ENDED else None,
+        first_event.type,
+        first_event.data.decode(),
+        now,
+    ]
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def get_run(using: str, run_id: uuid.UUID, now: datetime, retention: float) -> RunRecord | None:
@@ -194,6 +245,11 @@ def update_run(
         written = run.model_dump(mode="json")
         text = _json(written)
         count = None
+        if connections[using].vendor == "postgresql":
+            applied, count = _update_run_postgres(using, run_id, run, text, version, now, events, notify)
+            if applied:
+                return RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count
+            continue
         with transaction.atomic(using=using):
             updated = runs.filter(pk=run_id, version=version).update(
                 snapshot=text,
@@ -209,6 +265,54 @@ def update_run(
         if updated:
             return RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count
     raise RuntimeError(f"run {run_id}: compare-and-set lost {_CAS_ATTEMPTS} times in a row")
+
+
+def _update_run_postgres(
+    using: str,
+    run_id: uuid.UUID,
+    run: Run,
+    text: str,
+    version: int,
+    now: datetime,
+    events: Sequence[EventRecord],
+    notify: bool,
+) -> tuple[bool, int | None]:
+    """The compare-and-set of :func:`update_run` and its events in one statement (one round trip,
+    atomic as any single statement): whether it applied, and the run's new event count (``None``
+    without events)."""
+    table = db.Run._meta.db_table
+    params: list[Any] = [text, _size(text), run.status.value, run.session_id, now]
+    params.append(now if run.status in ENDED else None)
+    params += [len(events), _log_bytes(events), run_id, version]
+    update = (
+        f"UPDATE {table} SET snapshot = %s::text, snapshot_bytes = %s, status = %s, session_id = %s, "
+        "version = version + 1, updated_at = %s, finished_at = %s, "
+        "event_count = event_count + %s, log_bytes = log_bytes + %s "
+        "WHERE id = %s AND version = %s RETURNING event_count"
+    )
+    if not events:
+        sql = update
+    else:
+        values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
+        announce = f", pg_notify('{CHANNEL}', %s || ' {EVENTS} ' || event_count)" if notify else ""
+        sql = (
+            f"WITH bumped AS ({update}), "
+            f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
+            "SELECT %s, bumped.event_count - %s + v.i, v.type, v.data, %s "
+            f"FROM bumped, (VALUES {values}) AS v(i, type, data) RETURNING 1) "
+            f"SELECT event_count{announce} FROM bumped"
+        )
+        params += [run_id, len(events), now]
+        for index, event in enumerate(events):
+            params += [index, event.type, event.data.decode()]
+        if notify:
+            params.append(str(run_id))
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    return True, int(row[0]) if events else None
 
 
 def trim_finished(using: str, keep: int) -> int:

@@ -152,6 +152,10 @@ class DjangoStore(BatchedEventsStore):
         # What this process last wrote of the runs it changes (compare-and-set starts from it).
         self._seen: OrderedDict[uuid.UUID, db_ops.Seen] = OrderedDict()
         self._listen = listen
+        #: Runs this process created, with when and for how long their first lease was written.
+        self._fresh: OrderedDict[uuid.UUID, tuple[Any, float]] = OrderedDict()
+        #: Runs created here whose first look for signals is still to come (nobody knew of them yet).
+        self._no_signal_yet: set[uuid.UUID] = set()
         self.batcher = EventBatcher(self._flush_events, write_behind=write_behind, logger=logger)
         self._listener: PostgresListener | None = None
 
@@ -188,8 +192,16 @@ class DjangoStore(BatchedEventsStore):
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
-        seen = await self._query(db_ops.create_run, record, first_event, self._now(), self.lease_ttl)
-        self._remember(record.run.run_id, seen)
+        now = self._now()
+        run_id = record.run.run_id
+        seen = await self._query(db_ops.create_run, record, first_event, now, self.lease_ttl, self.worker)
+        self._remember(run_id, seen)
+        # The lease just written is this process's: the engine's renewal right after creating the run
+        # (and the first look for signals, none yet) need no query.
+        self._fresh[run_id] = (now, self.lease_ttl)
+        self._no_signal_yet.add(run_id)
+        if len(self._fresh) > 10_000:
+            self._fresh.popitem(last=False)
         self._bytes_since_trim += len(first_event.data)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
@@ -224,6 +236,7 @@ class DjangoStore(BatchedEventsStore):
         self._bytes_since_trim += sum(len(event.data) for event in events)
         if record.run.status in ENDED:
             self._seen.pop(run_id, None)
+            self._no_signal_yet.discard(run_id)
             if "status" in changes:
                 self._finished_since_trim += 1
                 await self._trim_if_due()
@@ -301,6 +314,12 @@ class DjangoStore(BatchedEventsStore):
             self.watcher.changed(run_id, SIGNALS, count)
 
     async def receive_signal(self, run_id: uuid.UUID) -> Signal:
+        if run_id in self._no_signal_yet:
+            # Created here a moment ago with no signal: wait for the count to rise above 0 (the poll, or
+            # a notification, sees a signal sent since), without reading the table first.
+            self._no_signal_yet.discard(run_id)
+            self._ensure_listening()
+            await self.watcher.wait(run_id, SIGNALS, 0, None)
         while True:
             signal, seen = await self._query(db_ops.take_signal, run_id)
             if signal is not None:
@@ -338,10 +357,27 @@ class DjangoStore(BatchedEventsStore):
 
     # liveness -------------------------------------------------------------------------------------
     async def renew_leases(self, run_ids: Collection[uuid.UUID], ttl: float) -> None:
-        if run_ids:
-            await self._query(
-                db_ops.renew_leases, run_ids, ttl, self._now(), f"{socket.gethostname()}:{os.getpid()}"
-            )
+        now = self._now()
+        stale = [run_id for run_id in run_ids if not self._lease_is_fresh(run_id, ttl, now)]
+        if stale:
+            await self._query(db_ops.renew_leases, stale, ttl, now, self.worker)
+
+    def _lease_is_fresh(self, run_id: uuid.UUID, ttl: float, now: Any) -> bool:
+        """Whether this process wrote the run's lease at creation, for ``ttl``, less than a tenth of it ago
+        (the renewal would change almost nothing); forgotten once asked after that."""
+        fresh = self._fresh.get(run_id)
+        if fresh is None:
+            return False
+        written, lease = fresh
+        if lease >= ttl and (now - written).total_seconds() < ttl / 10:
+            return True
+        del self._fresh[run_id]
+        return False
+
+    @property
+    def worker(self) -> str:
+        """This process, as the ``worker`` column names the one that holds a run's lease."""
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     async def find_lost_runs(self) -> list[uuid.UUID]:
         return await self._read_query(db_ops.find_lost_runs, self._now())
