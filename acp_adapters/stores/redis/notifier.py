@@ -42,7 +42,7 @@ _LINGER = 5.0
 
 
 class _Channel:
-    __slots__ = ("confirmed", "idle_since", "remote", "waiters")
+    __slots__ = ("confirmed", "expected", "heard", "idle_since", "remote", "waiters")
 
     def __init__(self) -> None:
         self.waiters: set[asyncio.Event] = set()
@@ -51,6 +51,10 @@ class _Channel:
         #: Resolved when the server confirmed the subscription on the current connection.
         self.confirmed: asyncio.Future[None] | None = None
         self.idle_since: float | None = None
+        #: A key on the home channel kept before its waiter comes (see :meth:`Notifier.expect`).
+        self.expected = False
+        #: Whether a message came for it.
+        self.heard = False
 
 
 class Watch:
@@ -126,12 +130,40 @@ class Notifier:
             for woken in state.waiters:
                 woken.set()
 
+    def expect(self, key: str) -> object | None:
+        """Keep track of the messages ``key`` on the home channel from now on, before its waiter comes
+        (:meth:`watch_home`); returns a token of the home subscription if it is live now, else ``None``.
+
+        :meth:`quiet` then tells the waiter whether it may skip its first look: nothing can have been
+        announced for ``key`` that it did not hear.
+        """
+        self._ensure_running()
+        state = self._keyed.get(key)
+        if state is None:
+            state = self._keyed[key] = _Channel()
+        state.expected = True
+        confirmed = self._home.confirmed
+        return confirmed if confirmed is not None and confirmed.done() else None
+
+    def quiet(self, key: str, token: object | None) -> bool:
+        """Whether no message for ``key`` came since :meth:`expect` gave ``token``, the home subscription
+        live all along (the same one)."""
+        state = self._keyed.get(key)
+        return token is not None and token is self._home.confirmed and state is not None and not state.heard
+
+    def unexpect(self, key: str) -> None:
+        """Stop keeping track of ``key`` (see :meth:`expect`), unless a waiter watches it."""
+        state = self._keyed.get(key)
+        if state is not None and not state.waiters:
+            del self._keyed[key]
+
     @contextlib.asynccontextmanager
     async def watch_home(self, key: str) -> AsyncIterator[Watch]:
         """Like :meth:`watch`, for the messages ``key`` on the home channel."""
         state = self._keyed.get(key)
         if state is None:
             state = self._keyed[key] = _Channel()
+        state.expected = False  # its waiter is here
         state.confirmed = self._home.confirmed
         async with self._waiting(None, state) as watch:
             yield watch
@@ -153,7 +185,7 @@ class Notifier:
             if not state.waiters:
                 state.idle_since = time.monotonic()
                 if channel is None and not local:
-                    self._keyed = {k: v for k, v in self._keyed.items() if v.waiters}
+                    self._keyed = {k: v for k, v in self._keyed.items() if v.waiters or v.expected}
 
     async def _subscribed(self, channel: str | None, state: _Channel) -> bool:
         """Make the subscription live if it is not (``None``: the home channel's); whether it is live."""
@@ -251,6 +283,7 @@ class Notifier:
         if state is None:
             return
         if kind == "message":
+            state.heard = True
             for woken in state.waiters:
                 woken.set()
         elif kind == "subscribe" and state.confirmed is not None and not state.confirmed.done():

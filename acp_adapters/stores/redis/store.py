@@ -113,6 +113,9 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         #: The runs this instance created and has not seen end: it executes them, it writes their
         #: events (announced to its own readers in-process), and it just leased them.
         self._local_runs: dict[uuid.UUID, tuple[float, float]] = {}
+        #: For each of those whose signals nobody has looked for yet: the notifier's token (see
+        #: ``Notifier.expect``) from before its creation.
+        self._signal_tokens: dict[uuid.UUID, object | None] = {}
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -183,10 +186,25 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             first_event.type,
             first_event.data,
         ]
-        await self._redis.script("CREATE_RUN", [run_key, events_key, self._key("leases")], args + fields)
+        # Its signals are heard from before it exists: its worker need not look for any when it starts.
+        run_id = record.run.run_id
+        token = self._redis.notifier.expect(str(run_id))
+        try:
+            await self._redis.script("CREATE_RUN", [run_key, events_key, self._key("leases")], args + fields)
+        except BaseException:
+            self._redis.notifier.unexpect(str(run_id))
+            raise
         if len(self._local_runs) >= 100_000:  # runs that never ended here (their task was lost)
-            del self._local_runs[next(iter(self._local_runs))]
-        self._local_runs[record.run.run_id] = (time.monotonic(), self.lease_ttl)
+            self._forget_local(next(iter(self._local_runs)))
+        self._local_runs[run_id] = (time.monotonic(), self.lease_ttl)
+        self._signal_tokens[run_id] = token
+
+    def _forget_local(self, run_id: uuid.UUID) -> None:
+        """The run no longer executes here."""
+        self._local_runs.pop(run_id, None)
+        if run_id in self._signal_tokens:
+            del self._signal_tokens[run_id]
+            self._redis.notifier.unexpect(str(run_id))
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         client = self._redis.client
@@ -238,7 +256,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         keys = [*self._run_keys(run_id), self._key("leases"), *self._book_keys()]
         flat = await self._redis.script("UPDATE_RUN", keys, args)
         if terminal:
-            self._local_runs.pop(run_id, None)
+            self._forget_local(run_id)
         if queued or (flat and events):
             self._redis.notifier.wake(self._redis.channel("events", run_id))
         return decode_run(pairs(flat)) if flat else None
@@ -316,8 +334,16 @@ class RedisStore(RedisSessions, BatchedEventsStore):
 
     async def receive_signal(self, run_id: uuid.UUID) -> Signal:
         key = self._run_keys(run_id)[2]
-        async with self._redis.notifier.watch_home(str(run_id)) as watch:
+        token = self._signal_tokens.pop(run_id, None)
+        notifier = self._redis.notifier
+        async with notifier.watch_home(str(run_id)) as watch:
+            # A run created here with the notifier listening: a signal sent since would have been heard.
+            look = not notifier.quiet(str(run_id), token)
             while True:
+                if not look:
+                    look = True
+                    await watch.wait(self.poll_interval)
+                    continue
                 try:
                     with self._redis.reachable():
                         raw: Any = await self._redis.client.lpop(key)
