@@ -31,6 +31,7 @@ import collections
 import concurrent.futures
 import contextlib
 import contextvars
+import itertools
 import logging
 import os
 import threading
@@ -47,7 +48,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .core.http import Headers, Request, Response, StreamResponse
 from .core.service import ACPService
 
-__all__ = ["SyncBridge", "SyncStreamBody", "SyncStreamResponse", "loop_outlives_request"]
+__all__ = ["SyncBridge", "SyncStreamBody", "SyncStreamResponse", "all_bridges", "loop_outlives_request"]
 
 logger = logging.getLogger("acp_adapters")
 
@@ -59,6 +60,8 @@ BATCH_BYTES = 64 * 1024
 FIRST_WRITE_WAIT = 0.005
 #: How long closing waits for the pump to finish, and exit for the services and loop to stop.
 CLOSE_TIMEOUT = 5.0
+#: The order in which bridges are made.
+_MADE = itertools.count()
 #: How often a request thread waiting for its answer checks that the loop thread still runs.
 LIVENESS_CHECK = 1.0
 
@@ -263,6 +266,13 @@ def _start_loop_thread() -> _LoopThread:
 
 
 _LOOP = _ProcessLoop()
+
+
+def all_bridges() -> list[SyncBridge]:
+    """Every :class:`SyncBridge` of this process still in use, oldest first."""
+    return sorted(_LOOP.bridges, key=lambda bridge: bridge.made)
+
+
 atexit.register(_LOOP.shutdown)
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_LOOP.forget_after_fork)
@@ -278,6 +288,7 @@ class SyncBridge:
     def __init__(self, service: ACPService) -> None:
         self.service = service
         self._started_in: int | None = None
+        self.made = next(_MADE)
         _LOOP.bridges.add(self)
 
     def handle(self, request: Request) -> Response | SyncStreamResponse:
@@ -294,6 +305,17 @@ class SyncBridge:
             body = await SyncStreamBody.start(response.body)
             return SyncStreamResponse(status=response.status, headers=response.headers, body=body)
         return response
+
+    def warm_up(self) -> None:
+        """Start now what the first request would: the process's event loop, the service's engine
+        and its store's connections, and the request path (a ``GET /ping``).
+
+        For a worker process that has just started (see :func:`acp_adapters.workers.warm_up`): in
+        the process that serves, after any fork.
+        """
+        loop = _LOOP.current()
+        self._started_in = loop.pid
+        loop.call(_warm_up, self.service)
 
     async def ahandle(self, request: Request) -> Response | StreamResponse:
         """Answer ``request`` from any event loop (asyncio or trio, any thread) on the process's loop.
@@ -468,6 +490,11 @@ async def _close_source(source: AsyncIterator[bytes]) -> None:
     aclose = getattr(source, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+async def _warm_up(service: ACPService) -> None:
+    await service.engine.ensure_started()
+    await service.handle(Request(method="GET", path="/ping", base_url="http://localhost"))
 
 
 async def _chunks_of(body: SyncStreamBody) -> AsyncIterator[bytes]:

@@ -1,9 +1,16 @@
-"""How many worker processes the server runs, and the start-up warning when they would not share runs.
+"""How many worker processes the server runs, the start-up warning when they would not share runs,
+and the warm-up of a new worker process.
 
 With the in-memory store each worker process keeps its own runs, so under a server that runs several
 (``gunicorn -w 4``, ``uvicorn --workers 2``, ``WEB_CONCURRENCY=4``) a request about a run that lands on
 another worker gets 404. Every adapter calls :func:`warn_if_store_not_shared` when it makes its service
 (Starlette/FastAPI and Flask when the app is built, Django on the first request).
+
+A WSGI worker starts its event loop, engine and store connections on its first request, which then
+takes longer than the next (tens of milliseconds; more with a shared store). :func:`warm_up` starts
+them when the worker starts; under gunicorn, :func:`post_worker_init` is the hook that calls it
+(``from acp_adapters.workers import post_worker_init`` in ``gunicorn.conf.py``). ASGI servers start
+them at lifespan start-up (see :mod:`acp_adapters.asgi`).
 """
 
 from __future__ import annotations
@@ -13,12 +20,12 @@ import logging
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .core.store import Store
 
-__all__ = ["server_worker_count", "warn_if_store_not_shared"]
+__all__ = ["post_worker_init", "server_worker_count", "warm_up", "warn_if_store_not_shared"]
 
 logger = logging.getLogger("acp_adapters")
 
@@ -78,6 +85,73 @@ def warn_if_store_not_shared(store: Store | None, environ: Mapping[str, str] = o
         workers,
     )
     return True
+
+
+#: What makes the mounts that are made on first use, for :func:`warm_up` (Django's sites add theirs).
+MOUNT_LOADERS: list[Callable[[], object]] = []
+
+
+def warm_up(*apps: Any) -> int:
+    """Start the ACP services of this worker process now, not on its first request; returns how many.
+
+    For a WSGI worker process that has just started (after the fork, never in a pre-fork master: the
+    event loop is a thread, and threads and connections do not survive a fork). Each service's event
+    loop, engine and store connections start, and a ``GET /ping`` goes through it. ``apps`` are
+    Flask apps, :class:`~acp_adapters.wsgi.ACPWSGIApp` or
+    :class:`~acp_adapters.wsgi.ACPWSGIMiddleware` objects; without any, every ACP service of the
+    process: the Flask and WSGI mounts made so far and, when Django is set up, the mounts of its URL
+    configuration (imported here, as the first request would). Not for an ASGI server: there the
+    services start on the server's own loop at lifespan start-up (Django's mounts on their first
+    request).
+    """
+    from .bridge import SyncBridge, all_bridges
+
+    bridges: list[SyncBridge] = []
+    if apps:
+        for app in apps:
+            found = _bridges_of(app)
+            if not found:
+                raise TypeError(f"warm_up() found no ACP mount in {type(app).__name__} {app!r:.80}")
+            bridges += found
+    else:
+        for load in MOUNT_LOADERS:
+            load()
+        bridges = all_bridges()
+    for bridge in dict.fromkeys(bridges):
+        bridge.warm_up()
+    return len(dict.fromkeys(bridges))
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn's server hook, once a worker has loaded the app: :func:`warm_up` of its services.
+
+    In ``gunicorn.conf.py`` (or the module of ``-c python:...``)::
+
+        from acp_adapters.workers import post_worker_init  # noqa: F401
+    """
+    count = warm_up()
+    logger.debug("acp-adapters: %d ACP service(s) warmed up in worker %s", count, os.getpid())
+
+
+def _bridges_of(app: Any) -> list[Any]:
+    from .bridge import SyncBridge
+
+    if isinstance(app, SyncBridge):
+        return [app]
+    bridge = getattr(app, "bridge", None)
+    if isinstance(bridge, SyncBridge):  # ACPWSGIApp, a Django ACPSite
+        return [bridge]
+    acp = getattr(app, "acp", None)
+    if acp is not None and acp is not app:  # ACPWSGIMiddleware
+        return _bridges_of(acp)
+    extensions = getattr(app, "extensions", None)  # a Flask app: one ACPState per mount
+    if isinstance(extensions, dict):
+        return [
+            state.bridge
+            for state in extensions.values()
+            if isinstance(getattr(state, "bridge", None), SyncBridge)
+        ]
+    return []
 
 
 def _runs_uvicorn(argv: Sequence[str]) -> bool:

@@ -28,14 +28,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.apps import apps
 from django.contrib.auth import decorators as auth_decorators
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.urls import URLPattern
+from django.urls import URLPattern, get_resolver
 from django.urls.resolvers import RegexPattern, ResolverMatch
 
 from acp_adapters._wsgi_environ import headers_from_environ, read_body
@@ -47,16 +49,19 @@ from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
-from acp_adapters.workers import warn_if_store_not_shared
+from acp_adapters.workers import MOUNT_LOADERS, warn_if_store_not_shared
 
 from .auth import auser_owner, user_owner
 from .conf import Authorize, Guard, Owner, conf
 from .csrf import SAFE_METHODS, check_csrf
 
-__all__ = ["ACPSite", "site"]
+__all__ = ["ACPSite", "all_sites", "bridge_every_site", "site"]
 
 #: Django 5.1's decorator, which only marks a view (``None`` before 5.1, which has no such middleware).
 _login_not_required: Callable[[Any], Any] | None = getattr(auth_decorators, "login_not_required", None)
+
+#: Every site made, in order (weakly: a site nothing else holds is gone), for the warm-up of a worker.
+_SITES: weakref.WeakKeyDictionary[ACPSite, None] = weakref.WeakKeyDictionary()
 
 SyncView = Callable[[HttpRequest, str], HttpResponseBase]
 AsyncView = Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponseBase]]
@@ -105,6 +110,7 @@ class ACPSite:
         self._service: ACPService | None = None
         self._bridge: SyncBridge | None = None
         self._lock = threading.Lock()
+        _SITES[self] = None
 
         def sync_view(request: HttpRequest, path: str) -> HttpResponseBase:
             return self.serve(request, path)
@@ -360,6 +366,24 @@ def _response(answer: Response) -> HttpResponse:
     response = HttpResponse(answer.body, status=answer.status, headers=_headers(answer.headers))
     response["Content-Length"] = str(len(answer.body))
     return response
+
+
+def all_sites() -> list[ACPSite]:
+    """Every :class:`ACPSite` of this process still in use, oldest first."""
+    return list(_SITES)
+
+
+def bridge_every_site() -> list[SyncBridge]:
+    """Import the URL configuration, as the first request would (it makes the sites), and make the
+    service and bridge of every site: what :func:`acp_adapters.workers.warm_up` starts in a WSGI
+    worker. Nothing before Django is set up; not for ASGI, where the sites serve on the server's loop."""
+    if not apps.ready:
+        return []
+    get_resolver().url_patterns  # noqa: B018 - the import of the URLconf
+    return [site.bridge for site in all_sites()]
+
+
+MOUNT_LOADERS.append(bridge_every_site)
 
 
 #: The default mount, configured by ``settings.ACP_ADAPTERS``; ``acp_adapters.django.urls`` serves it.
