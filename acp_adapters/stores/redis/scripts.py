@@ -155,7 +155,8 @@ return 1
 #:       number of expected statuses (-1: any), expected status, ...,
 #:       number of field arguments, field, value, ..., then events to append: type, data, ...
 #: The queued events (appended before, still written behind) are appended whatever the status; the
-#: change and its events only if the status matched. Returns false (no such run, or its status did not
+#: change and its events only if the status matched. Only a change that ends the run sets the TTL of its
+#: keys (to the retention): a run still going keeps the TTL its creation gave it, renewed with its lease. Returns false (no such run, or its status did not
 #: match) or the run's fields and values. A run that ends becomes an item (and may, alone over the
 #: bound, be evicted at once: its fields are still returned).
 UPDATE_RUN = (
@@ -192,9 +193,9 @@ local last = first + tonumber(ARGV[first - 1]) - 1
 if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
 append(last + 1, #ARGV)
 if appended then announce(KEYS[1], ARGV[8], n) end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
 local fields = redis.call('HGETALL', KEYS[1])
 if ARGV[7] == '1' then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
   redis.call('ZREM', KEYS[4], ARGV[5])
   redis.call('ZADD', book.finished, now, ARGV[5])
   retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), tonumber(ARGV[6]))
