@@ -7,8 +7,9 @@ Two forms, one behaviour:
 * :class:`ACPMiddleware`, which serves the ACP paths under ``prefix`` and hands everything else to
   the app it wraps: ``app = ACPMiddleware(app, agents, prefix="/acp")``.
 
-The engine starts on the server's event loop on the first request (mounted apps get no lifespan
-events) and stops at lifespan shutdown when the server sends one. A loop that may end with its request
+The engine starts on the server's event loop at lifespan start-up (:meth:`ACPApp.startup`; a mounted
+app gets no lifespan events: the host's lifespan calls it, or the first request starts it) and stops
+at lifespan shutdown when the server sends one. A loop that may end with its request
 (a test client's: Starlette's ``TestClient`` without ``with`` runs each request on a loop of its own)
 does not host runs: then the engine runs on the process's own loop thread (:mod:`acp_adapters.bridge`),
 and async runs, resumes and cancels work across requests all the same.
@@ -118,6 +119,18 @@ class ACPApp:
             return True
         self._bridge = SyncBridge(self.service)
         return False
+
+    async def startup(self) -> None:
+        """Start the engine (and its store's connections) on the running loop now, not on the first
+        request: the loop must be the server's, which outlives its requests.
+
+        The app's own lifespan does it, and :class:`ACPMiddleware`'s; a mounted app gets no lifespan
+        events (Starlette's ``Mount``, FastAPI's ``mount``): call it from the host app's lifespan.
+        """
+        if self.bridged:  # a request came before (a test client's): its service ends
+            await self.aclose()
+        await self.service.engine.ensure_started()
+        self.lifespan_started = True
 
     @property
     def bridged(self) -> bool:
@@ -247,13 +260,10 @@ async def _serve_lifespan(receive: Receive, send: Send, app: ACPApp) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
-                if app.bridged:  # a request came before (a test client's): its service ends
-                    await app.aclose()
-                await app.service.engine.ensure_started()
+                await app.startup()
             except Exception as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
-            app.lifespan_started = True
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await app.aclose()
@@ -262,12 +272,15 @@ async def _serve_lifespan(receive: Receive, send: Send, app: ACPApp) -> None:
 
 
 def _follow_lifespan(send: Send, app: ACPApp) -> Send:
-    """The wrapped app's lifespan ``send``: the server's loop lives on once started, and the service
-    stops at shutdown."""
+    """The wrapped app's lifespan ``send``: the service starts with the app (the server's loop lives
+    on once started), and stops at shutdown."""
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "lifespan.startup.complete":
-            app.lifespan_started = True
+            try:
+                await app.startup()
+            except Exception as exc:
+                message = {"type": "lifespan.startup.failed", "message": str(exc)}
         elif message["type"] == "lifespan.shutdown.complete":
             await app.aclose()
         await send(message)
