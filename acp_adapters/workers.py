@@ -123,14 +123,19 @@ def warm_up(*apps: Any) -> int:
 
 
 def post_worker_init(worker: Any) -> None:
-    """gunicorn's server hook, once a worker has loaded the app: :func:`warm_up` of its services.
+    """gunicorn's server hook, once a worker has loaded the app: :func:`warm_up` of its services (a
+    failure is logged, not raised: the worker's first request then starts them).
 
     In ``gunicorn.conf.py`` (or the module of ``-c python:...``)::
 
         from acp_adapters.workers import post_worker_init  # noqa: F401
     """
-    count = warm_up()
-    logger.debug("acp-adapters: %d ACP service(s) warmed up in worker %s", count, os.getpid())
+    try:
+        count = warm_up()
+    except Exception:  # the worker still serves: its first request starts what did not
+        logger.warning("acp-adapters: the warm-up of worker %s failed", os.getpid(), exc_info=True)
+    else:
+        logger.debug("acp-adapters: %d ACP service(s) warmed up in worker %s", count, os.getpid())
 
 
 def _bridges_of(app: Any) -> list[Any]:
