@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,11 @@ from django.db.backends.signals import connection_created
 
 from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.http import Request, Response, StreamResponse
+from acp_adapters.core.models import Run, RunStatus
+from acp_adapters.core.store import EventRecord, RunRecord
 from acp_adapters.django.db.store import DjangoStore
 from acp_adapters.models import Message, MessagePart
+from tests.django_store.conftest import StoreFactory
 from tests.helpers import run_body, sse_data
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +224,122 @@ async def test_stream_events(client: tuple[Client, QueryCounter]) -> None:
     per_event = (many.queries - one.queries) / 200
     print(f"per event: {per_event:.3f} queries, {(many.transactions - one.transactions) / 200:.3f} tx")
     assert per_event <= 0.25  # batches vary with timing: 0.01-0.04 measured
+
+
+# The merged write (events still queued + the change, one statement) keeps the promises of two -------
+def _event(n: int) -> EventRecord:
+    return EventRecord("generic", f'{{"type":"generic","n":{n}}}'.encode())
+
+
+async def _stored(store: DjangoStore, run_id: uuid.UUID) -> list[EventRecord]:
+    return await store.read_events(run_id, 0)
+
+
+async def test_queued_events_go_first_when_the_change_applies(alias: str, make_store: StoreFactory) -> None:
+    store = make_store()
+    run = Run(agent_name="echo")
+    await store.create_run(RunRecord(run=run), _event(0))
+    queued, ending = [_event(1), _event(2)], [_event(3)]
+    record = await store._change_run_with(
+        run.run_id, queued, {"status": RunStatus.COMPLETED}, {RunStatus.CREATED}, ending
+    )
+    assert record is not None and record.run.status is RunStatus.COMPLETED
+    assert await _stored(store, run.run_id) == [_event(0), *queued, *ending]
+    assert await store.count_events(run.run_id) == 4
+
+
+async def test_queued_events_are_written_when_the_status_check_fails(
+    alias: str, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    run = Run(agent_name="echo")
+    await store.create_run(RunRecord(run=run), _event(0))
+    record = await store._change_run_with(
+        run.run_id, [_event(1)], {"status": RunStatus.COMPLETED}, {RunStatus.AWAITING}, [_event(2)]
+    )
+    assert record is None
+    assert await _stored(store, run.run_id) == [_event(0), _event(1)]
+    assert (await store.get_run(run.run_id)).run.status is RunStatus.CREATED  # type: ignore[union-attr]  # it exists
+
+
+async def test_a_change_by_another_process_in_between_is_compared_against(
+    alias: str, make_store: StoreFactory
+) -> None:
+    """This process's view of the run is stale (another worker changed it): the queued events are
+    written by the first attempt, the change by a second one that read the row, after the others."""
+    mine, other = make_store(), make_store()
+    run = Run(agent_name="echo")
+    await mine.create_run(RunRecord(run=run), _event(0))
+    await other.transition(
+        run.run_id, {"status": RunStatus.IN_PROGRESS}, expect={RunStatus.CREATED}, events=[_event(1)]
+    )
+    # ``mine`` last saw the run created (version 0), which the check allows: its first attempt trusts
+    # that and loses the compare-and-set.
+    expect = {RunStatus.CREATED, RunStatus.IN_PROGRESS}
+    record = await mine._change_run_with(
+        run.run_id, [_event(2)], {"status": RunStatus.COMPLETED}, expect, [_event(3)]
+    )
+    assert record is not None and record.run.status is RunStatus.COMPLETED
+    assert await _stored(mine, run.run_id) == [_event(n) for n in range(4)]
+    refused = await mine._change_run_with(
+        run.run_id, [_event(4)], {"status": RunStatus.FAILED}, {RunStatus.IN_PROGRESS}, [_event(5)]
+    )
+    assert refused is None
+    assert await _stored(mine, run.run_id) == [_event(n) for n in range(5)]
+
+
+# NOTIFY only where someone listens ---------------------------------------------------------------
+async def _notifications(postgres: str, during: Callable[[], Awaitable[None]]) -> list[str]:
+    """The payloads on the store's channel while ``during`` runs (and 0.3 s after)."""
+    import psycopg
+    from django.db import connections
+
+    from acp_adapters.django.db.listen import CHANNEL
+
+    params = {
+        key: value
+        for key, value in connections[postgres].get_connection_params().items()
+        if key not in ("context", "cursor_factory", "prepare_threshold", "server_side_binding")
+    }
+    heard: list[str] = []
+    async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
+        await conn.execute(f"LISTEN {CHANNEL}")
+        await during()
+        await asyncio.sleep(0.3)
+        async for notification in conn.notifies(timeout=0.1):
+            heard.append(notification.payload)
+    return heard
+
+
+async def test_appends_notify_only_once_another_process_waits(postgres: str) -> None:
+    writer, reader = DjangoStore(postgres), DjangoStore(postgres)
+    try:
+        await _notify_only_when_watched(postgres, writer, reader)
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def _notify_only_when_watched(postgres: str, writer: DjangoStore, reader: DjangoStore) -> None:
+    """The writer's appends and status changes send nothing until the reader (another process) waits
+    for the run's events; then they notify."""
+    run = Run(agent_name="echo")
+    await writer.create_run(RunRecord(run=run), _event(0))
+
+    async def unwatched() -> None:
+        await writer.append_events(run.run_id, [_event(1)])
+        await writer.transition(
+            run.run_id, {"status": RunStatus.IN_PROGRESS}, expect={RunStatus.CREATED}, events=[_event(2)]
+        )
+        await writer.batcher.settle(run.run_id)
+
+    assert await _notifications(postgres, unwatched) == []
+    waiting = asyncio.create_task(reader.read_events(run.run_id, 3, timeout=5))
+
+    async def watched() -> None:
+        await asyncio.sleep(0.3)  # the reader marked the run and waits
+        await writer.append_events(run.run_id, [_event(3)])
+        await writer.batcher.settle(run.run_id)
+
+    assert await _notifications(postgres, watched) == [f"{run.run_id} 0 4"]
+    assert await waiting == [_event(3)]

@@ -46,6 +46,9 @@ class Run(models.Model):
     snapshot_bytes: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
     #: How many signals were ever sent to the run (waiters compare it with what they saw).
     signal_count: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    #: Whether a process other than the one that executes the run waits for its events: only then do
+    #: appends announce themselves with NOTIFY (the executing process wakes its own readers).
+    watched: models.BooleanField[bool, bool] = models.BooleanField(default=False)
     #: The process that renewed the lease last (``host:pid``): where the run executes.
     worker: models.CharField[str, str] = models.CharField(max_length=255, blank=True, default="")
     #: Until when the executing worker vouches for the run; later, the run is lost.

@@ -59,6 +59,8 @@ __all__ = [
     "take_signal",
     "trim_finished",
     "update_run",
+    "watch",
+    "write_run",
 ]
 
 M = TypeVar("M", bound=Model)
@@ -150,9 +152,9 @@ def _create_run_postgres(
     run = record.run
     sql = (
         f"WITH created AS (INSERT INTO {db.Run._meta.db_table} (id, agent_name, session_id, status, owner, "
-        "snapshot, snapshot_bytes, version, event_count, log_bytes, signal_count, worker, lease_expires_at, "
-        "created_at, updated_at, finished_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s::text, %s, 0, 1, %s, 0, %s, %s, %s, %s, %s) RETURNING id) "
+        "snapshot, snapshot_bytes, version, event_count, log_bytes, signal_count, watched, worker, "
+        "lease_expires_at, created_at, updated_at, finished_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s::text, %s, 0, 1, %s, 0, false, %s, %s, %s, %s, %s) RETURNING id) "
         f"INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
         "SELECT id, 0, %s, %s::text, %s FROM created"
     )
@@ -198,6 +200,10 @@ class Seen(NamedTuple):
     version: int
 
 
+#: What a write of a run that applied returns: the record, the row as written, the new event count.
+Updated = tuple[RunRecord, Seen, int | None]
+
+
 def update_run(
     using: str,
     run_id: uuid.UUID,
@@ -208,7 +214,7 @@ def update_run(
     seen: Seen | None = None,
     events: Sequence[EventRecord] = (),
     notify: bool = False,
-) -> tuple[RunRecord, Seen, int | None] | None:
+) -> Updated | None:
     """Compare-and-set, and if it applied, append ``events`` in the same transaction.
 
     Returns the record, the row as written and the run's new event count (``None`` without events), or
@@ -216,11 +222,44 @@ def update_run(
     it (the version check catches a stale one) when it expects a status that ``seen`` has; otherwise,
     and after a lost attempt, the row is read.
     """
+    return write_run(using, run_id, (), changes, expect, now, retention, seen, events, notify)[0]
+
+
+def write_run(
+    using: str,
+    run_id: uuid.UUID,
+    queued: Sequence[EventRecord],
+    changes: Mapping[str, Any],
+    expect: Collection[RunStatus] | None,
+    now: datetime,
+    retention: float,
+    seen: Seen | None = None,
+    events: Sequence[EventRecord] = (),
+    notify: bool = False,
+) -> tuple[Updated | None, int | None]:
+    """Append ``queued`` (events appended before, whatever the compare-and-set decides), then
+    :func:`update_run`; on PostgreSQL, one statement for both when the change is written.
+
+    Returns what :func:`update_run` returns, and the event count once ``queued`` was appended (``None``
+    if nothing was queued or the run does not exist).
+    """
     expected = None if expect is None else {RunStatus(status).value for status in expect}
     runs = db.Run.objects.using(using)
+    postgres = connections[using].vendor == "postgresql"
+    pending = list(queued)
+    queued_count: int | None = None
+
+    def append_pending() -> None:
+        nonlocal pending, queued_count
+        if pending:
+            queued_count = append_events(using, run_id, pending, now, notify)
+            pending = []
+
     write = bool(changes or events)  # events are appended only with a status check that holds
     if seen is not None and (not write or (expected is not None and seen.snapshot["status"] not in expected)):
         seen = None  # a check, or a refusal, must look at the row itself
+    if not write or not postgres:
+        append_pending()
     for _ in range(_CAS_ATTEMPTS):
         if seen is None:
             # Read outside the transaction: in SQLite, a transaction that reads and then writes may be
@@ -231,27 +270,36 @@ def update_run(
                 .first()
             )
             if row is None:
-                return None
+                append_pending()
+                return None, queued_count
             text, owner, version = row
             snapshot = json.loads(text)
             if expected is not None and snapshot["status"] not in expected:
-                return None
+                append_pending()
+                return None, queued_count
         else:
             snapshot, owner, version = seen
             seen = None
         run = Run.model_validate({**snapshot, **changes})
         if not write:  # a check only: nothing to write
-            return RunRecord(run=run, owner=owner), Seen(snapshot, owner, version), None
+            return (RunRecord(run=run, owner=owner), Seen(snapshot, owner, version), None), queued_count
         written = run.model_dump(mode="json")
         text = _json(written)
         count = None
-        if connections[using].vendor == "postgresql":
-            applied, count = _update_run_postgres(using, run_id, run, text, version, now, events, notify)
+        if postgres:
+            if pending:
+                applied, count = _write_run_postgres(
+                    using, run_id, pending, run, text, version, now, events, notify
+                )
+                pending, queued_count = [], count
+            else:
+                applied, count = _update_run_postgres(using, run_id, run, text, version, now, events, notify)
             if applied:
-                return RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count
+                updated = RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count
+                return updated, queued_count
             continue
         with transaction.atomic(using=using):
-            updated = runs.filter(pk=run_id, version=version).update(
+            changed = runs.filter(pk=run_id, version=version).update(
                 snapshot=text,
                 snapshot_bytes=_size(text),
                 status=run.status.value,
@@ -260,11 +308,83 @@ def update_run(
                 updated_at=now,
                 finished_at=now if run.status in ENDED else None,
             )
-            if updated and events:
+            if changed and events:
                 count = append_events(using, run_id, events, now, notify)
-        if updated:
-            return RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count
+        if changed:
+            return (RunRecord(run=run, owner=owner), Seen(written, owner, version + 1), count), queued_count
     raise RuntimeError(f"run {run_id}: compare-and-set lost {_CAS_ATTEMPTS} times in a row")
+
+
+def _write_run_postgres(
+    using: str,
+    run_id: uuid.UUID,
+    queued: Sequence[EventRecord],
+    run: Run,
+    text: str,
+    version: int,
+    now: datetime,
+    events: Sequence[EventRecord],
+    notify: bool,
+) -> tuple[bool, int | None]:
+    """:func:`_update_run_postgres` that also appends ``queued`` first, whether the compare-and-set
+    applies or not: one statement. The run's row is locked first (``old``), so that the version
+    compared and the counts numbered from are those the update changes. Returns whether the change
+    applied and the run's event count (``None`` if the run does not exist)."""
+    table = db.Run._meta.db_table
+    same = "r.version = %(version)s"
+    params: dict[str, Any] = {
+        "id": run_id,
+        "version": version,
+        "queued": len(queued),
+        "queued_bytes": _log_bytes(queued),
+        "events": len(events),
+        "events_bytes": _log_bytes(events),
+        "text": text,
+        "text_bytes": _size(text),
+        "status": run.status.value,
+        "session": run.session_id,
+        "now": now,
+        "finished": now if run.status in ENDED else None,
+        "payload": str(run_id),
+    }
+    rows = []
+    for index, event in enumerate([*queued, *events]):
+        rows.append(f"(%(i{index})s, %(t{index})s::text, %(d{index})s::text, %(m{index})s)")
+        params.update({f"i{index}": index, f"t{index}": event.type, f"d{index}": event.data.decode()})
+        params[f"m{index}"] = index >= len(queued)
+    announce = (
+        f", CASE WHEN watched AND (%(queued)s > 0 OR (applied AND %(events)s > 0)) THEN "
+        f"pg_notify('{CHANNEL}', %(payload)s || ' {EVENTS} ' || event_count) END"
+        if notify
+        else ""
+    )
+    sql = (
+        f"WITH old AS (SELECT id, version, event_count FROM {table} WHERE id = %(id)s FOR UPDATE), "
+        f"bumped AS (UPDATE {table} r SET "
+        f"event_count = r.event_count + %(queued)s + CASE WHEN {same} THEN %(events)s ELSE 0 END, "
+        f"log_bytes = r.log_bytes + %(queued_bytes)s + CASE WHEN {same} THEN %(events_bytes)s ELSE 0 END, "
+        f"snapshot = CASE WHEN {same} THEN %(text)s::text ELSE r.snapshot END, "
+        f"snapshot_bytes = CASE WHEN {same} THEN %(text_bytes)s ELSE r.snapshot_bytes END, "
+        f"status = CASE WHEN {same} THEN %(status)s ELSE r.status END, "
+        f"session_id = CASE WHEN {same} THEN %(session)s::uuid ELSE r.session_id END, "
+        f"updated_at = CASE WHEN {same} THEN %(now)s ELSE r.updated_at END, "
+        f"finished_at = CASE WHEN {same} THEN %(finished)s::timestamptz ELSE r.finished_at END, "
+        f"version = CASE WHEN {same} THEN r.version + 1 ELSE r.version END "
+        "FROM old WHERE r.id = old.id "
+        "RETURNING old.version = %(version)s AS applied, old.event_count AS start, r.event_count, "
+        "r.watched), "
+        f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
+        "SELECT %(id)s, bumped.start + v.i, v.type, v.data, %(now)s "
+        f"FROM bumped, (VALUES {', '.join(rows)}) AS v(i, type, data, mine) "
+        "WHERE bumped.applied OR NOT v.mine RETURNING 1) "
+        f"SELECT applied, event_count{announce} FROM bumped"
+    )
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    return bool(row[0]), int(row[1])
 
 
 def _update_run_postgres(
@@ -288,19 +408,18 @@ def _update_run_postgres(
         f"UPDATE {table} SET snapshot = %s::text, snapshot_bytes = %s, status = %s, session_id = %s, "
         "version = version + 1, updated_at = %s, finished_at = %s, "
         "event_count = event_count + %s, log_bytes = log_bytes + %s "
-        "WHERE id = %s AND version = %s RETURNING event_count"
+        "WHERE id = %s AND version = %s RETURNING event_count, watched"
     )
     if not events:
         sql = update
     else:
         values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
-        announce = f", pg_notify('{CHANNEL}', %s || ' {EVENTS} ' || event_count)" if notify else ""
         sql = (
             f"WITH bumped AS ({update}), "
             f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
             "SELECT %s, bumped.event_count - %s + v.i, v.type, v.data, %s "
             f"FROM bumped, (VALUES {values}) AS v(i, type, data) RETURNING 1) "
-            f"SELECT event_count{announce} FROM bumped"
+            f"SELECT event_count{_announce(notify)} FROM bumped"
         )
         params += [run_id, len(events), now]
         for index, event in enumerate(events):
@@ -370,14 +489,13 @@ def _append_events_postgres(
     """:func:`append_events` in one statement, so one round trip: bump the count (which locks the run's
     row), insert the rows numbered from it, notify; atomic as any single statement."""
     values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
-    announce = f", pg_notify('{CHANNEL}', %s || ' {EVENTS} ' || event_count)" if notify else ""
     sql = (
         f"WITH bumped AS (UPDATE {db.Run._meta.db_table} SET event_count = event_count + %s, "
-        "log_bytes = log_bytes + %s WHERE id = %s RETURNING event_count), "
+        "log_bytes = log_bytes + %s WHERE id = %s RETURNING event_count, watched), "
         f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
         "SELECT %s, bumped.event_count - %s + v.i, v.type, v.data, %s "
         f"FROM bumped, (VALUES {values}) AS v(i, type, data) RETURNING 1) "
-        f"SELECT event_count{announce} FROM bumped"
+        f"SELECT event_count{_announce(notify)} FROM bumped"
     )
     params: list[Any] = [len(events), _log_bytes(events), run_id, run_id, len(events), now]
     for index, event in enumerate(events):
@@ -388,6 +506,19 @@ def _append_events_postgres(
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else int(row[0])
+
+
+def _announce(notify: bool) -> str:
+    """The select-list item that notifies the run's new event count (parameter: the run id), only if a
+    process other than the executing one waits for its events (``watched``)."""
+    if not notify:
+        return ""
+    return f", CASE WHEN watched THEN pg_notify('{CHANNEL}', %s || ' {EVENTS} ' || event_count) END"
+
+
+def watch(using: str, run_id: uuid.UUID) -> None:
+    """Ask the run's writers to announce its events (NOTIFY) from now on: this process waits for them."""
+    db.Run.objects.using(using).filter(pk=run_id, watched=False).update(watched=True)
 
 
 def _notify(using: str, text: str) -> None:

@@ -112,6 +112,7 @@ class DjangoStore(BatchedEventsStore):
     """
 
     shared = True
+    writes_queued_with_change = True
 
     def __init__(
         self,
@@ -152,8 +153,11 @@ class DjangoStore(BatchedEventsStore):
         # What this process last wrote of the runs it changes (compare-and-set starts from it).
         self._seen: OrderedDict[uuid.UUID, db_ops.Seen] = OrderedDict()
         self._listen = listen
-        #: Runs this process created, with when and for how long their first lease was written.
+        #: Runs this process created (and so executes), with when and for how long their first lease was
+        #: written; the 10,000 latest.
         self._fresh: OrderedDict[uuid.UUID, tuple[Any, float]] = OrderedDict()
+        #: Runs whose events this process waits for and that it asked to be announced (``watched``).
+        self._watching: OrderedDict[uuid.UUID, None] = OrderedDict()
         #: Runs created here whose first look for signals is still to come (nobody knew of them yet).
         self._no_signal_yet: set[uuid.UUID] = set()
         self.batcher = EventBatcher(self._flush_events, write_behind=write_behind, logger=logger)
@@ -214,11 +218,24 @@ class DjangoStore(BatchedEventsStore):
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
-        # One transaction: nobody, in any process, sees the new status without its event.
+        return await self._change_run_with(run_id, [], changes, expect, events)
+
+    async def _change_run_with(
+        self,
+        run_id: uuid.UUID,
+        queued: list[EventRecord],
+        changes: Mapping[str, Any],
+        expect: Collection[RunStatus] | None,
+        events: Sequence[EventRecord],
+    ) -> RunRecord | None:
+        # One transaction: nobody, in any process, sees the new status without its event. The events
+        # still queued for the run (``queued``) go first in the same statement, whatever the
+        # compare-and-set decides: no flush of their own.
         seen = self._seen.get(run_id)
-        result = await self._query(
-            db_ops.update_run,
+        result, queued_count = await self._query(
+            db_ops.write_run,
             run_id,
+            queued,
             changes,
             expect,
             self._now(),
@@ -227,6 +244,9 @@ class DjangoStore(BatchedEventsStore):
             events,
             self.listens,
         )
+        if queued:
+            self._bytes_since_trim += sum(len(event.data) for event in queued)
+            self._events_written(run_id, queued_count)
         if result is None:
             self._seen.pop(run_id, None)
             return None
@@ -292,6 +312,11 @@ class DjangoStore(BatchedEventsStore):
             remaining = deadline - loop.time()
             if events or remaining <= 0:
                 return events
+            if await self._watch(run_id):
+                # Announced from now on; what was appended before the mark is read here.
+                events = await self._read(run_id, start)
+                if events:
+                    return events
             self._ensure_listening()
             if not await self.watcher.wait(run_id, EVENTS, start, remaining):
                 return []
@@ -300,6 +325,17 @@ class DjangoStore(BatchedEventsStore):
             events = await self._read(run_id, start)
             if events or not await self._exists(run_id):
                 return events
+
+    async def _watch(self, run_id: uuid.UUID) -> bool:
+        """Mark the run ``watched`` (its appends then NOTIFY) unless this process created it (it then
+        executes it: its own appends wake its readers) or marked it already; whether it marked it now."""
+        if not self.listens or run_id in self._fresh or run_id in self._watching:
+            return False
+        await self._query(db_ops.watch, run_id)
+        self._watching[run_id] = None
+        if len(self._watching) > 10_000:
+            self._watching.popitem(last=False)
+        return True
 
     async def _read(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
         return await self._read_query(db_ops.read_events, run_id, start, self._now(), self.retention)
@@ -364,15 +400,12 @@ class DjangoStore(BatchedEventsStore):
 
     def _lease_is_fresh(self, run_id: uuid.UUID, ttl: float, now: Any) -> bool:
         """Whether this process wrote the run's lease at creation, for ``ttl``, less than a tenth of it ago
-        (the renewal would change almost nothing); forgotten once asked after that."""
+        (the renewal would change almost nothing)."""
         fresh = self._fresh.get(run_id)
         if fresh is None:
             return False
         written, lease = fresh
-        if lease >= ttl and (now - written).total_seconds() < ttl / 10:
-            return True
-        del self._fresh[run_id]
-        return False
+        return bool(lease >= ttl and (now - written).total_seconds() < ttl / 10)
 
     @property
     def worker(self) -> str:
