@@ -20,6 +20,7 @@ __all__ = [
     "decode_run",
     "decode_script_events",
     "decode_signal",
+    "decode_snapshot",
     "decode_status",
     "encode_run_fields",
     "encode_signal",
@@ -84,6 +85,14 @@ def decode_run(fields: Mapping[bytes, bytes]) -> RunRecord:
     owner = fields.get(_OWNER)
     members = [b'"' + name + b'":' + value for name, value in fields.items() if not name.startswith(b"~")]
     run = Run.model_validate_json(b"{" + b",".join(members) + b"}")
+    return RunRecord(run=run, owner=None if owner is None else owner.decode())
+
+
+def decode_snapshot(reply: Sequence[bytes | None]) -> RunRecord:
+    """A run as the scripts return it (``_SNAPSHOT``: its JSON document and its owner or ``None``)."""
+    document, owner = reply[0], reply[1] if len(reply) > 1 else None
+    assert document is not None
+    run = Run.model_validate_json(document)
     return RunRecord(run=run, owner=None if owner is None else owner.decode())
 
 

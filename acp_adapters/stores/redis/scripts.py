@@ -24,6 +24,7 @@ __all__ = [
     "CREATE_RUN",
     "EXTEND_SESSION",
     "FIND_LOST_RUNS",
+    "GET_RUN",
     "PUT_RESOURCE",
     "PUT_SESSION",
     "READ_EVENTS",
@@ -45,6 +46,24 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 _ANNOUNCE = """
 local function announce(run, channel, count)
   if redis.call('HEXISTS', run, '~watched') == 1 then redis.call('PUBLISH', channel, count) end
+end
+"""
+
+#: ``snapshot(run hash)``: the run as one JSON document built from its fields (one JSON value each),
+#: and its owner (false: none); the caller parses one string rather than a reply per field.
+_SNAPSHOT = """
+local function snapshot(run)
+  local flat = redis.call('HGETALL', run)
+  local members, owner = {}, false
+  for i = 1, #flat, 2 do
+    local name = flat[i]
+    if string.sub(name, 1, 1) ~= '~' then
+      members[#members + 1] = '"' .. name .. '":' .. flat[i + 1]
+    elseif name == '~owner' then
+      owner = flat[i + 1]
+    end
+  end
+  return {'{' .. table.concat(members, ',') .. '}', owner}
 end
 """
 
@@ -156,13 +175,14 @@ return 1
 #:       number of field arguments, field, value, ..., then events to append: type, data, ...
 #: The queued events (appended before, still written behind) are appended whatever the status; the
 #: change and its events only if the status matched. Only a change that ends the run sets the TTL of its
-#: keys (to the retention): a run still going keeps the TTL its creation gave it, renewed with its lease. Returns false (no such run, or its status did not
-#: match) or the run's fields and values. A run that ends becomes an item (and may, alone over the
-#: bound, be evicted at once: its fields are still returned).
+#: keys (to the retention): a run still going keeps the TTL its creation gave it, renewed with its lease.
+#: Returns false (no such run, or its status did not match) or the run (see ``_SNAPSHOT``). A run that
+#: ends becomes an item (and may, alone over the bound, be evicted at once: it is still returned).
 UPDATE_RUN = (
     _NOW_MS
     + _RETAIN
     + _ANNOUNCE
+    + _SNAPSHOT
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local n = redis.call('XLEN', KEYS[2])
@@ -193,7 +213,7 @@ local last = first + tonumber(ARGV[first - 1]) - 1
 if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
 append(last + 1, #ARGV)
 if appended then announce(KEYS[1], ARGV[8], n) end
-local fields = redis.call('HGETALL', KEYS[1])
+local run = snapshot(KEYS[1])
 if ARGV[7] == '1' then
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
   redis.call('ZREM', KEYS[4], ARGV[5])
@@ -201,7 +221,16 @@ if ARGV[7] == '1' then
   retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), tonumber(ARGV[6]))
   trim()
 end
-return fields
+return run
+"""
+)
+
+#: KEYS: run hash. Returns the run (see ``_SNAPSHOT``), or false when there is none.
+GET_RUN = (
+    _SNAPSHOT
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return snapshot(KEYS[1])
 """
 )
 

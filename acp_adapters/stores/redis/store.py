@@ -39,14 +39,13 @@ from .codec import (
     OWNER_FIELD,
     WORKER_FIELD,
     decode_events,
-    decode_run,
     decode_script_events,
     decode_signal,
+    decode_snapshot,
     decode_status,
     encode_run_fields,
     encode_signal,
     encode_status,
-    pairs,
     worker_name,
 )
 from .connection import RedisConnection, milliseconds
@@ -207,10 +206,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             self._redis.notifier.unexpect(str(run_id))
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
-        client = self._redis.client
-        with self._redis.reachable():
-            fields: Any = await client.hgetall(self._run_keys(run_id)[0])
-        return decode_run(fields) if fields else None
+        reply = await self._redis.script("GET_RUN", [self._run_keys(run_id)[0]], [])
+        return decode_snapshot(reply) if reply else None
 
     async def _change_run(
         self,
@@ -254,12 +251,12 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         for event in events:
             args += [event.type, event.data]
         keys = [*self._run_keys(run_id), self._key("leases"), *self._book_keys()]
-        flat = await self._redis.script("UPDATE_RUN", keys, args)
+        reply = await self._redis.script("UPDATE_RUN", keys, args)
         if terminal:
             self._forget_local(run_id)
-        if queued or (flat and events):
+        if queued or (reply and events):
             self._redis.notifier.wake(self._redis.channel("events", run_id))
-        return decode_run(pairs(flat)) if flat else None
+        return decode_snapshot(reply) if reply else None
 
     # events ---------------------------------------------------------------------------------------
     # Appends go through ``batcher`` (BatchedEventsStore): an agent streaming parts does not wait for
