@@ -22,7 +22,7 @@ from redis.asyncio.connection import Connection
 
 from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.http import Request, Response, StreamResponse
-from acp_adapters.core.models import Message
+from acp_adapters.core.models import Message, RunStatus
 from acp_adapters.core.store import Signal
 from acp_adapters.stores.redis import RedisStore
 from acp_adapters.testing.stores import event, new_run
@@ -223,3 +223,27 @@ async def test_a_reader_in_another_process_is_woken_though_the_writer_publishes_
     finally:
         await store.close()
         await other.close()
+
+
+async def test_a_write_of_the_run_takes_queued_events_along_in_order(prefix: str) -> None:
+    """Events queued behind a batch being flushed are written by the next write of the run, after that
+    batch and before the write's own event, in one script; a compare-and-set that fails still writes them."""
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix, lease_ttl=120)
+    try:
+        run = await new_run(store)
+        await store.append_events(run.run_id, [event(i) for i in range(1, 101)])
+        await asyncio.sleep(0)  # the flush of those 100 is under way
+        await store.append_events(run.run_id, [event(i) for i in range(101, 104)])
+        changed = await store.transition(
+            run.run_id, {"status": "in-progress"}, expect={RunStatus.CREATED}, events=[event(104)]
+        )
+        assert changed is not None and changed.run.status is RunStatus.IN_PROGRESS
+        await store.append_events(run.run_id, [event(105)])
+        refused = await store.transition(
+            run.run_id, {"status": "completed"}, expect={RunStatus.CREATED}, events=[event(106)]
+        )
+        assert refused is None
+        events = await store.read_events(run.run_id, 1)
+        assert events == [event(i) for i in range(1, 106)]
+    finally:
+        await store.close()
