@@ -343,3 +343,37 @@ async def _notify_only_when_watched(postgres: str, writer: DjangoStore, reader: 
 
     assert await _notifications(postgres, watched) == [f"{run.run_id} 0 4"]
     assert await waiting == [_event(3)]
+
+
+async def test_merged_writes_racing_from_two_processes_number_every_event_once(
+    alias: str, make_store: StoreFactory
+) -> None:
+    """Two workers write the same run at once, each with queued events and a change: the row lock taken
+    first makes each statement number from the count it changes, and every compare-and-set that loses
+    is tried again from the row."""
+    first, second = make_store(), make_store()
+    run = Run(agent_name="echo")
+    await first.create_run(RunRecord(run=run), _event(0))
+    await second.get_run(run.run_id)
+
+    async def writes(store: DjangoStore, base: int) -> None:
+        for n in range(10):
+            output = [Message(role="agent", parts=[MessagePart(content=f"{base + n}")])]
+            await store._change_run_with(
+                run.run_id, [_event(base + n)], {"output": output}, None, [_event(base + n + 1000)]
+            )
+
+    await asyncio.gather(writes(first, 100), writes(second, 200))
+    stored = await _stored(first, run.run_id)
+    assert len(stored) == 41
+    assert sorted(stored, key=lambda event: event.data) == sorted(
+        [_event(0)]
+        + [_event(base + n + extra) for base in (100, 200) for n in range(10) for extra in (0, 1000)],
+        key=lambda event: event.data,
+    )
+    assert await first.count_events(run.run_id) == 41
+    for base in (100, 200):  # each worker's events in its order, queued ones before its change's
+        mine = [
+            event for event in stored if event in {_event(base + n + e) for n in range(10) for e in (0, 1000)}
+        ]
+        assert mine == [_event(base + n + extra) for n in range(10) for extra in (0, 1000)]
