@@ -37,11 +37,20 @@ from .arguments import check_service_arguments
 from .bodies import check_create_caps, check_resume_caps, parse_body, require_json
 from .engine import RunEngine
 from .errors import ACPError, NotFoundError, PayloadTooLargeError, ValidationFailed, agent_not_found
-from .events import run_of_event
+from .events import RunJSON, run_of_event
 from .http import Headers, Request, Response, StreamResponse
 from .idempotency import claim_idempotency_key, replayed_run
 from .memory_store import MemoryStore
-from .models import AgentsListResponse, Error, ErrorCode, Run, RunCreateRequest, RunMode, RunResumeRequest
+from .models import (
+    AgentsListResponse,
+    Error,
+    ErrorCode,
+    Run,
+    RunCreateRequest,
+    RunMode,
+    RunResumeRequest,
+    RunStatus,
+)
 from .responses import (
     JSON,
     STREAM,
@@ -283,6 +292,12 @@ class ACPService:
                 return await self._answer_in_mode(request, body.mode, record.run)
         base_url = self.settings.public_url or request.base_url
         run = await self.engine.create(body, owner=request.owner, base_url=base_url, run_id=run_id)
+        if body.mode is RunMode.STREAM and run.status is RunStatus.CREATED:
+            # The run's first event is the one the engine has just logged: the stream starts with it
+            # without reading it back (a round trip to a shared store, behind the agent's first turn).
+            first = event_frames(0, [RunJSON(run).event("run.created", run)])
+            headers = [*STREAM, ("run-id", str(run.run_id))]
+            return StreamResponse(200, headers, self._stream(run.run_id, 1, first))
         return await self._answer_in_mode(request, body.mode, run)
 
     async def _answer_in_mode(self, request: Request, mode: RunMode, run: Run) -> Response | StreamResponse:
@@ -358,7 +373,10 @@ class ACPService:
         return json_response(200, record.run, headers)
 
     # streams --------------------------------------------------------------------------------------
-    async def _stream(self, run_id: uuid.UUID, start: int) -> AsyncIterator[bytes]:
+    async def _stream(self, run_id: uuid.UUID, start: int, first: bytes = b"") -> AsyncIterator[bytes]:
+        """The run's events from ``start`` on, as SSE chunks; ``first``, if given, is sent before them."""
+        if first:
+            yield first
         try:
             async for index, events in self.engine.follow(run_id, start):
                 yield event_frames(index, events) if events else b": ping\n\n"

@@ -13,7 +13,9 @@ import pytest
 from acp_adapters.bridge import _LOOP, FIRST_WRITE_WAIT, SyncBridge, SyncStreamBody, SyncStreamResponse
 from acp_adapters.core.http import Request
 from acp_adapters.core.service import ACPService
+from acp_adapters.stores.redis import RedisStore
 from example_agents import demo_registry
+from tests.deployments.base import require_service
 from tests.helpers import run_body
 
 pytestmark = pytest.mark.flask
@@ -81,3 +83,27 @@ def test_a_stream_that_fails_or_ends_at_its_first_step_is_an_empty_body(
     assert list(body) == []
     body.close()
     assert ("an event stream failed" in caplog.text) is logged
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_the_first_event_of_a_new_stream_is_the_logged_one_byte_for_byte(store: str) -> None:
+    # The service sends a new run's run.created without reading it back from the store.
+    shared = None
+    if store == "redis":
+        require_service("127.0.0.1", 6379, "Redis")
+        shared = RedisStore.from_url("redis://127.0.0.1:6379/0")
+    bridge = SyncBridge(ACPService(demo_registry(), store=shared))
+    try:
+        answer = bridge.handle(stream_request("chunks", "3"))
+        assert isinstance(answer, SyncStreamResponse)
+        streamed = b"".join(answer.body)
+        answer.body.close()
+        run_id = dict(answer.headers)["run-id"]
+        logged = bridge.handle(Request("GET", f"/runs/{run_id}/events", "http://testserver/acp"))
+        assert not isinstance(logged, SyncStreamResponse)
+        events = json.loads(logged.body)["events"]
+        first = streamed.split(b"\n\n")[0]
+        assert first == b"id: 0\ndata: " + json.dumps(events[0], separators=(",", ":")).encode()
+        assert events_of(streamed) == [event["type"] for event in events]
+    finally:
+        bridge.close()
