@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import importlib
 import logging
@@ -26,7 +27,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
@@ -477,9 +477,12 @@ class DjangoStore(BatchedEventsStore):
         return await self._in_thread(functools.partial(query, self.using, *args, **kwargs), retry=True)
 
     async def _in_thread(self, query: Callable[[], T], retry: bool) -> T:
-        run = sync_to_async(self._run_query, thread_sensitive=False, executor=self._pool())
+        # The executor straight (asgiref's sync_to_async costs about 100 us more per call, and the
+        # store's threads need none of what it adds: they hold their own connections).
+        call = functools.partial(contextvars.copy_context().run, self._run_query, query, retry)
+        running = asyncio.get_running_loop().run_in_executor(self._pool(), call)
         try:
-            return await asyncio.wait_for(run(query, retry), self.timeout)
+            return await asyncio.wait_for(running, self.timeout)
         except asyncio.TimeoutError:
             raise StoreUnavailable(f"the database did not answer within {self.timeout:g}s") from None
 
