@@ -264,7 +264,6 @@ class BatchedEventsStore(Store):
         await self.batcher.settle(run_id)
         return await self._count_events(run_id)
 
-    @abstractmethod
     async def _change_run(
         self,
         run_id: uuid.UUID,
@@ -272,7 +271,11 @@ class BatchedEventsStore(Store):
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
     ) -> RunRecord | None:
-        """:meth:`~Store.write_run` in the backend, one atomic step; the run's queue is settled."""
+        """:meth:`~Store.write_run` in the backend, one atomic step; the run's queue is settled.
+
+        A store implements this or :meth:`_change_run_with`; by default, the latter with nothing queued.
+        """
+        return await self._change_run_with(run_id, [], changes, expect, events)
 
     async def _change_run_with(
         self,

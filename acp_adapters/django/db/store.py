@@ -211,15 +211,6 @@ class DjangoStore(BatchedEventsStore):
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
 
-    async def _change_run(
-        self,
-        run_id: uuid.UUID,
-        changes: Mapping[str, Any],
-        expect: Collection[RunStatus] | None,
-        events: Sequence[EventRecord],
-    ) -> RunRecord | None:
-        return await self._change_run_with(run_id, [], changes, expect, events)
-
     async def _change_run_with(
         self,
         run_id: uuid.UUID,

@@ -209,15 +209,6 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         reply = await self._redis.script("GET_RUN", [self._run_keys(run_id)[0]], [])
         return decode_snapshot(reply) if reply else None
 
-    async def _change_run(
-        self,
-        run_id: uuid.UUID,
-        changes: Mapping[str, Any],
-        expect: Collection[RunStatus] | None,
-        events: Sequence[EventRecord],
-    ) -> RunRecord | None:
-        return await self._change_run_with(run_id, [], changes, expect, events)
-
     async def _change_run_with(
         self,
         run_id: uuid.UUID,
