@@ -303,11 +303,12 @@ async def _notifications(postgres: str, during: Callable[[], Awaitable[None]]) -
     }
     heard: list[str] = []
     async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
+        # A handler, not notifies(timeout=...) (psycopg 3.2+): the next query delivers what arrived.
+        conn.add_notify_handler(lambda notification: heard.append(notification.payload))
         await conn.execute(f"LISTEN {CHANNEL}")
         await during()
         await asyncio.sleep(0.3)
-        async for notification in conn.notifies(timeout=0.1):
-            heard.append(notification.payload)
+        await conn.execute("SELECT 1")
     return heard
 
 
