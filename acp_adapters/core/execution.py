@@ -316,18 +316,12 @@ class RunExecution:
     def _charge(self, events: Sequence[EventRecord]) -> None:
         """Count the events' bytes, or fail the run if they would take it past a limit (they are then
         not stored)."""
-        size = 0
-        for event in events:
-            size += len(event.data)
-        if self.released:  # (a run failed at its deadline whose agent still goes on)
-            self.log_bytes += size
-            return
-        active = self.host.active
-        limit = active.over_budget(self.log_bytes, size)
-        if limit is not None:
-            self._fail_by_limit(limit)
-        self.log_bytes += size
-        active.log_bytes += size
+        size = sum(len(event.data) for event in events)
+        if not self.released:  # (a run failed at its deadline whose agent still goes on: not counted)
+            limit = self.host.active.over_budget(self.log_bytes, size)
+            if limit is not None:
+                self._fail_by_limit(limit)
+        self._add_bytes(size)
 
     def _add_bytes(self, size: int) -> None:
         self.log_bytes += size
