@@ -8,7 +8,7 @@ not a public API.
 from __future__ import annotations
 
 import http
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -18,9 +18,18 @@ from .core.http import Request, Response
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["headers_from_environ", "mount_url", "read_body", "request_from_environ", "start_response_for"]
+__all__ = [
+    "drop_excess",
+    "headers_from_environ",
+    "mount_url",
+    "read_body",
+    "request_from_environ",
+    "start_response_for",
+]
 
 _READ_SIZE = 64 * 1024
+#: How far over ``max_body_size`` a declared body is still read (and dropped) before the 413.
+_DRAIN_AT_MOST = 1024 * 1024
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
 
 
@@ -52,6 +61,7 @@ def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     if remaining is None:
         # No length: a chunked body, readable to its end only when the server says so (PEP 3333).
         remaining = limit + 1 if environ.get("wsgi.input_terminated") else 0
+    declared = remaining
     remaining = min(remaining, limit + 1)
     chunks: list[bytes] = []
     while remaining > 0 and stream is not None:
@@ -60,7 +70,22 @@ def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
             break
         chunks.append(chunk)
         remaining -= len(chunk)
+    if stream is not None:
+        drop_excess(stream.read, declared - (limit + 1), over_by=declared - limit)
     return b"".join(chunks)
+
+
+def drop_excess(read: Callable[[int], bytes], unread: int, *, over_by: int) -> None:
+    """Read and drop the ``unread`` bytes left of a body declared ``over_by`` bytes over the limit, if
+    that is at most a MiB: a server that closes the connection with a body unread (gunicorn) makes the
+    client, still sending, see a reset instead of the 413. A body further over is left unread."""
+    if over_by <= 0 or over_by > _DRAIN_AT_MOST:
+        return
+    while unread > 0:
+        chunk = read(min(unread, _READ_SIZE))
+        if not chunk:
+            return
+        unread -= len(chunk)
 
 
 def request_from_environ(

@@ -40,7 +40,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.urls import URLPattern, get_resolver
 from django.urls.resolvers import RegexPattern, ResolverMatch
 
-from acp_adapters._wsgi_environ import headers_from_environ, read_body
+from acp_adapters._wsgi_environ import drop_excess, headers_from_environ, read_body
 from acp_adapters.bridge import SyncBridge, SyncStreamResponse, loop_outlives_request
 from acp_adapters.core.agents import AgentRegistry
 from acp_adapters.core.arguments import check_callable, check_registry, check_settings, check_store
@@ -275,13 +275,10 @@ class ACPSite:
         )
 
 
-#: How far over ``max_body_size`` a declared body is still read (and dropped) before the 413.
-_DRAIN_AT_MOST = 1024 * 1024
-
-
 def _body(request: HttpRequest, limit: int) -> bytes:
     """The body, but never more than ``limit + 1`` bytes (enough for the core to answer 413); a
-    ``Content-Length`` over ``limit`` is refused before anything is read.
+    ``Content-Length`` over ``limit`` is refused without keeping any of it (read and dropped when it is
+    at most a MiB over, see :func:`drop_excess`).
 
     Not ``request.body``: ``DATA_UPLOAD_MAX_MEMORY_SIZE`` would answer 400 below the core's limit.
     """
@@ -290,11 +287,7 @@ def _body(request: HttpRequest, limit: int) -> bytes:
     except ValueError:
         declared = 0
     if declared > limit:
-        if declared <= limit + _DRAIN_AT_MOST:
-            # Read and drop a body a little over the limit: a server that closes the connection
-            # with it unread (gunicorn) makes the client, still sending, see a reset, not the 413.
-            while request.read(64 * 1024):
-                pass
+        drop_excess(request.read, declared, over_by=declared - limit)
         raise PayloadTooLargeError(limit)
     environ = getattr(request, "environ", None)
     if environ is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):

@@ -227,3 +227,16 @@ def test_a_process_exits_promptly_with_runs_still_going() -> None:
     assert "serving" in result.stdout
     # Bounded by the bridge's close timeout (5 s), not by the blocked agent (30 s).
     assert time.monotonic() - started < 15, result.stderr
+
+
+def test_a_body_a_little_over_the_limit_is_read_to_its_end_and_a_far_larger_one_is_not() -> None:
+    import io
+
+    from acp_adapters._wsgi_environ import read_body
+
+    near = io.BytesIO(b"x" * 1500)
+    assert read_body({"wsgi.input": near, "CONTENT_LENGTH": "1500"}, 1000) == b"x" * 1001
+    assert near.tell() == 1500  # dropped: the server does not close on an unread body (a reset)
+    far = io.BytesIO(b"x" * (3 * 1024 * 1024))
+    body = read_body({"wsgi.input": far, "CONTENT_LENGTH": str(3 * 1024 * 1024)}, 1000)
+    assert len(body) == 1001 and far.tell() == 1001  # not read past the limit
