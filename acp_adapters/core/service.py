@@ -155,12 +155,11 @@ class ACPService:
             return self.error_response(request, exc)
         except StoreUnavailable as exc:
             logger.warning("store unreachable: %s", exc)
-            response = render_error(
-                503, Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable")
-            )
+            unreachable = Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable")
+            return self.error_response(request, ACPError(unreachable, status=503))
         except Exception as exc:
             logger.exception("unexpected error answering %s %r", request.method, request.path[:200])
-            response = render_error(500, self._internal_error(exc))
+            return self.error_response(request, ACPError(self._internal_error(exc), status=500))
         if self.settings.cors_origins:
             response.headers.extend(cors_headers(request, self.settings.cors_origins))
         return response
