@@ -6,12 +6,14 @@ A test that takes ``stores`` runs once per backend of :func:`tests.stores.backen
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis
 
 from acp_adapters.core.store import Store
-from tests.stores.backends import StoreBackend, StoreScope, load
+from tests.stores.backends import REDIS_URL, RedisBackend, StoreBackend, StoreScope, delete_prefix, load
 from tests.stores.redis_server import RedisServer
 
 _BACKENDS = load()
@@ -60,3 +62,20 @@ def server(redis_process: RedisServer) -> RedisServer:
     if redis_process.process is None or redis_process.process.poll() is not None:
         redis_process.start()
     return redis_process
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of the Redis store of its own for one test; its keys are deleted after it."""
+    RedisBackend().check()
+    prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    delete_prefix(REDIS_URL, prefix)
+
+
+@pytest.fixture
+def raw() -> Iterator[redis.Redis]:
+    """A plain (sync) Redis client, to look at what the store wrote."""
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()

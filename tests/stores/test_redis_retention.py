@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,26 +18,11 @@ from acp_adapters.core.models import Run, RunStatus, utc_now
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import EventRecord, ResourceRecord, RunRecord, SessionRecord
 from acp_adapters.stores.redis import RedisStore
-from tests.stores.backends import REDIS_URL, RedisBackend, delete_prefix
+from tests.stores.backends import REDIS_URL
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 KiB = 1024
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    RedisBackend().check()
-    prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    delete_prefix(REDIS_URL, prefix)
-
-
-@pytest.fixture
-def raw() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 @pytest.fixture

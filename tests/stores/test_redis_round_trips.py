@@ -13,8 +13,7 @@ import asyncio
 import collections
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ from acp_adapters.core.store import Signal
 from acp_adapters.stores.redis import RedisStore
 from acp_adapters.testing.stores import event, new_run
 from tests.helpers import run_body
-from tests.stores.backends import REDIS_URL, RedisBackend, delete_prefix
+from tests.stores.backends import REDIS_URL
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -64,14 +63,6 @@ class CountingConnection(Connection):
         if not self._handshake:
             CountingConnection.tally["round_trips"] += 1
         await super().send_packed_command(command, check_health)
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    RedisBackend().check()
-    prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    delete_prefix(REDIS_URL, prefix)
 
 
 def registry() -> AgentRegistry:

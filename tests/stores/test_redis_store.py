@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -21,24 +21,9 @@ from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavail
 from acp_adapters.stores import store_from_url
 from acp_adapters.stores.redis import RedisStore
 from tests.deployments.base import REPO_ROOT, free_port
-from tests.stores.backends import REDIS_URL, RedisBackend, delete_prefix
+from tests.stores.backends import REDIS_URL, delete_prefix
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    RedisBackend().check()
-    prefix = f"acp-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    delete_prefix(REDIS_URL, prefix)
-
-
-@pytest.fixture
-def raw() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 @pytest.fixture
