@@ -35,6 +35,8 @@ DEMO_AGENTS = (
     "chunks",
     "tool-trajectory",
 )
+#: The headers of a JSON body (POST bodies must declare it: 415 otherwise).
+JSON = {"content-type": "application/json"}
 TERMINAL = ("completed", "failed", "cancelled")
 TERMINAL_EVENTS = ("run.completed", "run.failed", "run.cancelled")
 EVENT_SCHEMAS = {

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from tests.deployments.base import HttpResult, Target
-from tests.helpers import acp_error, create, message, ok_json, run_body
-
-JSON = {"content-type": "application/json"}
+from tests.helpers import JSON, acp_error, create, message, ok_json, run_body
 
 
 def no_traceback(result: HttpResult) -> None:

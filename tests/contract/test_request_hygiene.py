@@ -8,9 +8,7 @@ import uuid
 import pytest
 
 from tests.deployments.base import Target
-from tests.helpers import acp_error, check_run_id_header, ok_json, run_body, stream_events
-
-JSON = {"content-type": "application/json"}
+from tests.helpers import JSON, acp_error, check_run_id_header, ok_json, run_body, stream_events
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])

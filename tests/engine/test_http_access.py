@@ -16,11 +16,9 @@ from acp_adapters import ACPService, AgentRegistry, Context
 from acp_adapters.core.errors import AuthenticationRequired, PermissionRequired
 from acp_adapters.core.http import Request, Response, StreamResponse
 from acp_adapters.models import Message, MessagePart
-from tests.helpers import run_body
+from tests.helpers import JSON, run_body
 
 pytestmark = pytest.mark.anyio
-
-JSON = {"content-type": "application/json"}
 
 
 def registry() -> AgentRegistry:

@@ -17,11 +17,9 @@ from acp_adapters import ACPService, AgentRegistry, Context, Settings
 from acp_adapters.core.errors import AuthenticationRequired, TooManyRequests
 from acp_adapters.core.http import Request, Response
 from acp_adapters.models import Message
-from tests.helpers import run_body
+from tests.helpers import JSON, run_body
 
 pytestmark = pytest.mark.anyio
-
-JSON = {"content-type": "application/json"}
 
 
 def registry() -> AgentRegistry:

@@ -46,11 +46,10 @@ from example_agents import BEARER_CHALLENGE, demo_registry
 from tests.deployments import django as django_deployments
 from tests.deployments.base import ContractClient, HttpResult, HttpxContractClient, Target
 from tests.deployments.flask import FlaskContractClient
-from tests.helpers import acp_error, ok_json, output_texts, run_body
+from tests.helpers import JSON, acp_error, ok_json, output_texts, run_body
 
 MiB = 1024 * 1024
 DEFAULTS = Settings()
-JSON = {"content-type": "application/json"}
 COMPACT = (",", ":")
 
 
