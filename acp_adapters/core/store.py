@@ -148,6 +148,10 @@ class Store(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; called when the engine stops."""
 
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Check, cheaply, that the store answers (``GET {mount}/health``); raise
+        :class:`StoreUnavailable` when it does not. Nothing to check for a store of one process."""
+
     # runs -----------------------------------------------------------------------------------------
     @abstractmethod
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:

@@ -183,6 +183,13 @@ class StoreConformance:
         """A started store with default options."""
         return await stores.open()
 
+    async def test_ping_of_a_reachable_store_returns(self, stores: StoreScope) -> None:
+        # GET {mount}/health answers 200 only when it does (a store of one process has nothing to check).
+        store = await stores.open()
+        assert await store.ping() is None
+        await new_run(store)
+        assert await store.ping() is None
+
     # runs -------------------------------------------------------------------------------------------------
     async def test_create_and_get_keep_every_field(self, stores: StoreScope) -> None:
         store, other = await stores.open(), await stores.open()

@@ -541,6 +541,13 @@ def read_events(
     return [EventRecord(type, data.encode()) for type, data in rows]
 
 
+def ping(using: str) -> None:
+    """``SELECT 1``: the database answers."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
 def count_events(using: str, run_id: uuid.UUID) -> int:
     count = db.Run.objects.using(using).filter(pk=run_id).values_list("event_count", flat=True).first()
     return count or 0

@@ -194,6 +194,9 @@ class DjangoStore(BatchedEventsStore):
         if opened:
             await asyncio.get_running_loop().run_in_executor(None, _close_connections, opened)
 
+    async def ping(self) -> None:
+        await self._read_query(db_ops.ping)
+
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
         now = self._now()

@@ -155,6 +155,10 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         except StoreUnavailable as exc:
             logger.warning("Redis store %s: %s; retrying on each use", self._redis.url, exc)
 
+    async def ping(self) -> None:
+        with self._redis.reachable():
+            await self._redis.client.ping()
+
     async def close(self) -> None:
         await self.batcher.close()
         await self._redis.aclose()
