@@ -186,9 +186,9 @@ class StoreConformance:
     async def test_ping_of_a_reachable_store_returns(self, stores: StoreScope) -> None:
         # GET {mount}/health answers 200 only when it does (a store of one process has nothing to check).
         store = await stores.open()
-        assert await store.ping() is None
+        await store.ping()
         await new_run(store)
-        assert await store.ping() is None
+        await store.ping()
 
     # runs -------------------------------------------------------------------------------------------------
     async def test_create_and_get_keep_every_field(self, stores: StoreScope) -> None:
