@@ -299,56 +299,78 @@ class AgentsListResponse(BaseModel):
 
 
 class MessageCreatedEvent(BaseModel):
+    """A ``message.created`` event: the agent begins a message of the run's output."""
+
     type: Literal["message.created"] = "message.created"
     message: Message
 
 
 class MessagePartEvent(BaseModel):
+    """A ``message.part`` event: one part of the message being sent, as the agent yields it."""
+
     type: Literal["message.part"] = "message.part"
     part: MessagePart
 
 
 class MessageCompletedEvent(BaseModel):
+    """A ``message.completed`` event: a message of the run's output, whole."""
+
     type: Literal["message.completed"] = "message.completed"
     message: Message
 
 
 class GenericEvent(BaseModel):
+    """A ``generic`` event: anything else the agent reports (a JSON object), such as progress."""
+
     type: Literal["generic"] = "generic"
     generic: dict[str, Any]
 
 
 class RunCreatedEvent(BaseModel):
+    """A ``run.created`` event: the run exists; a run's first event."""
+
     type: Literal["run.created"] = "run.created"
     run: Run
 
 
 class RunInProgressEvent(BaseModel):
+    """A ``run.in-progress`` event: the agent has started."""
+
     type: Literal["run.in-progress"] = "run.in-progress"
     run: Run
 
 
 class RunAwaitingEvent(BaseModel):
+    """A ``run.awaiting`` event: the agent waits for a resume (``run.await_request`` says for what)."""
+
     type: Literal["run.awaiting"] = "run.awaiting"
     run: Run
 
 
 class RunCompletedEvent(BaseModel):
+    """A ``run.completed`` event: the run ended with its output."""
+
     type: Literal["run.completed"] = "run.completed"
     run: Run
 
 
 class RunFailedEvent(BaseModel):
+    """A ``run.failed`` event: the run ended with ``run.error``."""
+
     type: Literal["run.failed"] = "run.failed"
     run: Run
 
 
 class RunCancelledEvent(BaseModel):
+    """A ``run.cancelled`` event: the run was cancelled."""
+
     type: Literal["run.cancelled"] = "run.cancelled"
     run: Run
 
 
 class ErrorEvent(BaseModel):
+    """An ``error`` event: a stream that cannot go on says why (it is not part of the run's log)."""
+
     type: Literal["error"] = "error"
     error: Error
 
