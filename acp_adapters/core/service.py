@@ -14,6 +14,7 @@ Rules this module keeps:
   work is reached, 503 when the store is unreachable and 500 (with no internals) for anything
   unexpected. Every answer, errors included, carries the error's headers (``Retry-After``,
   ``WWW-Authenticate``) and the CORS headers.
+* ``/playground`` (only when ``Settings.playground`` is on) is a page, not ACP: :mod:`.playground`.
 * Input is validated before a run starts, so bad input gets a JSON error, never a stream that dies.
 * Only canonical ids (``str(uuid)``) reach headers, messages and logs, never the text of the path.
 * An empty owner ``""`` is no owner (``None``), before anything reaches the engine or a store.
@@ -51,6 +52,7 @@ from .models import (
     RunResumeRequest,
     RunStatus,
 )
+from .playground import playground_response
 from .responses import (
     JSON,
     STREAM,
@@ -201,7 +203,7 @@ class ACPService:
             return Response(204, [("access-control-max-age", "600")], b"")
         for pattern, handlers in _ROUTES:
             match = pattern.fullmatch(path)
-            if match is None:
+            if match is None or (pattern is _PLAYGROUND and not self.settings.playground):
                 continue
             handler = handlers.get(method) or (handlers.get("GET") if method == "HEAD" else None)
             if handler is None:
@@ -210,7 +212,7 @@ class ACPService:
                 raise PayloadTooLargeError(self.settings.max_body_size)
             if method == "POST":
                 require_json(request.headers)
-            if handler is not ACPService._ping:
+            if handler not in _OPEN:
                 await self._authorized(request, None)
             await self.engine.ensure_started()
             return await handler(self, request, match.groupdict().get("id") or "")
@@ -234,6 +236,9 @@ class ACPService:
     # handlers -------------------------------------------------------------------------------------
     async def _ping(self, request: Request, _: str) -> Response:
         return Response(200, list(JSON), b"{}")
+
+    async def _playground(self, request: Request, name: str) -> Response:
+        return playground_response(request.path, name)
 
     async def _list_agents(self, request: Request, _: str) -> Response:
         query = parse_qs(request.query, keep_blank_values=True)
@@ -384,8 +389,13 @@ class ACPService:
             yield error_frame(Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
 
 
+#: The playground's page and assets: routed only when ``Settings.playground`` is on (core/playground.py).
+_PLAYGROUND = re.compile(r"/playground(?:/(?P<id>[^/]+))?")
+#: The routes served without the ``authorize`` hook: they hold no data.
+_OPEN = (ACPService._ping, ACPService._playground)
 _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/ping"), {"GET": ACPService._ping}),
+    (_PLAYGROUND, {"GET": ACPService._playground}),
     (re.compile(r"/agents"), {"GET": ACPService._list_agents}),
     (re.compile(r"/agents/(?P<id>[^/]+)"), {"GET": ACPService._get_agent}),
     (re.compile(r"/runs"), {"POST": ACPService._create_run}),
