@@ -106,6 +106,8 @@ class Context:
         self.owner = owner
         self._cancelled = False
         self._cancel_event: threading.Event | None = None
+        #: The tokens the agent said its run used (:meth:`add_tokens`); ``None``: it said nothing.
+        self.tokens: int | None = None
         # Weakly: the run's execution holds this context, and a cycle between them would keep each
         # finished run's objects alive until the garbage collector came by.
         self._sink = weakref.WeakMethod(sink)
@@ -131,6 +133,13 @@ class Context:
             self._cancelled = True
             if self._cancel_event is not None:
                 self._cancel_event.set()
+
+    def add_tokens(self, count: int) -> None:
+        """Count ``count`` more tokens (a model call's usage) to this run. The agent's manifest reports
+        their average over its runs that counted any, as ``status.avg_run_tokens``."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"add_tokens takes a whole number of tokens, 0 or more, not {count!r}")
+        self.tokens = (self.tokens or 0) + count
 
     async def yield_async(self, value: Any) -> Any:
         """Yield ``value`` from an async agent's nested code; returns the resume value, if any."""

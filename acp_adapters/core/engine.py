@@ -42,6 +42,7 @@ from .lifecycle import STOP_EVENTS, ending, may_become, server_error
 from .limits import ActiveRuns, Deadlines
 from .models import Run, RunCreateRequest, RunResumeRequest, RunStatus
 from .resources import ResourceLoader
+from .run_reports import RunReports
 from .sessions import open_session, session_recorder
 from .settings import Settings
 from .store import EventRecord, RunRecord, Signal, Store, StoreUnavailable
@@ -72,6 +73,8 @@ class RunEngine:
         self._executions: dict[uuid.UUID, RunExecution] = {}
         #: The slots and log bytes of the runs executing here (taken at create, given back at the end).
         self.active = ActiveRuns(settings)
+        #: What this process tells of its runs: each agent's manifest status, the runs' log lines.
+        self.reports = RunReports()
         self._deadlines: Deadlines[RunExecution] = Deadlines(
             settings.max_run_duration, lambda execution: execution.time_out(settings.max_run_duration)
         )
@@ -105,6 +108,7 @@ class RunEngine:
                 sync_agent_context=self.sync_agent_context,
                 spawn=self._spawn,
                 release=self.release,
+                reports=self.reports,
             )
             if self.settings.trusted_origins:
                 from .safe_fetch import new_http_client
@@ -204,6 +208,7 @@ class RunEngine:
         execution.log_bytes = len(first.data)
         self.active.log_bytes += execution.log_bytes
         self._executions[run.run_id] = execution
+        execution.mode = request.mode
         execution.task = self._spawn(self._execute(execution))
         execution.deadline_tick = self._deadlines.watch(self._loop, execution)
         return run

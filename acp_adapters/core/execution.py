@@ -49,9 +49,11 @@ from .models import (
     MessageAwaitResume,
     MessagePart,
     Run,
+    RunMode,
     RunStatus,
     utc_now,
 )
+from .run_reports import RunReports
 from .settings import Settings
 from .store import EventRecord, Store, StoreUnavailable
 
@@ -82,6 +84,8 @@ class RunHost:
     #: Gives back a run's slot and bytes (idempotent): the run has ended, or was failed while its
     #: agent still holds a thread.
     release: Callable[[RunExecution], None]
+    #: Told when a run's agent starts and when its ending is stored (manifest status, run logs).
+    reports: RunReports
 
 
 class RunExecution:
@@ -124,6 +128,11 @@ class RunExecution:
         self._failure: ACPError | None = None
         #: The tick of the engine's clock at which the run fails if it has not ended.
         self.deadline_tick = 0
+        #: The mode of the request that created the run, for its log line (set by the engine that
+        #: created it; ``None`` when another process did).
+        self.mode: RunMode | None = None
+        #: Events of the run's log (its ``run.created``, logged by the engine, is the first).
+        self.event_count = 1
 
     # commands from the engine (same loop) ---------------------------------------------------------
     def cancel(self) -> None:
@@ -161,6 +170,7 @@ class RunExecution:
     # the run --------------------------------------------------------------------------------------
     async def execute(self) -> None:
         run_id = self.run.run_id
+        self.host.reports.started(self, self.host.settings.progress_log_interval)
         try:
             if not await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}):
                 await self._finish_cancelled()
@@ -341,6 +351,7 @@ class RunExecution:
 
     async def _append(self, *events: EventRecord) -> None:
         await self.store.append_events(self.run.run_id, events)
+        self.event_count += len(events)
         self._emitted += len(events)
         if self._emitted >= _EVENTS_PER_TURN:
             self._emitted = 0
@@ -401,6 +412,7 @@ class RunExecution:
             if charged:
                 self._add_bytes(-len(events[0].data))
             return False
+        self.event_count += len(events)
         if events and events[0].type in STOP_EVENTS and not self.settled.done():  # (or cancelled)
             self.settled.set_result(events[0])
         if record.run is not self.run:  # the in-memory store shares our object
@@ -422,7 +434,7 @@ class RunExecution:
         delay, waited = 0.05, 0.0
         while True:
             try:
-                return await self._store_step(end.changes, expect, end.event)
+                ended = await self._store_step(end.changes, expect, end.event)
             except StoreUnavailable as exc:
                 if waited >= _FINISH_RETRY_FOR:
                     raise
@@ -436,6 +448,10 @@ class RunExecution:
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 2.0)
+                continue
+            if ended:
+                self.host.reports.ended(self)
+            return ended
 
     async def _finish_completed(self) -> None:
         if self._on_completed is not None:

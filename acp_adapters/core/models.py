@@ -30,6 +30,7 @@ __all__ = [
     "AGENT_NAME_PATTERN",
     "AgentManifest",
     "AgentName",
+    "AgentStatus",
     "AgentsListResponse",
     "Artifact",
     "AwaitRequest",
@@ -282,6 +283,15 @@ class Metadata(BaseModel):
     recommended_models: list[str] | None = None
 
 
+class AgentStatus(BaseModel):
+    """The manifest's ``status`` (the spec's ``Status``): figures of the agent's finished runs."""
+
+    avg_run_tokens: Annotated[float, Field(ge=0)] | None = None
+    avg_run_time_seconds: Annotated[float, Field(ge=0)] | None = None
+    #: Percentage (0 to 100) of runs that completed.
+    success_rate: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
 class AgentManifest(BaseModel):
     """What ``GET /agents/{name}`` answers."""
 
@@ -290,6 +300,8 @@ class AgentManifest(BaseModel):
     input_content_types: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["*/*"])
     output_content_types: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["*/*"])
     metadata: Metadata = Field(default_factory=Metadata)
+    #: Filled by the server from the runs it executed (``None``: none yet).
+    status: AgentStatus | None = None
 
 
 class AgentsListResponse(BaseModel):

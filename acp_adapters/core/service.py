@@ -14,7 +14,8 @@ Rules this module keeps:
   work is reached, 503 when the store is unreachable and 500 (with no internals) for anything
   unexpected. Every answer, errors included, carries the error's headers (``Retry-After``,
   ``WWW-Authenticate``) and the CORS headers.
-* ``/playground`` (only when ``Settings.playground`` is on) is a page, not ACP: :mod:`.playground`.
+* ``/health`` (the store answers: 200, else 503) and ``/openapi.json`` (:mod:`.openapi`) are not ACP;
+  ``/health``, like ``/ping``, is open to all (the ``authorize`` hook is not asked).
 * Input is validated before a run starts, so bad input gets a JSON error, never a stream that dies.
 * Only canonical ids (``str(uuid)``) reach headers, messages and logs, never the text of the path.
 * An empty owner ``""`` is no owner (``None``), before anything reaches the engine or a store.
@@ -43,6 +44,7 @@ from .http import Headers, Request, Response, StreamResponse
 from .idempotency import claim_idempotency_key, replayed_run
 from .memory_store import MemoryStore
 from .models import (
+    AgentManifest,
     AgentsListResponse,
     Error,
     ErrorCode,
@@ -52,7 +54,7 @@ from .models import (
     RunResumeRequest,
     RunStatus,
 )
-from .playground import playground_response
+from .openapi import mount_document
 from .responses import (
     JSON,
     STREAM,
@@ -203,7 +205,7 @@ class ACPService:
             return Response(204, [("access-control-max-age", "600")], b"")
         for pattern, handlers in _ROUTES:
             match = pattern.fullmatch(path)
-            if match is None or (pattern is _PLAYGROUND and not self.settings.playground):
+            if match is None:
                 continue
             handler = handlers.get(method) or (handlers.get("GET") if method == "HEAD" else None)
             if handler is None:
@@ -212,7 +214,7 @@ class ACPService:
                 raise PayloadTooLargeError(self.settings.max_body_size)
             if method == "POST":
                 require_json(request.headers)
-            if handler not in _OPEN:
+            if handler not in (ACPService._ping, ACPService._health):
                 await self._authorized(request, None)
             await self.engine.ensure_started()
             return await handler(self, request, match.groupdict().get("id") or "")
@@ -237,12 +239,27 @@ class ACPService:
     async def _ping(self, request: Request, _: str) -> Response:
         return Response(200, list(JSON), b"{}")
 
-    async def _playground(self, request: Request, name: str) -> Response:
-        return playground_response(request.path, name)
+    async def _health(self, request: Request, _: str) -> Response:
+        await self.store.ping()  # unreachable: StoreUnavailable, which handle() answers with a 503
+        return Response(200, list(JSON), b'{"status":"ok"}')
+
+    async def _openapi(self, request: Request, _: str) -> Response:
+        if not self.settings.openapi_document:
+            raise NotFoundError("no such path: /openapi.json")
+        names = [agent.name for agent in self.registry]
+        if self.authorize is not None:
+            names = [name for name in names if await self._lets_through(request, name)]
+        base_url = self.settings.public_url or request.base_url
+        return Response(200, list(JSON), mount_document(names, base_url))
+
+    def _with_status(self, manifest: AgentManifest) -> AgentManifest:
+        """The manifest with the ``status`` of the agent's runs in this process (see :mod:`.run_reports`)."""
+        status = self.engine.reports.status(manifest.name)
+        return manifest if status is None else manifest.model_copy(update={"status": status})
 
     async def _list_agents(self, request: Request, _: str) -> Response:
         query = parse_qs(request.query, keep_blank_values=True)
-        agents = [agent.manifest for agent in self.registry]
+        agents = [self._with_status(agent.manifest) for agent in self.registry]
         if self.authorize is not None:
             agents = [manifest for manifest in agents if await self._lets_through(request, manifest.name)]
         offset = int_param(query, "offset", 0, None)
@@ -275,7 +292,7 @@ class ACPService:
         if agent is None:
             raise await self._agent_not_found(request, name)
         await self._authorized(request, agent.name)
-        return json_response(200, agent.manifest)
+        return json_response(200, self._with_status(agent.manifest))
 
     async def _create_run(self, request: Request, _: str) -> Response | StreamResponse:
         key = request.headers.get("idempotency-key")
@@ -389,13 +406,10 @@ class ACPService:
             yield error_frame(Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
 
 
-#: The playground's page and assets: routed only when ``Settings.playground`` is on (core/playground.py).
-_PLAYGROUND = re.compile(r"/playground(?:/(?P<id>[^/]+))?")
-#: The routes served without the ``authorize`` hook: they hold no data.
-_OPEN = (ACPService._ping, ACPService._playground)
 _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/ping"), {"GET": ACPService._ping}),
-    (_PLAYGROUND, {"GET": ACPService._playground}),
+    (re.compile(r"/health"), {"GET": ACPService._health}),
+    (re.compile(r"/openapi\.json"), {"GET": ACPService._openapi}),
     (re.compile(r"/agents"), {"GET": ACPService._list_agents}),
     (re.compile(r"/agents/(?P<id>[^/]+)"), {"GET": ACPService._get_agent}),
     (re.compile(r"/runs"), {"POST": ACPService._create_run}),

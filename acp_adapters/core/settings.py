@@ -83,12 +83,15 @@ class Settings:
     # shared stores --------------------------------------------------------------------------------
     #: With a shared store: how long a run outlives its worker's last sign of life before it is failed.
     lease_ttl: float = 10.0
+    # operations -----------------------------------------------------------------------------------
+    #: Whether the mount serves its OpenAPI document at ``{mount}/openapi.json`` (docs/operations.md);
+    #: it names only the agents ``GET /agents`` shows the caller. Off, that path is a 404.
+    openapi_document: bool = True
+    #: Seconds between two progress lines of a run still going (DEBUG, on the ``acp_adapters`` logger).
+    progress_log_interval: float = 30.0
     # browsers -------------------------------------------------------------------------------------
     #: Exact origins allowed by CORS (``*``: any); empty (the default) sends no CORS headers at all.
     cors_origins: tuple[str, ...] = ()
-    #: Whether the mount serves the playground, a page at ``{mount}/playground`` that runs its agents in
-    #: a browser (docs/playground.md); off, that path is a 404 like any unknown path.
-    playground: bool = False
     #: Whether answers may carry internals (a failing agent's exception type and message). Never on
     #: in production.
     debug: bool = False
