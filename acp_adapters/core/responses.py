@@ -77,7 +77,7 @@ def cors_headers(request: Request, allowed: Collection[str]) -> Headers:
     return [
         ("access-control-allow-origin", origin),
         ("access-control-allow-methods", "GET, POST, OPTIONS"),
-        ("access-control-allow-headers", "content-type, authorization, idempotency-key"),
+        ("access-control-allow-headers", "content-type, authorization, idempotency-key, last-event-id"),
         ("access-control-expose-headers", "run-id, retry-after, www-authenticate"),
         ("vary", "origin"),
     ]

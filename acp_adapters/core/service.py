@@ -55,6 +55,7 @@ from .models import (
     RunStatus,
 )
 from .openapi import mount_document
+from .rejoin import rejoin_start, wants_event_stream
 from .responses import (
     JSON,
     STREAM,
@@ -358,13 +359,19 @@ class ACPService:
         record = await self.engine.cancel(rid, request.owner)
         return json_response(202, record.run, [("run-id", str(rid))])
 
-    async def _run_events(self, request: Request, run_id: str) -> Response:
+    async def _run_events(self, request: Request, run_id: str) -> Response | StreamResponse:
         rid = parse_uuid(run_id, "run_id")
         record = await self.engine.get(rid, request.owner)
         await self._authorized(request, record.run.agent_name)
+        headers = [("run-id", str(rid))]
+        if request.method.upper() == "GET" and wants_event_stream(request.headers):  # see .rejoin
+            start = await rejoin_start(self.store, record, request)
+            if start is None:  # the run has ended and the client has every event
+                return Response(204, headers, b"")
+            return StreamResponse(200, STREAM + headers, self._stream(rid, start))
         events = await self.store.read_events(rid, 0)
         body = b'{"events":[' + b",".join(event.data for event in events) + b"]}"
-        return Response(200, [*JSON, ("run-id", str(rid))], body)
+        return Response(200, JSON + headers, body)
 
     async def _get_session(self, request: Request, session_id: str) -> Response:
         sid = parse_uuid(session_id, "session_id")

@@ -67,7 +67,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +87,10 @@ __all__ = [
     "HttpxContractClient",
     "SSEEvent",
     "ServerStartError",
+    "StreamedAnswer",
     "Target",
     "free_port",
+    "merged_headers",
     "origin",
     "parse_sse",
     "require_service",
@@ -184,8 +186,32 @@ class HttpResult:
         return f"HttpResult(status={self.status}, headers={self.headers}, body={body!r})"
 
 
+@dataclass
+class StreamedAnswer:
+    """An answer being read as it comes: status, headers (as in :class:`HttpResult`) and the body's
+    chunks, which wait for the server's next write."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: Iterator[bytes]
+
+
+def merged_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers with lower-case names, repeated ones joined by ``", "``."""
+    merged: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    return merged
+
+
 class ContractClient(Protocol):
     """A synchronous HTTP client bound to a deployment's ACP mount. Safe to call from several threads."""
+
+    #: Whether :meth:`stream` hands chunks over as the server writes them; ``False`` where the test
+    #: client reads the whole answer before returning it (Starlette's ``TestClient``, Django's
+    #: ``AsyncClient`` here): a test of what a live stream shows asserts it only where this is true.
+    live_streams: bool
 
     def request(
         self,
@@ -199,13 +225,29 @@ class ContractClient(Protocol):
         """Send ``method`` to the mount's ``path`` (``"/runs?x=1"``) and read the whole answer."""
         ...
 
+    def stream(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> AbstractContextManager[StreamedAnswer]:
+        """Send ``method`` (with ``json`` as the body, if given) to the mount's ``path`` and read the
+        answer as it comes; leaving the context closes it, as a client that goes away does."""
+        ...
+
 
 class HttpxContractClient:
     """A :class:`ContractClient` over an ``httpx.Client`` (sockets) or Starlette's ``TestClient``."""
 
-    def __init__(self, client: httpx.Client | TestClient | PerThreadClient, base_url: str) -> None:
+    def __init__(
+        self,
+        client: httpx.Client | TestClient | PerThreadClient,
+        base_url: str,
+        *,
+        live_streams: bool = False,
+    ) -> None:
+        """``live_streams``: whether ``client`` reads a stream as it comes (sockets do, ``TestClient``
+        does not)."""
         self.client = client
         self.base_url = base_url
+        self.live_streams = live_streams
 
     def request(
         self,
@@ -219,11 +261,17 @@ class HttpxContractClient:
         response = self.client.request(
             method, self.base_url + path, json=json, content=content, headers=dict(headers or {})
         )
-        merged: dict[str, str] = {}
-        for name, value in response.headers.multi_items():
-            key = name.lower()
-            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        merged = merged_headers(response.headers.multi_items())
         return HttpResult(status=response.status_code, headers=merged, body=response.read())
+
+    @contextlib.contextmanager
+    def stream(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[StreamedAnswer]:
+        url = self.base_url + path
+        with self.client.stream(method, url, json=json, headers=dict(headers or {})) as response:
+            merged = merged_headers(response.headers.multi_items())
+            yield StreamedAnswer(response.status_code, merged, response.iter_raw())
 
 
 def gunicorn_command(app: str, *, workers: int = 1) -> list[str]:
@@ -247,6 +295,12 @@ class PerThreadClient:
         self._lock = threading.Lock()
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self._client().request(method, url, **kwargs)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> AbstractContextManager[httpx.Response]:
+        return self._client().stream(method, url, **kwargs)
+
+    def _client(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
             client = httpx.Client(
@@ -255,7 +309,7 @@ class PerThreadClient:
             self._local.client = client
             with self._lock:
                 self._clients.append(client)
-        return client.request(method, url, **kwargs)
+        return client
 
     def close(self) -> None:
         with self._lock:
@@ -414,7 +468,7 @@ def serve(
             continue
         client = PerThreadClient()
         try:
-            contract_client = HttpxContractClient(client, base_url)
+            contract_client = HttpxContractClient(client, base_url, live_streams=True)
             extra: dict[str, Any] = {} if peer_port is None else {"peer_port": peer_port}
             yield Target(base_url=base_url, client=contract_client, name=name, server_log=log, extra=extra)
         finally:

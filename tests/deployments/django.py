@@ -25,7 +25,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import AsyncClient, Client
 
-from .base import Deployment, HttpResult, Target, gunicorn_command, serve
+from .base import Deployment, HttpResult, StreamedAnswer, Target, gunicorn_command, serve
 
 SETTINGS_MODULE = "example_django.settings"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
@@ -58,8 +58,11 @@ class DjangoContractClient:
     """A :class:`~tests.deployments.base.ContractClient` over Django's test ``Client`` (WSGI).
 
     ``user`` is logged in (a session) and ``options`` go to the client (``enforce_csrf_checks``).
-    Each request gets its own client, so that threads share none. A stream is read to its end.
+    Each request gets its own client, so that threads share none. A stream is read to its end;
+    :meth:`stream` reads it as the view writes it and closes it when left.
     """
+
+    live_streams = True
 
     def __init__(self, mount: str, *, user: Any = None, **options: Any) -> None:
         self.mount = mount
@@ -86,10 +89,33 @@ class DjangoContractClient:
         data = answer.getvalue() if isinstance(answer, StreamingHttpResponse) else response.content
         return _result(response, data)
 
+    @contextlib.contextmanager
+    def stream(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[StreamedAnswer]:
+        body, content_type, others = _arguments(json, None, headers)
+        client = Client(raise_request_exception=False, **self.options)
+        if self.user is not None:
+            client.force_login(self.user)
+        response = client.generic(method, self.mount + path, body, content_type, headers=others)
+        answer: HttpResponseBase = response
+        if isinstance(answer, StreamingHttpResponse):
+            chunks = answer.streaming_content
+            assert isinstance(chunks, Iterator), f"a stream the WSGI client cannot read: {chunks!r}"
+        else:
+            chunks = iter([response.content])
+        try:
+            yield StreamedAnswer(response.status_code, _result(response, b"").headers, chunks)
+        finally:
+            response.close()  # what a WSGI server does when the client has gone
+
 
 class DjangoAsyncContractClient:
     """A :class:`~tests.deployments.base.ContractClient` over Django's ``AsyncClient`` (ASGI), which
-    runs every request on the portal's event loop (the loop that hosts the service)."""
+    runs every request on the portal's event loop (the loop that hosts the service). It reads a stream
+    to its end before handing it over, :meth:`stream` included."""
+
+    live_streams = False
 
     def __init__(self, portal: BlockingPortal, mount: str, *, user: Any = None, **options: Any) -> None:
         self.portal = portal
@@ -107,6 +133,13 @@ class DjangoAsyncContractClient:
         headers: Mapping[str, str] | None = None,
     ) -> HttpResult:
         return self.portal.call(self._request, method, path, _arguments(json, content, headers))
+
+    @contextlib.contextmanager
+    def stream(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[StreamedAnswer]:
+        result = self.request(method, path, json=json, headers=headers)
+        yield StreamedAnswer(result.status, result.headers, iter([result.body]))
 
     async def _request(
         self, method: str, path: str, arguments: tuple[bytes, str, dict[str, str]]

@@ -9,15 +9,18 @@ from typing import Any
 import flask
 import pytest
 
-from .base import Deployment, HttpResult, Target, gunicorn_command, serve
+from .base import Deployment, HttpResult, StreamedAnswer, Target, gunicorn_command, merged_headers, serve
 
 
 class FlaskContractClient:
     """A :class:`~tests.deployments.base.ContractClient` over Flask's test client.
 
     Each request gets its own test client, so that threads do not share one. A streamed answer is
-    read to its end and then closed, as a WSGI server would.
+    read to its end and then closed, as a WSGI server would; :meth:`stream` reads it as the app
+    writes it and closes it when left.
     """
+
+    live_streams = True
 
     def __init__(self, app: flask.Flask, base_url: str) -> None:
         self.app = app
@@ -47,6 +50,22 @@ class FlaskContractClient:
             key = name.lower()
             merged[key] = f"{merged[key]}, {value}" if key in merged else value
         return HttpResult(status=response.status_code, headers=merged, body=body)
+
+    @contextlib.contextmanager
+    def stream(
+        self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[StreamedAnswer]:
+        client = self.app.test_client()
+        options: dict[str, Any] = {"method": method, "headers": dict(headers or {}), "buffered": False}
+        if json is not None:
+            options["json"] = json
+        response = client.open(self.base_url + path, **options)
+        try:
+            yield StreamedAnswer(
+                response.status_code, merged_headers(response.headers.items()), response.iter_encoded()
+            )
+        finally:
+            response.close()  # what a WSGI server does when the client has gone
 
 
 @contextlib.contextmanager
