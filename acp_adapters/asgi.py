@@ -26,6 +26,7 @@ import anyio
 from .bridge import SyncBridge, loop_outlives_request
 from .core.agents import AgentRegistry
 from .core.arguments import check_prefix, check_service_arguments, check_wrapped_app
+from .core.executors import Executor
 from .core.http import Request, Response, StreamResponse
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
@@ -60,11 +61,20 @@ class ACPApp:
         settings: Settings | None = None,
         owner: OwnerOf | None = None,
         authorize: Authorize | None = None,
+        executor: Executor | None = None,
     ) -> None:
         check_service_arguments(
-            "ACPApp", registry, store=store, settings=settings, owner=owner, authorize=authorize
+            "ACPApp",
+            registry,
+            store=store,
+            settings=settings,
+            executor=executor,
+            owner=owner,
+            authorize=authorize,
         )
-        self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
+        self.service = ACPService(
+            registry, store=store, settings=settings, authorize=authorize, executor=executor
+        )
         warn_if_store_not_shared(self.service.store)  # uvicorn --workers 2 with the in-memory store
         self._owner = owner
         #: The loop that hosts the engine, if the server's; else the bridge to the process's loop.
@@ -162,15 +172,24 @@ class ACPMiddleware:
         settings: Settings | None = None,
         owner: OwnerOf | None = None,
         authorize: Authorize | None = None,
+        executor: Executor | None = None,
     ) -> None:
         check_wrapped_app("ACPMiddleware", app, "ASGI")
         check_prefix("ACPMiddleware", prefix)
         check_service_arguments(
-            "ACPMiddleware", registry, store=store, settings=settings, owner=owner, authorize=authorize
+            "ACPMiddleware",
+            registry,
+            store=store,
+            settings=settings,
+            executor=executor,
+            owner=owner,
+            authorize=authorize,
         )
         self.app = app
         self.prefix = "/" + prefix.strip("/")
-        self.acp = ACPApp(registry, store=store, settings=settings, owner=owner, authorize=authorize)
+        self.acp = ACPApp(
+            registry, store=store, settings=settings, owner=owner, authorize=authorize, executor=executor
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

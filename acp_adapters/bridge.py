@@ -48,7 +48,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .core.http import Headers, Request, Response, StreamResponse
 from .core.service import ACPService
 
-__all__ = ["SyncBridge", "SyncStreamBody", "SyncStreamResponse", "all_bridges", "loop_outlives_request"]
+__all__ = [
+    "SyncBridge",
+    "SyncStreamBody",
+    "SyncStreamResponse",
+    "all_bridges",
+    "call_on_process_loop",
+    "loop_outlives_request",
+    "running_process_loop",
+]
 
 logger = logging.getLogger("acp_adapters")
 
@@ -266,6 +274,19 @@ def _start_loop_thread() -> _LoopThread:
 
 
 _LOOP = _ProcessLoop()
+
+
+def call_on_process_loop(func: Callable[[T], Coroutine[Any, Any, R]], arg: T) -> R:
+    """Run ``func(arg)`` as a task on this process's event loop (started if need be) and wait for its
+    result in the calling thread: for code that serves the core outside a request, such as a task
+    queue's worker executing a run (``acp_adapters.celery``). Not from the loop's own thread."""
+    return _LOOP.current().call(func, arg)
+
+
+def running_process_loop() -> asyncio.AbstractEventLoop | None:
+    """This process's event loop if it runs (without starting it), else ``None``."""
+    current = _LOOP.running()
+    return current.loop if current is not None else None
 
 
 def all_bridges() -> list[SyncBridge]:

@@ -32,6 +32,7 @@ from .bridge import SyncBridge, SyncStreamResponse
 from .cli import describe_agents
 from .core.agents import AgentRegistry
 from .core.arguments import check_service_arguments
+from .core.executors import Executor
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
@@ -83,6 +84,7 @@ class ACP:
         settings: Settings | None = None,
         owner: Callable[[], str | None] | None = None,
         authorize: Authorize | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if isinstance(app, AgentRegistry):
             raise TypeError(
@@ -96,7 +98,13 @@ class ACP:
                 "ACP() needs the registry of agents to serve: ACP(app, registry) or ACP(registry=...)"
             )
         check_service_arguments(
-            "ACP", registry, store=store, settings=settings, owner=owner, authorize=authorize
+            "ACP",
+            registry,
+            store=store,
+            settings=settings,
+            executor=executor,
+            owner=owner,
+            authorize=authorize,
         )
         if url_prefix is not None and not isinstance(url_prefix, str):
             raise TypeError(f"ACP(url_prefix=...) needs a URL path such as '/acp', not {url_prefix!r}")
@@ -111,6 +119,7 @@ class ACP:
         self.settings = settings
         self.owner = owner
         self.authorize = authorize
+        self.executor = executor
         if app is not None:
             self.init_app(app)
 
@@ -139,6 +148,7 @@ class ACP:
             settings=settings,
             sync_agent_context=app.app_context,
             authorize=self.authorize,
+            executor=self.executor,
         )
         state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
         app.extensions[_extension_key(self.name)] = state

@@ -16,6 +16,7 @@ from ._wsgi_environ import request_from_environ, start_response_for
 from .bridge import SyncBridge
 from .core.agents import AgentRegistry
 from .core.arguments import check_prefix, check_service_arguments, check_wrapped_app
+from .core.executors import Executor
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
 from .core.store import Store
@@ -45,11 +46,20 @@ class ACPWSGIApp:
         settings: Settings | None = None,
         owner: Callable[[WSGIEnvironment], str | None] | None = None,
         authorize: Authorize | None = None,
+        executor: Executor | None = None,
     ) -> None:
         check_service_arguments(
-            "ACPWSGIApp", registry, store=store, settings=settings, owner=owner, authorize=authorize
+            "ACPWSGIApp",
+            registry,
+            store=store,
+            settings=settings,
+            executor=executor,
+            owner=owner,
+            authorize=authorize,
         )
-        self.service = ACPService(registry, store=store, settings=settings, authorize=authorize)
+        self.service = ACPService(
+            registry, store=store, settings=settings, authorize=authorize, executor=executor
+        )
         self.bridge = SyncBridge(self.service)
         self.owner = owner
         warn_if_store_not_shared(store)
@@ -83,15 +93,24 @@ class ACPWSGIMiddleware:
         settings: Settings | None = None,
         owner: Callable[[WSGIEnvironment], str | None] | None = None,
         authorize: Authorize | None = None,
+        executor: Executor | None = None,
     ) -> None:
         check_wrapped_app("ACPWSGIMiddleware", app, "WSGI")
         check_prefix("ACPWSGIMiddleware", prefix)
         check_service_arguments(
-            "ACPWSGIMiddleware", registry, store=store, settings=settings, owner=owner, authorize=authorize
+            "ACPWSGIMiddleware",
+            registry,
+            store=store,
+            settings=settings,
+            executor=executor,
+            owner=owner,
+            authorize=authorize,
         )
         self.app = app
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        self.acp = ACPWSGIApp(registry, store=store, settings=settings, owner=owner, authorize=authorize)
+        self.acp = ACPWSGIApp(
+            registry, store=store, settings=settings, owner=owner, authorize=authorize, executor=executor
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

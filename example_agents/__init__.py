@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from acp_adapters import ACPError, AgentRegistry, Context, Settings
 from acp_adapters.core.errors import AuthenticationRequired
+from acp_adapters.core.executors import Executor
 from acp_adapters.core.http import Request
 from acp_adapters.core.store import Store
 from acp_adapters.models import (
@@ -39,6 +40,7 @@ __all__ = [
     "BearerTokens",
     "demo_registry",
     "demo_tokens",
+    "executor_from_env",
     "private_registry",
     "store_from_env",
 ]
@@ -214,6 +216,20 @@ def store_from_env(namespace: str = "") -> Store | None:
     # The Redis store's own default prefix is "acp:"; a prefix in the URL replaces it.
     prefix = dict(parse_qsl(urlsplit(url).query)).get("prefix", "acp:")
     return store_from_url(url, prefix=f"{prefix}{namespace}:")
+
+
+def executor_from_env(name: str = "acp") -> Executor | None:
+    """The executor ``ACP_EXECUTOR`` names for the mount ``name``: ``celery`` hands the runs to the
+    Celery worker of :mod:`example_agents.worker` (see :mod:`example_agents.celery_app`); unset, empty or
+    ``inprocess``: ``None``, runs execute in the web process. Raises ``ValueError`` for anything else."""
+    kind = os.environ.get("ACP_EXECUTOR", "").strip().lower()
+    if kind in ("", "inprocess", "in-process"):
+        return None
+    if kind != "celery":
+        raise ValueError(f"ACP_EXECUTOR must be celery or inprocess, not {kind!r}")
+    from example_agents.celery_app import executor
+
+    return executor(name)
 
 
 def demo_tokens(environ: Mapping[str, str] | None = None) -> BearerTokens:

@@ -5,6 +5,8 @@ The ACP part is ``ACP_ADAPTERS`` at the end; the rest is a plain Django project.
 * ``ACP_STORE``: where runs and sessions live. Empty or ``memory://`` (the default): this process's
   memory, so a single worker process (threads are fine); ``redis://127.0.0.1:6379/0``: Redis, shared
   by any number of processes; ``django``: this project's database (``manage.py migrate`` first).
+* ``ACP_EXECUTOR=celery``: runs execute on the Celery worker of ``example_agents.worker`` (with
+  ``ACP_STORE`` naming Redis or ``django``; docs/celery.md); by default in the web process.
 * ``ACP_<SETTING>``: any :class:`~acp_adapters.Settings` field, on top of ``DEMO_SETTINGS``
   (``Settings.from_env``, read when these settings are loaded): ``ACP_MAX_RUN_DURATION=2``,
   ``ACP_MAX_BODY_SIZE=1048576``, ``ACP_TRUSTED_ORIGINS=http://127.0.0.1:8001,http://127.0.0.1:8002``
@@ -107,4 +109,7 @@ ACP_ADAPTERS = {
     "SETTINGS": Settings.from_env(base=DEMO_SETTINGS),
     # The store: a Store, or a function returning one (None: the in-memory store).
     "STORE": _STORE,
+    # Where runs execute: ACP_EXECUTOR=celery hands them to the Celery worker of example_agents.worker
+    # (None, the default: in the web process).
+    "EXECUTOR": "example_agents.executor_from_env",
 }

@@ -7,7 +7,7 @@ from django.urls import include, path
 
 from acp_adapters.django import ACPSite
 from acp_adapters.django.conf import conf
-from example_agents import private_registry, store_from_env
+from example_agents import executor_from_env, private_registry, store_from_env
 
 from . import private, views
 
@@ -24,6 +24,7 @@ private_site = ACPSite(
     owner=private.owner,
     guard=private.user_or_token,
     name="acp-private",
+    executor=executor_from_env("acp-private"),
 )
 
 urlpatterns = [

@@ -12,6 +12,8 @@ once when the app is made:
   name each other there.
 * ``ACP_STORE``: a shared store (``redis://127.0.0.1:6379/0``); the default is the in-memory store,
   which needs a single worker process.
+* ``ACP_EXECUTOR=celery``: runs execute on the Celery worker of ``example_agents.worker`` (needs a
+  shared store; docs/celery.md), not in the web process.
 * ``ACP_DEMO_TOKENS``: ``alice=token-a,bob=token-b``, the bearer tokens of ``/acp-private`` and the
   owners they stand for (unset: nobody gets in). Runs, sessions and resources there belong to the
   token's owner; a request without a known token gets 401 with ``WWW-Authenticate``.
@@ -27,6 +29,7 @@ from example_agents import (
     DEMO_SETTINGS,
     demo_registry,
     demo_tokens,
+    executor_from_env,
     private_registry,
     store_from_env,
 )
@@ -44,7 +47,7 @@ def create_app() -> Flask:
             "A Flask app; its agents are served over ACP at /acp, and to holders of a token at /acp-private\n"
         )
 
-    ACP(app, demo_registry(), settings=settings, store=store_from_env())
+    ACP(app, demo_registry(), settings=settings, store=store_from_env(), executor=executor_from_env())
 
     # A second mount: one ACP per mount, each with its own name (its blueprint and CLI group).
     ACP(
@@ -56,6 +59,7 @@ def create_app() -> Flask:
         store=store_from_env("private"),
         owner=lambda: tokens.owner(request.headers.get("Authorization")),
         authorize=tokens.authorize,
+        executor=executor_from_env("acp-private"),
     )
     return app
 

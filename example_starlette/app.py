@@ -10,6 +10,8 @@ when the app is made:
   No origin is trusted unless ``ACP_TRUSTED_ORIGINS`` names it: two local instances sharing a session
   name each other there.
 * ``ACP_STORE``: a shared store (``redis://127.0.0.1:6379/0``); the default is the in-memory store.
+* ``ACP_EXECUTOR=celery``: runs execute on the Celery worker of ``example_agents.worker`` (needs a
+  shared store; docs/celery.md), not in the web process.
 * ``ACP_DEMO_TOKENS``: ``alice=token-a,bob=token-b``, the bearer tokens of ``/acp-private`` and the
   owners they stand for (unset: nobody gets in). Runs, sessions and resources there belong to the
   token's owner; a request without a known token gets 401 with ``WWW-Authenticate``.
@@ -29,6 +31,7 @@ from example_agents import (
     DEMO_SETTINGS,
     demo_registry,
     demo_tokens,
+    executor_from_env,
     private_registry,
     store_from_env,
 )
@@ -51,13 +54,14 @@ def create_app() -> Starlette:
         )
         return tokens.owner(authorization)
 
-    public = ACPApp(demo_registry(), settings=settings, store=store_from_env())
+    public = ACPApp(demo_registry(), settings=settings, store=store_from_env(), executor=executor_from_env())
     private = ACPApp(
         private_registry(),
         settings=settings,
         store=store_from_env("private"),
         owner=token_owner,
         authorize=tokens.authorize,
+        executor=executor_from_env("acp-private"),
     )
     return Starlette(routes=[Route("/", home), Mount("/acp-private", app=private), Mount("/acp", app=public)])
 

@@ -11,11 +11,13 @@ import inspect
 from typing import Any
 
 from .agents import AgentRegistry
+from .executors import Executor
 from .settings import Settings
 from .store import Store
 
 __all__ = [
     "check_callable",
+    "check_executor",
     "check_prefix",
     "check_registry",
     "check_service_arguments",
@@ -90,12 +92,30 @@ def check_prefix(who: str, prefix: object) -> None:
         raise TypeError(f"{who}(prefix=...) needs a URL path such as '/acp', not {_kind(prefix)}")
 
 
+def check_executor(who: str, executor: object) -> None:
+    """``executor`` must be ``None`` or an :class:`~acp_adapters.core.executors.Executor`."""
+    if executor is None or isinstance(executor, Executor):
+        return
+    raise TypeError(
+        f"{who}(executor=...) needs an Executor (CeleryExecutor(celery_app) from acp_adapters.celery) "
+        f"or None, not {_kind(executor)}"
+    )
+
+
 def check_service_arguments(
-    who: str, registry: object, *, store: object = None, settings: object = None, **hooks: Any
+    who: str,
+    registry: object,
+    *,
+    store: object = None,
+    settings: object = None,
+    executor: object = None,
+    **hooks: Any,
 ) -> None:
-    """Check what a constructor hands to the service: the registry, the store, the settings, hooks."""
+    """Check what a constructor hands to the service: the registry, the store, the settings, the
+    executor, hooks."""
     check_registry(who, registry)
     check_store(who, store)
     check_settings(who, settings)
+    check_executor(who, executor)
     for name, value in hooks.items():
         check_callable(who, name, value)

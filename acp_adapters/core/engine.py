@@ -35,9 +35,10 @@ import anyio
 
 from .agents import AgentDefinition, AgentRegistry
 from .context import SessionContext
-from .errors import ConflictError, NotFoundError, agent_not_found
+from .errors import ACPError, ConflictError, NotFoundError, agent_not_found
 from .events import RunJSON
 from .execution import RunExecution, RunHost
+from .executors import Executor, RunJob, claim, queue_expired
 from .lifecycle import STOP_EVENTS, ending, may_become, server_error
 from .limits import ActiveRuns, Deadlines
 from .models import Run, RunCreateRequest, RunResumeRequest, RunStatus
@@ -64,9 +65,12 @@ class RunEngine:
         store: Store,
         settings: Settings,
         sync_agent_context: Callable[[], AbstractContextManager[Any]] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
+        #: Where the runs created here execute: here (the default), or handed over (see :mod:`.executors`).
+        self.executor = executor or Executor()
         self._settings = settings
         self.sync_agent_context = sync_agent_context
         self.limiter: anyio.CapacityLimiter | None = None
@@ -181,6 +185,8 @@ class RunEngine:
         agent = self.registry.get(request.agent_name)
         if agent is None:
             raise agent_not_found(request.agent_name, [other.name for other in self.registry])
+        if not self.executor.in_process:
+            return await self._hand_over(agent, request, owner, base_url, run_id)
         self.active.take(agent, owner)
         try:
             session = await open_session(self.store, request, owner)
@@ -285,7 +291,11 @@ class RunEngine:
 
     async def cancel(self, run_id: uuid.UUID, owner: str | None) -> RunRecord:
         """Ask a run to stop; returns it as ``cancelling`` (or already ``cancelled``)."""
-        await self.get(run_id, owner)
+        known = await self.get(run_id, owner)
+        if known.run.status is RunStatus.CREATED and not self.executor.in_process:
+            queued = await self._cancel_queued(known.run)  # no worker has it: nobody else would end it
+            if queued is not None:
+                return queued
         changes = {"status": RunStatus.CANCELLING}
         record = await self.store.update_run(run_id, changes, expect=may_become(RunStatus.CANCELLING))
         if record is None:
@@ -345,19 +355,104 @@ class RunEngine:
                 await self.store.renew_leases(list(self._executions), self.settings.lease_ttl)
                 for run_id in await self.store.find_lost_runs():
                     if run_id not in self._executions:
-                        await self._fail(run_id, "the worker running this run was lost")
+                        await self._fail(run_id, "the worker running this run was lost", lost=True)
             except StoreUnavailable as exc:
                 logger.warning("could not renew run leases: %s", exc)
             except Exception:
                 logger.warning("could not renew run leases", exc_info=True)
             await asyncio.sleep(interval)
 
-    async def _fail(self, run_id: uuid.UUID, reason: str) -> None:
-        """Fail a run that will not record its outcome itself (if it has not ended yet)."""
+    async def _fail(self, run_id: uuid.UUID, reason: str, *, lost: bool = False) -> None:
+        """Fail a run that will not record its outcome itself (if it has not ended yet); ``lost``: its
+        lease has lapsed."""
         record = await self.store.get_run(run_id)
         if record is None or record.run.status.is_terminal:
             return
-        end = ending(record.run, RunStatus.FAILED, server_error(reason))
-        await self.store.transition(
-            run_id, end.changes, expect=may_become(RunStatus.FAILED), events=[end.event]
+        error, expect = server_error(reason), set(may_become(RunStatus.FAILED))
+        if lost and record.run.status is RunStatus.CREATED and not self.executor.in_process:
+            # Never taken from its queue: the lease it was handed over with has lapsed.
+            error, expect = server_error(queue_expired(self.settings), "max_queue_wait"), {RunStatus.CREATED}
+        end = ending(record.run, RunStatus.FAILED, error)
+        await self.store.transition(run_id, end.changes, expect=expect, events=[end.event])
+
+    # runs executed elsewhere (see .executors) -----------------------------------------------------
+    async def _hand_over(
+        self,
+        agent: AgentDefinition,
+        request: RunCreateRequest,
+        owner: str | None,
+        base_url: str,
+        run_id: uuid.UUID | None,
+    ) -> Run:
+        """Record a new run ``created`` (queued) and submit it to the executor; returns it as recorded."""
+        session = await open_session(self.store, request, owner)
+        run = Run(agent_name=agent.name, session_id=session.id, run_id=run_id or uuid.uuid4())
+        await self.store.create_run(RunRecord(run=run, owner=owner), RunJSON(run).event("run.created", run))
+        await self.store.hand_over(run.run_id, self.settings.max_queue_wait + self.settings.lease_ttl)
+        named = request.session is not None or request.session_id is not None
+        name = self.executor.name
+        job = RunJob(name, run.run_id, agent.name, request.input, session, named, owner, base_url)
+        try:
+            await self.executor.submit(job)
+        except Exception as exc:  # the broker is down: the run fails, the client gets 503
+            logger.warning("run %s could not be queued: %s", run.run_id, exc)
+            await self._fail(run.run_id, "the run could not be queued")
+            raise ACPError(server_error("the task queue is unreachable"), status=503) from exc
+        return run
+
+    async def _cancel_queued(self, run: Run) -> RunRecord | None:
+        """End a run that waits in the executor's queue ``cancelled``; ``None`` if a worker took it."""
+        end = ending(run, RunStatus.CANCELLED)
+        queued = {RunStatus.CREATED}
+        return await self.store.transition(run.run_id, end.changes, expect=queued, events=[end.event])
+
+    async def execute(self, job: RunJob) -> None:
+        """Execute a run that another process recorded and handed over (in a worker of the executor);
+        returns once the run has ended. A run that is gone, taken by another worker, cancelled or
+        queued too long is not executed (see :func:`.executors.claim`)."""
+        await self.ensure_started()
+        assert self._host is not None and self._loop is not None
+        agent = self.registry.get(job.agent_name)
+        if agent is None:
+            await self._fail(job.run_id, f"this worker has no agent {job.agent_name!r}")
+            return
+        record = await claim(self.store, self.settings, job)
+        if record is None:
+            return
+        run = record.run
+        await self.store.renew_leases([run.run_id], self.settings.lease_ttl)  # its lease is ours now
+        try:
+            self.active.take(agent, job.owner)
+        except ACPError as exc:  # a limit on this worker's active runs
+            await self._fail(run.run_id, exc.error.message)
+            return
+        loader = ResourceLoader(
+            self.store, self.settings, job.base_url, self._http, owner=job.owner, run_id=run.run_id
         )
+        session = job.session
+        session_context = SessionContext(session.id, list(session.history), session.state, loader, job.owner)
+        record_session = None
+        if job.record_session:
+            record_session = session_recorder(self.store, session_context, loader, job.input, job.owner)
+        execution = RunExecution(
+            self._host, agent, run, RunJSON(run), job.input, session_context, job.owner, record_session
+        )
+        execution.started = True  # claimed: in progress already
+        self._executions[run.run_id] = execution
+        execution.task = self._spawn(self._execute(execution))
+        execution.deadline_tick = self._deadlines.watch(self._loop, execution)
+        await asyncio.shield(execution.task)
+
+    async def stop_all(self, reason: str, *, wait: float = 5.0) -> None:
+        """Fail every run executing here with ``reason`` (``data.reason`` ``worker_shutdown``) and
+        stop its agent: the worker must stop before its runs end. Returns once their failures are
+        recorded (or after ``wait`` seconds)."""
+        executions = list(self._executions.values())
+        for execution in executions:
+            execution.fail(server_error(reason, "worker_shutdown"))
+        deadline = asyncio.get_running_loop().time() + wait
+        while any(not execution.released for execution in executions):
+            if asyncio.get_running_loop().time() >= deadline:
+                logger.warning("%d run(s) of a stopping worker could not be failed in time", len(executions))
+                return
+            await asyncio.sleep(0.02)

@@ -128,6 +128,9 @@ class RunExecution:
         self._failure: ACPError | None = None
         #: The tick of the engine's clock at which the run fails if it has not ended.
         self.deadline_tick = 0
+        #: Whether the run is in progress already when it executes (a worker claimed it so): ``execute``
+        #: does not move it there.
+        self.started = False
         #: The mode of the request that created the run, for its log line (set by the engine that
         #: created it; ``None`` when another process did).
         self.mode: RunMode | None = None
@@ -147,7 +150,11 @@ class RunExecution:
     def time_out(self, seconds: float) -> None:
         """The run has gone on for ``seconds``, its most (awaiting time included): stop the agent as a
         cancel would, and fail the run now."""
-        error = server_error(f"the run took longer than {seconds:g} s", "max_run_duration")
+        self.fail(server_error(f"the run took longer than {seconds:g} s", "max_run_duration"))
+
+    def fail(self, error: Error) -> None:
+        """Fail the run with ``error`` now and stop the agent as a cancel would (a deadline, a worker
+        that stops)."""
         self._failure = ACPError(error)
         self.cancel()
         # Recorded now, not when the agent lets go: a sync agent may hold its thread for long.
@@ -172,7 +179,9 @@ class RunExecution:
         run_id = self.run.run_id
         self.host.reports.started(self, self.host.settings.progress_log_interval)
         try:
-            if not await self._transition({"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}):
+            if not self.started and not await self._transition(
+                {"status": RunStatus.IN_PROGRESS}, {RunStatus.CREATED}
+            ):
                 await self._finish_cancelled()
                 return
             await self._call_agent_interruptibly()

@@ -40,6 +40,7 @@ from .bodies import check_create_caps, check_resume_caps, parse_body, require_js
 from .engine import RunEngine
 from .errors import ACPError, NotFoundError, PayloadTooLargeError, ValidationFailed, agent_not_found
 from .events import RunJSON, run_of_event
+from .executors import Executor
 from .http import Headers, Request, Response, StreamResponse
 from .idempotency import claim_idempotency_key, replayed_run
 from .memory_store import MemoryStore
@@ -131,15 +132,19 @@ class ACPService:
         settings: Settings | None = None,
         sync_agent_context: Callable[[], AbstractContextManager[Any]] | None = None,
         authorize: Authorize | None = None,
+        executor: Executor | None = None,
     ) -> None:
         """``sync_agent_context``, if given, is entered in the worker thread around every call of a sync
         agent (a plain function or a sync generator): a Flask app context, a database connection.
-        ``authorize`` is the authorization hook described above."""
+        ``authorize`` is the authorization hook described above. ``executor`` says where runs execute:
+        in this process (``None``, the default) or handed over, e.g. to Celery workers
+        (``acp_adapters.celery.CeleryExecutor``, which needs a shared store)."""
         check_service_arguments(
             "ACPService",
             registry,
             store=store,
             settings=settings,
+            executor=executor,
             sync_agent_context=sync_agent_context,
             authorize=authorize,
         )
@@ -147,8 +152,9 @@ class ACPService:
         self.settings = settings or Settings()
         self.store = store or MemoryStore()
         self.store.configure(self.settings)
-        self.engine = RunEngine(registry, self.store, self.settings, sync_agent_context)
+        self.engine = RunEngine(registry, self.store, self.settings, sync_agent_context, executor)
         self.authorize = authorize
+        self.engine.executor.bind(self)
 
     async def handle(self, request: Request) -> Response | StreamResponse:
         """Answer one request."""

@@ -50,6 +50,9 @@ class Settings:
     max_run_duration: float = 3600.0
     #: How long an awaiting run waits for a resume before it fails.
     await_timeout: float = 600.0
+    #: With an executor that queues runs (Celery): how long a run may wait for a worker to start it;
+    #: past it the run fails (``server_error``, ``data.reason`` ``max_queue_wait``) and is never started.
+    max_queue_wait: float = 300.0
     #: Threads for agents written as plain functions or sync generators.
     sync_agent_threads: int = 32
     # memory ---------------------------------------------------------------------------------------

@@ -341,6 +341,16 @@ class Store(ABC):
         store needs no leases: its runs end with the process.
         """
 
+    async def hand_over(self, run_id: uuid.UUID, lease: float) -> None:
+        """The run this process has just created executes in another process (a remote executor's
+        worker, once it takes the run from a queue): hold its lease ``lease`` seconds, for nobody
+        renews it while it waits, and stop treating it as executed here.
+
+        This default renews the lease; a store that keeps track of the runs its process executes
+        forgets the run too.
+        """
+        await self.renew_leases([run_id], lease)
+
     async def find_lost_runs(self) -> list[uuid.UUID]:
         """Runs that are not finished but whose lease has lapsed (their worker died).
 

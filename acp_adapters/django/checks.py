@@ -16,7 +16,8 @@ Ids are stable:
   (``path("acp", include(...))`` would serve ``/acpagents``);
 * ``acp_adapters.E010``: there is no ``ACP_ADAPTERS`` setting, and a mount takes its agents from it;
 * ``acp_adapters.E011``: ``STORE`` is the database store, and its app (``acp_adapters.django.db``) is
-  not in ``INSTALLED_APPS``.
+  not in ``INSTALLED_APPS``;
+* ``acp_adapters.E012``: ``EXECUTOR`` is not an ``Executor`` (nor a function returning one or ``None``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@
         "OWNER": "myproject.auth.acp_owner",      # optional: f(HttpRequest) -> str | None
         "GUARD": "myproject.auth.acp_guard",      # optional: f(HttpRequest) -> None, raises ACPError to deny
         "AUTHORIZE": "myproject.auth.authorize",  # optional: the core's hook, f(Request, agent) per agent
+        "EXECUTOR": "myproject.celery.executor",  # optional: an Executor, or a function returning one
     }
 
 Every value may be the object itself or its dotted path. Nothing is imported before it is needed;
@@ -32,6 +33,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from acp_adapters.core.agents import AgentRegistry
+from acp_adapters.core.executors import Executor
 from acp_adapters.core.service import Authorize
 from acp_adapters.core.settings import Settings
 from acp_adapters.core.store import Store
@@ -56,7 +58,7 @@ Guard = Callable[[HttpRequest], None]
 StoreFactory = Callable[[], "Store | None"]
 T = TypeVar("T")
 
-KEYS = ("REGISTRY", "SETTINGS", "STORE", "OWNER", "GUARD", "AUTHORIZE")
+KEYS = ("REGISTRY", "SETTINGS", "STORE", "OWNER", "GUARD", "AUTHORIZE", "EXECUTOR")
 
 
 class ACPConfigurationError(ImproperlyConfigured):
@@ -169,6 +171,12 @@ class ACPConf:
             "Authorize | None", self._resolved("AUTHORIZE", lambda value: self._callable("AUTHORIZE", value))
         )
 
+    @property
+    def executor(self) -> Executor | None:
+        """Where the runs execute (``EXECUTOR``, e.g. a ``CeleryExecutor``); ``None``: in the process
+        that creates them. A function is called once."""
+        return self._resolved("EXECUTOR", self._executor)
+
     def problems(self) -> list[ACPConfigurationError]:
         """Every error in ``ACP_ADAPTERS`` (for the system checks), resolving what can be."""
         if not self.configured:
@@ -178,7 +186,7 @@ class ACPConf:
         except ACPConfigurationError as exc:
             return [exc]
         found = []
-        for name in ("registry", "settings", "store_factory", "owner", "guard", "authorize"):
+        for name in ("registry", "settings", "store_factory", "owner", "guard", "authorize", "executor"):
             try:
                 getattr(self, name)
             except ACPConfigurationError as exc:
@@ -267,6 +275,18 @@ class ACPConf:
             return store
 
         return make
+
+    @staticmethod
+    def _executor(value: Any) -> Executor | None:
+        if not isinstance(value, Executor) and callable(value):
+            value = value()
+        if value is not None and not isinstance(value, Executor):
+            raise _fail(
+                "E012",
+                "ACP_ADAPTERS['EXECUTOR'] must be an Executor (CeleryExecutor(celery_app) from "
+                f"acp_adapters.celery), or a function returning one or None, not {type(value).__name__}.",
+            )
+        return value
 
     @staticmethod
     def _callable(key: str, value: Any) -> Callable[[HttpRequest], Any]:

@@ -43,8 +43,15 @@ from django.urls.resolvers import RegexPattern, ResolverMatch
 from acp_adapters._wsgi_environ import drop_excess, headers_from_environ, read_body
 from acp_adapters.bridge import SyncBridge, SyncStreamResponse, loop_outlives_request
 from acp_adapters.core.agents import AgentRegistry
-from acp_adapters.core.arguments import check_callable, check_registry, check_settings, check_store
+from acp_adapters.core.arguments import (
+    check_callable,
+    check_executor,
+    check_registry,
+    check_settings,
+    check_store,
+)
 from acp_adapters.core.errors import ACPError, PayloadTooLargeError, PermissionRequired
+from acp_adapters.core.executors import Executor
 from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.service import ACPService
 from acp_adapters.core.settings import Settings
@@ -95,11 +102,13 @@ class ACPSite:
         guard: Guard | None = None,
         authorize: Authorize | None = None,
         name: str = "acp",
+        executor: Executor | None = None,
     ) -> None:
         if registry is not None:  # (None: ACP_ADAPTERS["REGISTRY"], checked by manage.py check)
             check_registry("ACPSite", registry)
         check_store("ACPSite", store)
         check_settings("ACPSite", settings)
+        check_executor("ACPSite", executor)
         for hook, value in (("owner", owner), ("guard", guard), ("authorize", authorize)):
             check_callable("ACPSite", hook, value)
         if not isinstance(name, str) or not name:
@@ -107,6 +116,7 @@ class ACPSite:
         self.name = name
         self._registry, self._store, self._settings = registry, store, settings
         self._owner, self._guard, self._authorize = owner, guard, authorize
+        self._executor = executor
         self._service: ACPService | None = None
         self._bridge: SyncBridge | None = None
         self._lock = threading.Lock()
@@ -185,7 +195,10 @@ class ACPSite:
             store = conf.store_factory()
         registry = conf.registry if self._registry is None else self._registry
         authorize = conf.authorize if self._authorize is None else self._authorize
-        service = ACPService(registry, store=store, settings=self.settings, authorize=authorize)
+        executor = conf.executor if self._executor is None else self._executor
+        service = ACPService(
+            registry, store=store, settings=self.settings, authorize=authorize, executor=executor
+        )
         warn_if_store_not_shared(service.store)
         return service
 

@@ -392,6 +392,13 @@ class DjangoStore(BatchedEventsStore):
         if stale:
             await self._query(db_ops.renew_leases, stale, ttl, now, self.worker)
 
+    async def hand_over(self, run_id: uuid.UUID, lease: float) -> None:
+        # Another process executes it: this one waits for its events as for any other's (watched),
+        # and never looks for its signals.
+        self._fresh.pop(run_id, None)
+        self._no_signal_yet.discard(run_id)
+        await self._query(db_ops.renew_leases, [run_id], lease, self._now(), self.worker)
+
     def _lease_is_fresh(self, run_id: uuid.UUID, ttl: float, now: Any) -> bool:
         """Whether this process wrote the run's lease at creation, for ``ttl``, less than a tenth of it ago
         (the renewal would change almost nothing)."""

@@ -362,6 +362,14 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         args = [milliseconds(ttl), self._live_ttl, worker_name(), *(str(run_id) for run_id in run_ids)]
         await self._redis.script("RENEW_LEASES", keys, args)
 
+    async def hand_over(self, run_id: uuid.UUID, lease: float) -> None:
+        # Its events come from another process: this one's readers subscribe to them (not local).
+        self._forget_local(run_id)
+        keys = [self._key("leases"), *self._run_keys(run_id)]
+        live = max(self._live_ttl, milliseconds(2 * lease))
+        args = [milliseconds(lease), live, worker_name(), str(run_id)]
+        await self._redis.script("RENEW_LEASES", keys, args)
+
     async def find_lost_runs(self) -> list[uuid.UUID]:
         candidates = await self._redis.script("FIND_LOST_RUNS", [self._key("leases")], [])
         if not candidates:
