@@ -6,7 +6,6 @@ The mount serves its own document at ``{prefix}/openapi.json`` in every framewor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from .core.agents import AgentRegistry
@@ -18,7 +17,9 @@ __all__ = ["HasOpenAPI", "acp_paths", "add_acp_paths", "with_acp_paths"]
 class HasOpenAPI(Protocol):
     """An app whose ``openapi()`` gives its OpenAPI document and whose docs call it (FastAPI's)."""
 
-    openapi: Callable[[], dict[str, Any]]
+    def openapi(self) -> dict[str, Any]:
+        """The app's OpenAPI document."""
+        ...
 
 
 def add_acp_paths(app: HasOpenAPI, registry: AgentRegistry, prefix: str = "/acp") -> None:
@@ -42,4 +43,5 @@ def add_acp_paths(app: HasOpenAPI, registry: AgentRegistry, prefix: str = "/acp"
             merged[:] = [(source, with_acp_paths(source, [agent.name for agent in registry], prefix))]
         return merged[0][1]
 
-    app.openapi = openapi
+    # FastAPI's documented way of changing its document: the method replaced on the instance.
+    setattr(app, "openapi", openapi)  # noqa: B010 - mypy would refuse assigning to a method

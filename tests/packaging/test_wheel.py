@@ -78,6 +78,7 @@ def test_the_wheel_installs_with_every_extra_and_serves(tmp_path: Path) -> None:
     (wheel,) = dist.glob("acp_adapters-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "acp_adapters/py.typed" in names
+    assert "acp_adapters/core/acp-openapi.json" in names  # {prefix}/openapi.json is made from it
     assert "acp_adapters/__main__.py" in names
     assert any(name.startswith("acp_adapters/django/db/migrations/") for name in names)
     assert not any(name.startswith(("tests/", "example_")) for name in names)
@@ -120,6 +121,7 @@ def test_the_wheel_installs_with_every_extra_and_serves(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.1)
         assert agents.status_code == 200
+        assert httpx.get(f"{base}/openapi.json", timeout=10).json()["servers"][0]["url"] == base
         run_ = httpx.post(
             f"{base}/runs",
             json={
