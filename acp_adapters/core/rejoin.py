@@ -8,7 +8,8 @@ and see no change.
 Rules this module keeps:
 
 * The stream is chosen only when the client prefers ``text/event-stream`` to JSON (RFC 9110's
-  ``Accept``, with ``q`` values); ``*/*``, ``application/json``, a tie or no ``Accept`` get the JSON list.
+  ``Accept``, with ``q`` values; at the same ``q``, the type named more exactly); ``*/*``,
+  ``application/json``, both named alike, or no ``Accept`` get the JSON list.
 * An id is an event's index in the run's log. The last one seen comes from ``Last-Event-ID`` (what a
   browser's ``EventSource`` sends when it reconnects, so it wins over the query), else ``?after=N``;
   the stream starts at the next index. Neither (or an empty ``Last-Event-ID``, which the SSE standard
@@ -45,17 +46,19 @@ def wants_event_stream(headers: Mapping[str, str]) -> bool:
     """Whether the ``Accept`` header prefers ``text/event-stream`` to ``application/json``.
 
     Each type takes the ``q`` of the most specific media range that matches it (``text/event-stream``,
-    then ``text/*``, then ``*/*``); the stream needs a ``q`` above 0 and above JSON's.
+    then ``text/*``, then ``*/*``); the stream needs a ``q`` above 0 and above JSON's, or the same ``q``
+    from a more specific range (``text/event-stream, */*``).
     """
     accept = headers.get("accept")
     if not accept:
         return False
     stream = _quality(accept, _EVENT_STREAM)
-    return stream > 0 and stream > _quality(accept, _JSON)
+    return stream[0] > 0 and stream > _quality(accept, _JSON)
 
 
-def _quality(accept: str, media: tuple[str, str]) -> float:
-    """The ``q`` that ``accept`` gives ``media`` (0 when no range matches it)."""
+def _quality(accept: str, media: tuple[str, str]) -> tuple[float, int]:
+    """The ``q`` that ``accept`` gives ``media`` and how specific the range that gave it is (2: the
+    type itself, 1: ``type/*``, 0: ``*/*``); ``(0, -1)`` when no range matches it."""
     best, specificity = 0.0, -1
     for item in accept.split(","):
         kind, *parameters = item.split(";")
@@ -78,7 +81,7 @@ def _quality(accept: str, media: tuple[str, str]) -> float:
         else:
             if rank > specificity:
                 best, specificity = quality, rank
-    return best
+    return best, specificity
 
 
 def _last_seen(request: Request) -> tuple[int, str] | None:
