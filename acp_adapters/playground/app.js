@@ -54,16 +54,25 @@ class ApiError extends Error {
   }
 }
 
-function headers(extra = {}) {
+/** Django's CSRF token (its default cookie), which a POST by a user logged in through Django's session
+ * must carry; no other framework reads the header. */
+function csrfToken() {
+  const found = document.cookie.split(";").find((c) => c.trim().startsWith("csrftoken="));
+  return found ? decodeURIComponent(found.trim().slice("csrftoken=".length)) : null;
+}
+
+function headers(extra = {}, method = "GET") {
   const all = { Accept: "application/json", ...extra };
   const token = $("token").value.trim();
   if (token) all.Authorization = `Bearer ${token}`;
+  const csrf = method === "POST" ? csrfToken() : null;
+  if (csrf) all["X-CSRFToken"] = csrf;
   return all;
 }
 
 /** Send a request to the mount (path relative to it: "runs", "agents/echo"); the answer, or an ApiError. */
 async function request(method, path, body, options = {}) {
-  const init = { method, headers: headers(options.headers), signal: options.signal, credentials: "same-origin" };
+  const init = { method, headers: headers(options.headers, method), signal: options.signal, credentials: "same-origin" };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
@@ -535,11 +544,17 @@ async function loadAgents() {
     status.textContent = agents.length ? `${agents.length} agents` : "No agent is served here.";
     const first = agents.find((a) => a.name === wanted) || agents[0];
     if (first) {
-      document.querySelector(`input[name="agent"][value="${CSS.escape(first.name)}"]`).checked = true;
+      const radio = document.querySelector(`input[name="agent"][value="${CSS.escape(first.name)}"]`);
+      radio.checked = true;
+      radio.closest("li").scrollIntoView({ block: "nearest" });
       await selectAgent(first.name);
     }
   } catch (error) {
     status.textContent = error.message;
+    if (error.status === 401) {
+      $("auth").open = true;
+      $("token").focus();
+    }
   }
 }
 
@@ -738,7 +753,10 @@ function start() {
     $("show-history").focus();
   });
   $("reload-agents").addEventListener("click", loadAgents);
-  $("token").addEventListener("change", loadAgents);
+  $("auth-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadAgents();
+  });
   addTextPart();
   loadAgents();
 }

@@ -1,0 +1,43 @@
+"""A Chromium for the browser tests: Debian's ``chromium`` driven by Playwright's Python API.
+
+Playwright's own browser download is not used (``.ci/run`` installs the ``chromium`` package and
+Playwright comes with the ``test`` extra). One browser for the whole session, a fresh context (cookies,
+storage) per test. Without Chromium or Playwright the tests skip, naming what is missing, unless
+``ACP_REQUIRE_SERVICES`` is set (as in CI), when they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get("ACP_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason}, and ACP_REQUIRE_SERVICES is set", pytrace=False)
+    pytest.skip(f"{reason}; set ACP_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Chromium, headless; ``--no-sandbox`` because CI runs as root."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        _missing("the browser tests need Debian's chromium (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the browser tests need Playwright (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
