@@ -127,9 +127,12 @@ def test_a_run_is_its_owners_only(example: Example) -> None:
     run = example.alice.run("echo", "alice's secret")
     path = f"/runs/{run['run_id']}"
     assert ok_json(example.alice.request("GET", path), 200, "Run")["run_id"] == run["run_id"]
+    stream = {"accept": "text/event-stream"}
+    assert example.alice.request("GET", path + "/events", headers=stream).status == 200
     for other in (example.bob, example.open):
         acp_error(other.request("GET", path), 404, "not_found")
         acp_error(other.request("GET", path + "/events"), 404, "not_found")
+        acp_error(other.request("GET", path + "/events", headers=stream), 404, "not_found")
         acp_error(other.request("POST", path + "/cancel"), 404, "not_found")
     refused(example.anonymous.request("GET", path))
 
