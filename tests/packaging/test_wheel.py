@@ -81,6 +81,7 @@ def test_the_wheel_installs_with_every_extra_and_serves(tmp_path: Path) -> None:
     assert "acp_adapters/core/acp-openapi.json" in names  # {prefix}/openapi.json is made from it
     assert "acp_adapters/__main__.py" in names
     assert any(name.startswith("acp_adapters/django/db/migrations/") for name in names)
+    assert {f"acp_adapters/playground/{asset}" for asset in ("index.html", "app.js", "app.css")} <= set(names)
     assert not any(name.startswith(("tests/", "example_")) for name in names)
 
     env_dir = tmp_path / "venv"

@@ -2,8 +2,8 @@
 
 Playwright's own browser download is not used (``.ci/run`` installs the ``chromium`` package and
 Playwright comes with the ``test`` extra). One browser for the whole session, a fresh context (cookies,
-storage) per test. Without Chromium or Playwright the tests skip, naming what is missing, unless
-``ACP_REQUIRE_SERVICES`` is set (as in CI), when they fail.
+storage) per test. Without Chromium the tests skip, unless ``ACP_REQUIRE_SERVICES`` is set (as in CI),
+when they fail.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import pytest
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+from playwright.sync_api import Browser, sync_playwright
 
 
 def _missing(reason: str) -> NoReturn:
@@ -31,10 +29,6 @@ def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
         _missing("the browser tests need Debian's chromium (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("the browser tests need Playwright (pip install -e '.[test]')")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
