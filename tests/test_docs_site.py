@@ -34,6 +34,7 @@ INTERNAL = {
     "acp_adapters.core.*": "the same (core.errors, core.http, core.service and core.store are shown)",
     "acp_adapters.stores.redis.*": "the Redis store's modules: RedisStore is acp_adapters.stores.redis's",
     "acp_adapters.django.*": "the Django integration's modules: their public names are acp_adapters.django's",
+    "acp_adapters.a2a.*": "A2A's modules: A2AService and the ASGI mount (acp_adapters.a2a.asgi) are shown",
     "acp_adapters.django.db.*": "the database store app's modules: the app and its DjangoStore are shown",
 }
 
