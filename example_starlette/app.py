@@ -1,5 +1,6 @@
 """A Starlette app with a page of its own at ``/``, the ACP API at ``/acp`` and, for holders of a
-token, at ``/acp-private``.
+token, at ``/acp-private``; the same agents over A2A at ``/a2a`` and ``/a2a-private`` (each sharing
+its ACP mount's engine: ``/a2a/echo/.well-known/agent-card.json`` is the card of ``echo``).
 
 Run it from the repository root: ``uvicorn example_starlette.app:app``. The environment, read once
 when the app is made:
@@ -26,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Scope
 
 from acp_adapters import Settings
+from acp_adapters.a2a.asgi import A2AApp
 from acp_adapters.asgi import ACPApp
 from example_agents import (
     DEMO_SETTINGS,
@@ -39,7 +41,8 @@ from example_agents import (
 
 async def home(request: Request) -> PlainTextResponse:
     return PlainTextResponse(
-        "A Starlette app; its agents are served over ACP at /acp, and to holders of a token at /acp-private\n"
+        "A Starlette app; its agents are served over ACP at /acp and over A2A at /a2a, and to holders of a "
+        "token at /acp-private and /a2a-private\n"
     )
 
 
@@ -63,7 +66,15 @@ def create_app() -> Starlette:
         authorize=tokens.authorize,
         executor=executor_from_env("acp-private"),
     )
-    return Starlette(routes=[Route("/", home), Mount("/acp-private", app=private), Mount("/acp", app=public)])
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Mount("/acp-private", app=private),
+            Mount("/acp", app=public),
+            Mount("/a2a-private", app=A2AApp(private, acp_url="/acp-private")),
+            Mount("/a2a", app=A2AApp(public)),
+        ]
+    )
 
 
 app = create_app()
