@@ -255,6 +255,7 @@ class RunCard {
     this.eventsBox = h("pre", { class: "code events", hidden: true, tabindex: "0", "aria-label": "Raw events" });
     this.logList = h("ol", { class: "log" });
     this.logCount = h("span", {}, "0");
+    this.logBox = h("details", { class: "stream-log", hidden: true }, h("summary", {}, "Stream events (", this.logCount, ")"), this.logList);
     this.cancelButton = h("button", { type: "button", class: "cancel", disabled: true, onclick: () => this.cancel() }, "Cancel");
     this.eventsButton = h(
       "button",
@@ -289,7 +290,7 @@ class RunCard {
         this.errorEl,
         h("div", { class: "row actions" }, this.cancelButton, this.eventsButton, this.continueButton),
         this.eventsBox,
-        h("details", { class: "stream-log" }, h("summary", {}, "Stream events (", this.logCount, ")"), this.logList),
+        this.logBox,
       ),
     );
   }
@@ -395,6 +396,7 @@ class RunCard {
           : "";
     this.logList.append(h("li", { "data-type": event.type }, h("code", {}, event.type), " ", summary.slice(0, 200)));
     this.logCount.textContent = String(this.logList.children.length);
+    this.logBox.hidden = false;
   }
 
   // actions ------------------------------------------------------------------------------------------
@@ -454,12 +456,13 @@ class RunCard {
       resumeRun(this, resume);
     });
     const asked = isMessage && request.message ? request.message : null;
-    this.awaitBox.replaceChildren(
+    const children = [
       h("p", { class: "await-title" }, h("span", { class: "tag" }, "awaiting"), " The agent asks for an answer."),
       asked && asked.parts && asked.parts.length ? h("ol", { class: "messages" }, renderMessage(asked)) : null,
       h("details", {}, h("summary", {}, "Await request as JSON"), h("pre", { class: "code" }, json(request))),
       form,
-    );
+    ];
+    this.awaitBox.replaceChildren(...children.filter(Boolean));
     this.awaitBox.hidden = false;
     field.focus();
   }
