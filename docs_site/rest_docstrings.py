@@ -13,6 +13,8 @@ extension
   the package). It links when the object is on the site and shows as code when it is not (an internal
   module). A role that names nothing is recorded in ``obj.extra["docs_site"]["unresolved"]``: the site's
   hooks (docs_site/hooks.py) report those of the objects the site shows, which fails the strict build;
+* moves the ``:param x:`` fields after the prose (Griffe's Sphinx parser would make a paragraph that
+  follows them part of the last field's description);
 * turns a paragraph ending in ``::`` and the indented block after it into a fenced code block, and
   ``>>>`` examples (their ``...`` lines and output too) into a ``pycon`` block, ``# doctest:`` comments
   dropped.
@@ -30,6 +32,9 @@ from typing import Any
 import griffe
 
 _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):`(~?)([^`<>]+)`")
+_FIELD = re.compile(
+    r":(?:param|parameter|arg|argument|key|keyword|type|raises?|except|exception|returns?|rtype|var|ivar)\b[^:]*:"
+)
 _DOCTEST_COMMENT = re.compile(r"\s*#\s*doctest:.*$")
 
 
@@ -79,7 +84,7 @@ def rewrite(text: str, obj: griffe.Object, by_name: dict[str, list[str]], unreso
     nothing are added to ``unresolved``."""
     out: list[str] = []
     fenced = False
-    for line in _fence_literal_blocks(_fence_examples(text.splitlines())):
+    for line in _fence_literal_blocks(_fence_examples(_fields_last(text.splitlines()))):
         if line.lstrip().startswith("```"):
             fenced = not fenced
         out.append(line if fenced else _ROLE.sub(lambda m: _reference(m, obj, by_name, unresolved), line))
@@ -139,6 +144,25 @@ def _existing(path: str, obj: griffe.Object) -> str | None:
     except (KeyError, ValueError, griffe.AliasResolutionError, griffe.CyclicAliasError):
         return None
     return path
+
+
+def _fields_last(lines: list[str]) -> list[str]:
+    """The ``:param x:`` fields (and their indented lines) after the prose: Griffe's Sphinx parser would
+    make a paragraph that follows them part of the last field."""
+    prose: list[str] = []
+    fields: list[str] = []
+    in_field = False
+    for line in lines:
+        if _FIELD.match(line):
+            in_field = True
+        elif in_field and line.strip() and not line[:1].isspace():
+            in_field = False
+        (fields if in_field else prose).append(line)
+    if not fields:
+        return lines
+    while prose and not prose[-1].strip():
+        prose.pop()
+    return [*prose, "", *fields]
 
 
 def _fence_examples(lines: list[str]) -> list[str]:

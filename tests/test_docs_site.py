@@ -157,7 +157,7 @@ def test_the_strict_build_fails_on_a_broken_link_a_broken_anchor_and_a_page_out_
 
 PACKAGE = '''"""A package."""
 
-__all__ = ["Base", "Child", "bare", "example"]
+__all__ = ["Base", "Child", "bare", "example", "configured"]
 
 
 class Base:
@@ -200,6 +200,16 @@ def example() -> None:
 
     Or :func:`bare`, or :class:`TimeoutError`.
     """
+
+
+def configured(x: int) -> None:
+    """Configured.
+
+    :param x: the value,
+        on two lines.
+
+    A paragraph after the fields.
+    """
 '''
 
 
@@ -235,6 +245,12 @@ def test_rest_docstrings_become_markdown(docpkg: Path) -> None:
         "Use it so:\n\n```python\nexample()\n```\n\n```pycon\n>>> example()\n'x'\n```\n\n"
         'Or <autoref identifier="docpkg.bare" optional>`bare`</autoref>, or `TimeoutError`.'
     )
+    configured = package["configured"].docstring
+    assert configured is not None
+    assert configured.value == (
+        "Configured.\n\nA paragraph after the fields.\n\n:param x: the value,\n    on two lines.\n"
+    )
+    assert [p.name for p in configured.parse("sphinx")[1].value] == ["x"]  # parameters
     child_run = package["Child.run"].docstring
     assert child_run is not None and child_run.value == "Runs."
     base = package["Base"].docstring
