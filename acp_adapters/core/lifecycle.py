@@ -9,7 +9,8 @@ Rules this module keeps:
   ``run.cancelled`` or ``run.failed`` that follows).
 * Every ending (completed, failed, cancelled) is built by :func:`ending`, every failure's error by
   :func:`server_error`: a run fails the same way whoever fails it (the engine for a lost run, the
-  execution for an agent's error, a deadline or a limit on bytes).
+  execution for an agent's error, a deadline or a limit on bytes). The start of a run's agent is built
+  by :func:`starting`, whether it is stored with the run's creation or after it.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ __all__ = [
     "STOP_EVENTS",
     "TRANSITIONS",
     "Ending",
+    "Move",
     "Transition",
     "ending",
     "may_become",
     "server_error",
+    "starting",
 ]
 
 
@@ -85,11 +88,28 @@ ENDING_EVENTS = frozenset(step.event for step in TRANSITIONS.values() if not ste
 STOP_EVENTS = ENDING_EVENTS | {"run.awaiting"}
 
 
-class Ending(NamedTuple):
-    """The changes that end a run and the event that announces them, to store in one step."""
+class Move(NamedTuple):
+    """The changes that move a run to a status and the event that announces it, to store in one step."""
 
     changes: dict[str, Any]
     event: EventRecord
+
+
+#: A move that ends a run (what :func:`ending` builds).
+Ending = Move
+
+
+def starting(run: Run, run_json: RunJSON | None = None) -> Move:
+    """The move of a run whose agent starts now into ``in-progress``, announced by ``run.in-progress``.
+
+    The engine stores it with the creation of a run it executes at once (one store step for both,
+    ``Store.create_and_transition``); ``run_json`` is the run's JSON kept by its execution.
+    """
+    assert _S.IN_PROGRESS in TRANSITIONS[run.status].to, f"a {run.status.value} run does not start"
+    changes: dict[str, Any] = {"status": _S.IN_PROGRESS}
+    kind = TRANSITIONS[_S.IN_PROGRESS].event
+    assert kind is not None
+    return Move(changes, (run_json or RunJSON(run)).event(kind, run, changes))
 
 
 def ending(

@@ -157,6 +157,27 @@ class Store(ABC):
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
         """Store a new run together with its first event (``run.created``)."""
 
+    async def create_and_transition(
+        self,
+        record: RunRecord,
+        first_event: EventRecord,
+        changes: Mapping[str, Any],
+        *,
+        events: Sequence[EventRecord],
+    ) -> bool:
+        """Store a new run with its first event, and move it at once: :meth:`create_run`, then
+        :meth:`transition` with ``changes`` and ``events`` from the status it was created in (the engine
+        creates a run it executes at once already ``in-progress``). Returns whether the move applied.
+
+        The log starts with ``first_event`` then ``events``, as if the two steps were taken. This
+        default takes them one after the other (a reader may see the run as created in between, and
+        another party may move it first: the move then does not apply); the stores of this package
+        store the run as moved, in one step.
+        """
+        run_id, status = record.run.run_id, record.run.status  # (a store may share the run object)
+        await self.create_run(record, first_event)
+        return await self.transition(run_id, changes, expect={status}, events=events) is not None
+
     @abstractmethod
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         """The run's latest snapshot, or ``None`` if it does not exist (or has expired)."""
@@ -220,6 +241,20 @@ class Store(ABC):
         """Append events to the run's log, in order, and wake the run's readers."""
         if events:
             self._after_write(run_id, await self.write_run(run_id, {}, events=events), True)
+
+    async def append_and_update(
+        self, run_id: uuid.UUID, events: Sequence[EventRecord], changes: Mapping[str, Any]
+    ) -> None:
+        """:meth:`append_events`, then :meth:`update_run` with ``changes`` and no status check (fields
+        that no status depends on: the output, once a message is complete).
+
+        A store that writes events behind (:mod:`.write_behind`) queues ``changes`` with them: they are
+        written with the events' batch, or with the run's next write if that comes first (one round
+        trip for both), whatever that write's status check decides. Readers may see the events before
+        the changes, never the changes before the events.
+        """
+        await self.append_events(run_id, events)
+        await self.update_run(run_id, changes)
 
     async def events_from(self, run_id: uuid.UUID, start: int) -> list[EventRecord]:
         """The run's events from index ``start`` on, as they are now (no waiting); ``[]`` for a run

@@ -3,7 +3,9 @@
 An agent streaming parts emits one event at a time, and a round trip per event (a Redis script, a
 database transaction) would cap a stream at the backend's rate. :class:`EventBatcher` queues a run's
 events and returns; one flushing task per run hands everything queued so far to the store's
-``flush(run_id, events)`` in one call, then whatever came meanwhile, and so on.
+``flush(run_id, events, changes)`` in one call, then whatever came meanwhile, and so on. Changes of the
+run that need no status check (its output, once a message is complete) may be queued with the events
+(``append(run_id, events, changes)``): they are written with them, the latest value of each field.
 :class:`BatchedEventsStore` is the part of a shared store built on it (Redis, the Django database).
 
 Rules this module keeps:
@@ -13,9 +15,11 @@ Rules this module keeps:
   a store settles before anything that must see the events (changing the run, counting its events),
   so that nobody, in this process or another, sees a run's new status before the events that led to
   it. Events appended meanwhile are not waited for: a reader never waits on a writer that keeps going.
-* One round trip: :meth:`EventBatcher.write_with` hands what is queued for the run to the store's own
-  write of the run (a status change, the output) instead of waiting for a flush of its own; the
-  store writes both in one step (a store opts in with ``BatchedEventsStore.writes_queued_with_change``).
+* One round trip: :meth:`EventBatcher.write_with` hands what is queued for the run (events and changes)
+  to the store's own write of the run (a status change, its ending) instead of waiting for a flush of
+  its own; the store writes both in one step (a store opts in with
+  ``BatchedEventsStore.writes_queued_with_change``). A short run's last message and its ending are
+  one write.
 * Backpressure: an append waits for the flush once ``max_pending`` events are queued for the run.
 * Outage: a batch whose flush raises :class:`StoreUnavailable` is tried ``retries`` more times (after
   0.1 s, 0.2 s, ...); one that still fails, or fails otherwise, is dropped, logged, and its error raised
@@ -41,8 +45,9 @@ from .store import EventRecord, RunRecord, Store, StoreUnavailable
 
 __all__ = ["BatchedEventsStore", "EventBatcher", "Flush"]
 
-#: Writes a batch of one run's events, in order (one script call, one transaction).
-Flush = Callable[[uuid.UUID, list[EventRecord]], Awaitable[None]]
+#: Writes a batch of one run's events, in order, and the changes queued with them (``{}``: none), in one
+#: step (one script call, one transaction).
+Flush = Callable[[uuid.UUID, list[EventRecord], dict[str, Any]], Awaitable[None]]
 
 _logger = logging.getLogger(__name__)
 
@@ -50,10 +55,12 @@ T = TypeVar("T")
 
 
 class _Queue:
-    __slots__ = ("appended", "error", "events", "lock", "progress", "task", "written")
+    __slots__ = ("appended", "changes", "error", "events", "lock", "progress", "task", "written")
 
     def __init__(self) -> None:
         self.events: list[EventRecord] = []
+        #: Changes of the run to write with the events (the latest value of each field).
+        self.changes: dict[str, Any] = {}
         self.task: asyncio.Task[None] | None = None
         self.error: Exception | None = None
         #: Events ever queued, and ever written (or dropped): settle waits for the second to reach the first.
@@ -93,10 +100,13 @@ class EventBatcher:
         self._queues: dict[uuid.UUID, _Queue] = {}
         self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
 
-    async def append(self, run_id: uuid.UUID, events: Sequence[EventRecord]) -> None:
-        """Queue the events (waiting only when ``max_pending`` are queued for the run)."""
+    async def append(
+        self, run_id: uuid.UUID, events: Sequence[EventRecord], changes: Mapping[str, Any] | None = None
+    ) -> None:
+        """Queue the events, and ``changes`` of the run to write with them (waiting only when
+        ``max_pending`` events are queued for the run)."""
         if not self.write_behind:
-            await self._flush_batch(run_id, list(events))
+            await self._flush_batch(run_id, list(events), dict(changes or {}))
             return
         queues = self._here()
         queue = queues.get(run_id)
@@ -104,6 +114,8 @@ class EventBatcher:
             queue = queues[run_id] = _Queue()
         self._raise_error(run_id, queue)
         queue.events.extend(events)
+        if changes:
+            queue.changes.update(changes)
         queue.appended += len(events)
         if queue.task is None:
             queue.task = asyncio.get_running_loop().create_task(self._flush(run_id, queue))
@@ -120,21 +132,25 @@ class EventBatcher:
             await queue.progress.wait()
         self._raise_error(run_id, queue)
 
-    async def write_with(self, run_id: uuid.UUID, write: Callable[[list[EventRecord]], Awaitable[T]]) -> T:
-        """Call ``write`` with the events queued for the run (taken off the queue), once the batch being
-        flushed, if any, is written: the store writes them in its own step, one round trip for both.
+    async def write_with(
+        self, run_id: uuid.UUID, write: Callable[[list[EventRecord], dict[str, Any]], Awaitable[T]]
+    ) -> T:
+        """Call ``write`` with the events and changes queued for the run (taken off the queue), once the
+        batch being flushed, if any, is written: the store writes them in its own step, one round trip
+        for both.
 
         Raises the error of a failed batch before, without calling ``write``; an error of ``write`` goes
         to the caller (its events are not tried again).
         """
         queue = self._here().get(run_id) if self.write_behind else None
         if queue is None:
-            return await write([])
+            return await write([], {})
         async with queue.lock:
             self._raise_error(run_id, queue)
             events, queue.events = queue.events, []
+            changes, queue.changes = queue.changes, {}
             try:
-                return await write(events)
+                return await write(events, changes)
             finally:
                 queue.written += len(events)
                 self._advance(queue)
@@ -161,15 +177,16 @@ class EventBatcher:
             while queue.events:
                 async with queue.lock:
                     batch, queue.events = queue.events, []
+                    changes, queue.changes = queue.changes, {}
                     if not batch:  # a write of the run took them along
                         return
                     try:
-                        await self._flush_retrying(run_id, batch)
+                        await self._flush_retrying(run_id, batch, changes)
                     except Exception as exc:
                         dropped = len(batch) + len(queue.events)
                         self._logger.warning("dropped %d event(s) of run %s: %s", dropped, run_id, exc)
                         queue.error = exc
-                        queue.events = []
+                        queue.events, queue.changes = [], {}
                         queue.written = queue.appended
                         return
                     queue.written += len(batch)
@@ -179,14 +196,16 @@ class EventBatcher:
             self._advance(queue)
             self._forget(run_id, queue)
 
-    async def _flush_retrying(self, run_id: uuid.UUID, batch: list[EventRecord]) -> None:
+    async def _flush_retrying(
+        self, run_id: uuid.UUID, batch: list[EventRecord], changes: dict[str, Any]
+    ) -> None:
         for attempt in range(self.retries):
             try:
-                await self._flush_batch(run_id, batch)
+                await self._flush_batch(run_id, batch, changes)
                 return
             except StoreUnavailable:
                 await asyncio.sleep(0.1 * 2**attempt)
-        await self._flush_batch(run_id, batch)
+        await self._flush_batch(run_id, batch, changes)
 
     @staticmethod
     def _advance(queue: _Queue) -> None:
@@ -202,6 +221,7 @@ class EventBatcher:
     def _forget(self, run_id: uuid.UUID, queue: _Queue) -> None:
         if (
             not queue.events
+            and not queue.changes
             and queue.task is None
             and queue.error is None
             and self._queues.get(run_id) is queue
@@ -214,7 +234,8 @@ class BatchedEventsStore(Store):
 
     A write of the run (:meth:`~Store.write_run`, and so a status change) and a count first settle the
     run's queue, then call the store's own :meth:`_change_run` and :meth:`_count_events`; appends go
-    to the queue. The store's ``close`` calls ``batcher.close()``.
+    to the queue, and so do the changes of :meth:`~Store.append_and_update`. The batcher's flush is
+    the store's :meth:`_flush`. The store's ``close`` calls ``batcher.close()``.
     """
 
     batcher: EventBatcher
@@ -232,7 +253,10 @@ class BatchedEventsStore(Store):
     ) -> RunRecord | None:
         if self.writes_queued_with_change:
             return await self.batcher.write_with(
-                run_id, lambda queued: self._change_run_with(run_id, queued, changes, expect, events)
+                run_id,
+                lambda queued, queued_changes: self._change_run_with(
+                    run_id, queued, changes, expect, events, queued_changes
+                ),
             )
         await self.batcher.settle(run_id)  # the events before the change come before it
         return await self._change_run(run_id, changes, expect, events)
@@ -260,6 +284,21 @@ class BatchedEventsStore(Store):
         if events:
             await self.batcher.append(run_id, events)
 
+    async def append_and_update(
+        self, run_id: uuid.UUID, events: Sequence[EventRecord], changes: Mapping[str, Any]
+    ) -> None:
+        if events:
+            await self.batcher.append(run_id, events, changes)
+        else:
+            await self.update_run(run_id, changes)
+
+    async def _flush(self, run_id: uuid.UUID, events: list[EventRecord], changes: dict[str, Any]) -> None:
+        """Write a batch of the run's events (and the changes queued with them): the batcher's flush."""
+        if changes:  # (no status check: they apply to a run that exists)
+            await self._change_run_with(run_id, events, changes, None, ())
+        else:
+            await self._append_events(run_id, events)
+
     async def count_events(self, run_id: uuid.UUID) -> int:
         await self.batcher.settle(run_id)
         return await self._count_events(run_id)
@@ -284,10 +323,16 @@ class BatchedEventsStore(Store):
         changes: Mapping[str, Any],
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
+        queued_changes: Mapping[str, Any] | None = None,
     ) -> RunRecord | None:
-        """Append ``queued`` (the run's events still queued, whatever the compare-and-set decides), then
-        :meth:`_change_run`: one step. Implemented by a store that sets ``writes_queued_with_change``."""
+        """Append ``queued`` and set ``queued_changes`` (what is still queued for the run, written
+        whatever the compare-and-set decides), then :meth:`_change_run`: one step. Implemented by a
+        store that sets ``writes_queued_with_change`` (and by one that queues changes, for its flush)."""
         raise NotImplementedError
+
+    @abstractmethod
+    async def _append_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
+        """Append a batch of the run's events in the backend, in one step."""
 
     @abstractmethod
     async def _count_events(self, run_id: uuid.UUID) -> int:

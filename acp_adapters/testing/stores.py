@@ -318,6 +318,51 @@ class StoreConformance:
         record = await store.get_run(run.run_id)
         assert record is not None and record.run.status is RunStatus.IN_PROGRESS
 
+    async def test_create_and_transition_stores_the_run_moved_with_both_events(
+        self, stores: StoreScope
+    ) -> None:
+        store, other = await stores.open(), await stores.open()
+        run = Run(agent_name="echo")
+        moved = run.model_copy(update={"status": RunStatus.IN_PROGRESS})
+        first, started = run_event("run.created", run), run_event("run.in-progress", moved)
+        changes = {"status": RunStatus.IN_PROGRESS}
+        assert await store.create_and_transition(RunRecord(run, "alice"), first, changes, events=[started])
+        record = await other.get_run(run.run_id)
+        assert record is not None and record.owner == "alice"
+        assert record.run.status is RunStatus.IN_PROGRESS
+        assert await other.read_events(run.run_id, 0) == [first, started]
+        # It goes on as any run: a cancel may move it, and its next event follows the two.
+        assert await other.update_run(run.run_id, {"status": RunStatus.CANCELLING}, expect=ACTIVE)
+        await store.append_events(run.run_id, [event(2)])
+        assert await settled(other, run.run_id, 3) == [first, started, event(2)]
+
+    async def test_append_and_update_writes_the_changes_with_or_after_the_events(
+        self, stores: StoreScope
+    ) -> None:
+        store, other = await stores.open(), await stores.open()
+        run = await new_run(store)
+        output = [Message(role="agent/echo", parts=[MessagePart(content="one")])]
+        await store.append_and_update(run.run_id, [event(1), event(2)], {"output": output})
+        assert (await settled(other, run.run_id, 3))[1:] == [event(1), event(2)]
+        # Written by the run's next write at the latest, whatever that write's status check decides.
+        assert await store.update_run(run.run_id, {}, expect={RunStatus.AWAITING}) is None
+        record = await other.get_run(run.run_id)
+        assert record is not None and record.run.status is RunStatus.CREATED
+        assert [m.model_dump(mode="json") for m in record.run.output] == [
+            m.model_dump(mode="json") for m in output
+        ]
+        # The latest value of a field wins, and goes with a write of the run that applies.
+        more = [*output, Message(role="agent/echo", parts=[MessagePart(content="two")])]
+        await store.append_and_update(run.run_id, [event(3)], {"output": output})
+        await store.append_and_update(run.run_id, [event(4)], {"output": more})
+        ended = await store.transition(
+            run.run_id, {"status": RunStatus.COMPLETED}, expect=ACTIVE, events=[event(5)]
+        )
+        assert ended is not None and len(ended.run.output) == 2
+        assert await other.read_events(run.run_id, 3) == [event(3), event(4), event(5)]
+        record = await other.get_run(run.run_id)
+        assert record is not None and [m.parts[0].content for m in record.run.output] == ["one", "two"]
+
     async def test_racing_transitions_announce_only_the_winner(self, stores: StoreScope) -> None:
         instances = [await stores.open() for _ in range(2)]
         run = await new_run(instances[0])

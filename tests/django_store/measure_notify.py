@@ -128,7 +128,7 @@ def _new_runs(url: str, how_many: int) -> list[str]:
     for _ in range(how_many):
         run = Run(agent_name="bench")
         db_ops.create_run(
-            "default", RunRecord(run=run), EventRecord("run.created", b"{}"), timezone.now(), 3600
+            "default", RunRecord(run=run), [EventRecord("run.created", b"{}")], timezone.now(), 3600
         )
         ids.append(str(run.run_id))
     return ids

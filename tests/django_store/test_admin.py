@@ -24,7 +24,7 @@ def run() -> Run:
     now = timezone.now()
     run = Run(agent_name="echo", status=RunStatus.IN_PROGRESS)
     db_ops.create_run(
-        "default", RunRecord(run=run, owner="alice"), EventRecord("run.created", b'{"n":0}'), now, 10
+        "default", RunRecord(run=run, owner="alice"), [EventRecord("run.created", b'{"n":0}')], now, 10
     )
     db_ops.append_events(
         "default",
@@ -68,7 +68,9 @@ def test_a_run_page_shows_the_snapshot_read_only(admin_client: Client, run: Run)
 
 def test_a_runs_events_are_listed_in_order(admin_client: Client, run: Run) -> None:
     other = Run(agent_name="other")
-    db_ops.create_run("default", RunRecord(run=other), EventRecord("run.created", b"{}"), timezone.now(), 10)
+    db_ops.create_run(
+        "default", RunRecord(run=other), [EventRecord("run.created", b"{}")], timezone.now(), 10
+    )
     # The link on the run's page.
     url = reverse("admin:acp_adapters_runevent_changelist") + f"?run={run.run_id}"
     assert (

@@ -27,7 +27,7 @@ def run_at(
 ) -> uuid.UUID:
     """A run created at ``now`` with two events, finished then unless ``status`` is not terminal."""
     run = Run(agent_name="echo")
-    db_ops.create_run(alias, RunRecord(run=run), EventRecord("run.created", b"{}"), now, lease)
+    db_ops.create_run(alias, RunRecord(run=run), [EventRecord("run.created", b"{}")], now, lease)
     db_ops.append_events(alias, run.run_id, [EventRecord("generic", b"{}")], now)
     if status is not RunStatus.CREATED:
         db_ops.update_run(alias, run.run_id, {"status": status}, None, now, HOUR)

@@ -288,11 +288,11 @@ async def test_write_behind_batches_keeps_order_and_settles_before_a_status_chan
     store, other = make_store(), make_store()
     run = await new_run(store)
     queries = [0]
-    flush = store._flush_events
+    flush = store._flush
 
-    async def counted(run_id: uuid.UUID, events: list[EventRecord]) -> None:
+    async def counted(run_id: uuid.UUID, events: list[EventRecord], changes: dict[str, Any]) -> None:
         queries[0] += 1
-        await flush(run_id, events)
+        await flush(run_id, events, changes)
 
     store.batcher._flush_batch = counted
     for n in range(2000):

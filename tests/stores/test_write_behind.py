@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 import pytest
 
@@ -23,17 +24,20 @@ class Backend:
 
     def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
         self.batches: list[tuple[uuid.UUID, list[EventRecord]]] = []
+        #: The changes written with each batch.
+        self.changes: list[tuple[uuid.UUID, dict[str, Any]]] = []
         self.failures = failures
         self.error = error or StoreUnavailable("the store is unreachable: down")
         self.calls = 0
 
-    async def flush(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
+    async def flush(self, run_id: uuid.UUID, events: list[EventRecord], changes: dict[str, Any]) -> None:
         self.calls += 1
         await asyncio.sleep(0.001)
         if self.failures:
             self.failures -= 1
             raise self.error
         self.batches.append((run_id, events))
+        self.changes.append((run_id, changes))
 
     def events(self, run_id: uuid.UUID) -> list[EventRecord]:
         return [e for rid, batch in self.batches if rid == run_id for e in batch]
@@ -145,3 +149,45 @@ def test_a_batcher_on_a_new_event_loop_starts_empty() -> None:
     old.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
     old.close()
     assert backend.events(run_id) == [event(2)]
+
+
+async def test_changes_queued_with_events_are_written_with_their_batch_the_latest_value_of_each() -> None:
+    backend = Backend()
+    batcher = EventBatcher(backend.flush)
+    run_id = uuid.uuid4()
+    await batcher.append(run_id, [event(1)], {"output": [1]})
+    await batcher.append(run_id, [event(2)])
+    await batcher.append(run_id, [event(3)], {"output": [1, 3]})
+    await batcher.settle(run_id)
+    assert backend.batches == [(run_id, [event(1), event(2), event(3)])]
+    assert backend.changes == [(run_id, {"output": [1, 3]})]
+    await batcher.append(run_id, [event(4)])
+    await batcher.settle(run_id)
+    assert backend.changes[-1] == (run_id, {})  # written once
+
+
+async def test_a_write_of_the_run_takes_the_queued_changes_along_with_the_events() -> None:
+    backend = Backend()
+    batcher = EventBatcher(backend.flush)
+    run_id = uuid.uuid4()
+    await batcher.append(run_id, [event(1)], {"output": [1]})
+    taken: list[tuple[list[EventRecord], dict[str, Any]]] = []
+
+    async def write(events: list[EventRecord], changes: dict[str, Any]) -> str:
+        taken.append((events, changes))
+        return "written"
+
+    assert await batcher.write_with(run_id, write) == "written"
+    assert taken == [([event(1)], {"output": [1]})]
+    await asyncio.sleep(0.01)  # the flushing task finds nothing left
+    assert backend.calls == 0
+    assert await batcher.write_with(run_id, write) == "written"
+    assert taken[-1] == ([], {})
+
+
+async def test_without_write_behind_changes_go_with_their_events_at_once() -> None:
+    backend = Backend()
+    batcher = EventBatcher(backend.flush, write_behind=False)
+    run_id = uuid.uuid4()
+    await batcher.append(run_id, [event(1)], {"output": [1]})
+    assert backend.changes == [(run_id, {"output": [1]})]

@@ -103,17 +103,18 @@ def _alive(now: datetime, retention: float) -> Q:
 def create_run(
     using: str,
     record: RunRecord,
-    first_event: EventRecord,
+    events: Sequence[EventRecord],
     now: datetime,
     initial_lease: float,
     worker: str = "",
 ) -> Seen:
-    """Insert the run and its first event; ``worker`` holds its lease (the creating process)."""
+    """Insert the run and its first events (``run.created``, and those of a move made at once: ``record``
+    is the run after it); ``worker`` holds its lease (the creating process)."""
     run = record.run
     snapshot = run.model_dump(mode="json")
     text = _json(snapshot)
     if connections[using].vendor == "postgresql":
-        _create_run_postgres(using, record, text, first_event, now, initial_lease, worker)
+        _create_run_postgres(using, record, text, events, now, initial_lease, worker)
         return Seen(snapshot, record.owner, 0)
     with transaction.atomic(using=using):
         db.Run.objects.using(using).create(
@@ -124,8 +125,8 @@ def create_run(
             owner=record.owner,
             snapshot=text,
             snapshot_bytes=_size(text),
-            event_count=1,
-            log_bytes=len(first_event.data),
+            event_count=len(events),
+            log_bytes=_log_bytes(events),
             # A worker that dies before its first renewal still leaves a run that can be found lost.
             lease_expires_at=now + timedelta(seconds=initial_lease),
             worker=worker,
@@ -133,8 +134,9 @@ def create_run(
             updated_at=now,
             finished_at=now if run.status in ENDED else None,
         )
-        db.RunEvent.objects.using(using).create(
-            run_id=run.run_id, seq=0, type=first_event.type, data=first_event.data.decode(), created_at=now
+        db.RunEvent.objects.using(using).bulk_create(
+            db.RunEvent(run_id=run.run_id, seq=seq, type=event.type, data=event.data.decode(), created_at=now)
+            for seq, event in enumerate(events)
         )
     return Seen(snapshot, record.owner, 0)
 
@@ -143,20 +145,21 @@ def _create_run_postgres(
     using: str,
     record: RunRecord,
     text: str,
-    first_event: EventRecord,
+    events: Sequence[EventRecord],
     now: datetime,
     initial_lease: float,
     worker: str,
 ) -> None:
     """:func:`create_run` in one statement, so one round trip and no explicit transaction."""
     run = record.run
+    values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
     sql = (
         f"WITH created AS (INSERT INTO {db.Run._meta.db_table} (id, agent_name, session_id, status, owner, "
         "snapshot, snapshot_bytes, version, event_count, log_bytes, signal_count, watched, worker, "
         "lease_expires_at, created_at, updated_at, finished_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s::text, %s, 0, 1, %s, 0, false, %s, %s, %s, %s, %s) RETURNING id) "
+        "VALUES (%s, %s, %s, %s, %s, %s::text, %s, 0, %s, %s, 0, false, %s, %s, %s, %s, %s) RETURNING id) "
         f"INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
-        "SELECT id, 0, %s, %s::text, %s FROM created"
+        f"SELECT id, v.seq, v.type, v.data, %s FROM created, (VALUES {values}) AS v(seq, type, data)"
     )
     params: list[Any] = [
         run.run_id,
@@ -166,16 +169,17 @@ def _create_run_postgres(
         record.owner,
         text,
         _size(text),
-        len(first_event.data),
+        len(events),
+        _log_bytes(events),
         worker,
         now + timedelta(seconds=initial_lease),
         now,
         now,
         now if run.status in ENDED else None,
-        first_event.type,
-        first_event.data.decode(),
         now,
     ]
+    for seq, event in enumerate(events):
+        params += [seq, event.type, event.data.decode()]
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -236,13 +240,21 @@ def write_run(
     seen: Seen | None = None,
     events: Sequence[EventRecord] = (),
     notify: bool = False,
+    queued_changes: Mapping[str, Any] | None = None,
 ) -> tuple[Updated | None, int | None]:
-    """Append ``queued`` (events appended before, whatever the compare-and-set decides), then
-    :func:`update_run`; on PostgreSQL, one statement for both when the change is written.
+    """Append ``queued`` and set ``queued_changes`` (events appended and changes made before, written
+    whatever the compare-and-set decides), then :func:`update_run`; on PostgreSQL, one statement for all
+    when the change is written (a second one sets ``queued_changes`` when it is refused).
 
     Returns what :func:`update_run` returns, and the event count once ``queued`` was appended (``None``
     if nothing was queued or the run does not exist).
     """
+    if queued_changes:
+        merged = {**queued_changes, **changes}
+        outcome = write_run(using, run_id, queued, merged, expect, now, retention, seen, events, notify)
+        if outcome[0] is None and expect is not None:  # refused: the queued changes are written alone
+            write_run(using, run_id, (), queued_changes, None, now, retention, None, (), notify)
+        return outcome
     expected = None if expect is None else {RunStatus(status).value for status in expect}
     runs = db.Run.objects.using(using)
     postgres = connections[using].vendor == "postgresql"

@@ -160,7 +160,7 @@ class DjangoStore(BatchedEventsStore):
         self._watching: OrderedDict[uuid.UUID, None] = OrderedDict()
         #: Runs created here whose first look for signals is still to come (nobody knew of them yet).
         self._no_signal_yet: set[uuid.UUID] = set()
-        self.batcher = EventBatcher(self._flush_events, write_behind=write_behind, logger=logger)
+        self.batcher = EventBatcher(self._flush, write_behind=write_behind, logger=logger)
         self._listener: PostgresListener | None = None
 
     @property
@@ -199,9 +199,25 @@ class DjangoStore(BatchedEventsStore):
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
+        await self._create_run(record, [first_event])
+
+    async def create_and_transition(
+        self,
+        record: RunRecord,
+        first_event: EventRecord,
+        changes: Mapping[str, Any],
+        *,
+        events: Sequence[EventRecord],
+    ) -> bool:
+        # One statement: the run is stored as moved, its log starts with both events.
+        moved = RunRecord(record.run.model_copy(update=changes), record.owner)
+        await self._create_run(moved, [first_event, *events])
+        return True
+
+    async def _create_run(self, record: RunRecord, events: Sequence[EventRecord]) -> None:
         now = self._now()
         run_id = record.run.run_id
-        seen = await self._query(db_ops.create_run, record, first_event, now, self.lease_ttl, self.worker)
+        seen = await self._query(db_ops.create_run, record, events, now, self.lease_ttl, self.worker)
         self._remember(run_id, seen)
         # The lease just written is this process's: the engine's renewal right after creating the run
         # (and the first look for signals, none yet) need no query.
@@ -209,7 +225,7 @@ class DjangoStore(BatchedEventsStore):
         self._no_signal_yet.add(run_id)
         if len(self._fresh) > 10_000:
             self._fresh.popitem(last=False)
-        self._bytes_since_trim += len(first_event.data)
+        self._bytes_since_trim += sum(len(event.data) for event in events)
 
     async def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         return await self._read_query(db_ops.get_run, run_id, self._now(), self.retention)
@@ -221,10 +237,11 @@ class DjangoStore(BatchedEventsStore):
         changes: Mapping[str, Any],
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
+        queued_changes: Mapping[str, Any] | None = None,
     ) -> RunRecord | None:
         # One transaction: nobody, in any process, sees the new status without its event. The events
-        # still queued for the run (``queued``) go first in the same statement, whatever the
-        # compare-and-set decides: no flush of their own.
+        # and changes still queued for the run (``queued``, ``queued_changes``) go first in the same
+        # statement, whatever the compare-and-set decides: no flush of their own.
         seen = self._seen.get(run_id)
         result, queued_count = await self._query(
             db_ops.write_run,
@@ -237,6 +254,7 @@ class DjangoStore(BatchedEventsStore):
             seen,
             events,
             self.listens,
+            queued_changes or {},
         )
         if queued:
             self._bytes_since_trim += sum(len(event.data) for event in queued)
@@ -290,7 +308,7 @@ class DjangoStore(BatchedEventsStore):
 
     # events ---------------------------------------------------------------------------------------
     # Appends go through ``batcher`` (BatchedEventsStore), which calls this with each batch.
-    async def _flush_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
+    async def _append_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
         count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
         self._bytes_since_trim += sum(len(event.data) for event in events)
         self._events_written(run_id, count)

@@ -154,13 +154,17 @@ end
 """
 
 #: KEYS: run hash, events stream, leases zset.
-#: ARGV: run id, ttl ms, lease ms, first event type, first event data, field, value, ...
+#: ARGV: run id, ttl ms, lease ms, number of events (its first ones: ``run.created``, and those of a
+#: move made at once), their type, data, ..., then field, value, ... (the run as it is after them).
 CREATE_RUN = (
     _NOW_MS
     + """
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('XADD', KEYS[2], '0-1', 't', ARGV[4], 'd', ARGV[5])
+local fields = 5 + 2 * tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], unpack(ARGV, fields))
+for i = 5, fields - 1, 2 do
+  redis.call('XADD', KEYS[2], '0-' .. ((i - 3) / 2), 't', ARGV[i], 'd', ARGV[i + 1])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
@@ -171,11 +175,13 @@ return 1
 #: KEYS: run hash, events stream, signals list, leases zset, then the bookkeeping (see ``_RETAIN``).
 #: ARGV: the bookkeeping, run id, ttl ms, terminal ("1" when the change ends the run), events channel,
 #:       number of queued events, their type, data, ...,
+#:       number of queued field arguments, field, value, ...,
 #:       number of expected statuses (-1: any), expected status, ...,
 #:       number of field arguments, field, value, ..., then events to append: type, data, ...
-#: The queued events (appended before, still written behind) are appended whatever the status; the
-#: change and its events only if the status matched. Only a change that ends the run sets the TTL of its
-#: keys (to the retention): a run still going keeps the TTL its creation gave it, renewed with its lease.
+#: The queued events and fields (appended or set before, still written behind) are written whatever the
+#: status; the change and its events only if the status matched. Only a change that ends the run sets
+#: the TTL of its keys (to the retention): a run still going keeps the TTL its creation gave it, renewed
+#: with its lease.
 #: Returns false (no such run, or its status did not match) or the run (see ``_SNAPSHOT``). A run that
 #: ends becomes an item (and may, alone over the bound, be evicted at once: it is still returned).
 UPDATE_RUN = (
@@ -196,6 +202,9 @@ local function append(first, last)
 end
 local at = 10 + 2 * tonumber(ARGV[9])
 append(10, at - 1)
+local queued = tonumber(ARGV[at])
+if queued > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, at + 1, at + queued)) end
+at = at + 1 + queued
 local expected = tonumber(ARGV[at])
 if expected >= 0 then
   local status = redis.call('HGET', KEYS[1], 'status')

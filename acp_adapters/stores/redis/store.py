@@ -108,7 +108,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         )
         # No retry of our own: redis-py retries a refused connection, and a script that timed out may
         # still run on a Redis that was frozen (retrying it would append its events twice).
-        self.batcher = EventBatcher(self._append_now, max_pending=512, retries=0, logger=logger)
+        self.batcher = EventBatcher(self._flush, max_pending=512, retries=0, logger=logger)
         #: The runs this instance created and has not seen end: it executes them, it writes their
         #: events (announced to its own readers in-process), and it just leased them.
         self._local_runs: dict[uuid.UUID, tuple[float, float]] = {}
@@ -138,7 +138,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         """The Redis URL."""
         return self._redis.url
 
-    async def _append_now(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
+    async def _append_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
         args: list[Any] = [self._redis.channel("events", run_id)]
         for event in events:
             args += [event.type, event.data]
@@ -178,17 +178,30 @@ class RedisStore(RedisSessions, BatchedEventsStore):
 
     # runs -----------------------------------------------------------------------------------------
     async def create_run(self, record: RunRecord, first_event: EventRecord) -> None:
+        await self._create_run(record, [first_event], {})
+
+    async def create_and_transition(
+        self,
+        record: RunRecord,
+        first_event: EventRecord,
+        changes: Mapping[str, Any],
+        *,
+        events: Sequence[EventRecord],
+    ) -> bool:
+        # One script: the run is stored as moved, its log starts with both events.
+        await self._create_run(record, [first_event, *events], changes)
+        return True
+
+    async def _create_run(
+        self, record: RunRecord, events: Sequence[EventRecord], changes: Mapping[str, Any]
+    ) -> None:
         run_key, events_key, _ = self._run_keys(record.run.run_id)
-        fields = [*encode_run_fields(dict(record.run)), WORKER_FIELD, worker_name()]
+        fields = [*encode_run_fields({**dict(record.run), **changes}), WORKER_FIELD, worker_name()]
         if record.owner is not None:
             fields += [OWNER_FIELD, record.owner]
-        args = [
-            str(record.run.run_id),
-            self._live_ttl,
-            milliseconds(self.lease_ttl),
-            first_event.type,
-            first_event.data,
-        ]
+        args: list[Any] = [str(record.run.run_id), self._live_ttl, milliseconds(self.lease_ttl), len(events)]
+        for event in events:
+            args += [event.type, event.data]
         # Its signals are heard from before it exists: its worker need not look for any when it starts.
         run_id = record.run.run_id
         token = self._redis.notifier.expect(str(run_id))
@@ -220,13 +233,16 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         changes: Mapping[str, Any],
         expect: Collection[RunStatus] | None,
         events: Sequence[EventRecord],
+        queued_changes: Mapping[str, Any] | None = None,
     ) -> RunRecord | None:
-        """The events still queued for the run, the compare-and-set of its fields and the events
-        announcing it: one script."""
+        """The events and fields still queued for the run, the compare-and-set of its fields and the
+        events announcing it: one script."""
         status = changes.get("status")
         terminal = status is not None and RunStatus(status) in ENDED
         expected = [] if expect is None else [encode_status(s) for s in expect]
         fields = encode_run_fields(changes)
+        # A field the change sets too is set by the change (if it applies; else the queued value stands).
+        queued_fields = encode_run_fields(queued_changes) if queued_changes else []
         args: list[Any] = [
             *self._book_args(),
             str(run_id),
@@ -238,6 +254,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         for event in queued:
             args += [event.type, event.data]
         args += [
+            len(queued_fields),
+            *queued_fields,
             -1 if expect is None else len(expected),
             *expected,
             len(fields),
