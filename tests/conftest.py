@@ -19,12 +19,18 @@ from tests.deployments.base import Deployment, Target, log_tail
 _SDK_DIR = Path(__file__).parent / "sdk"
 
 
+def _for_sdk(entry: Deployment | Skipped) -> bool:
+    return not isinstance(entry, Skipped) and entry.real_server and entry.official_clients
+
+
 def _rank(entry: Deployment | Skipped) -> int:
-    return 2 if isinstance(entry, Skipped) else 0 if entry.real_server else 1
+    if isinstance(entry, Skipped):
+        return 3
+    return 0 if _for_sdk(entry) else 1 if entry.real_server else 2
 
 
-# Real servers first: pytest groups tests by the *index* of a session-scoped parameter, so the
-# real-server list given to tests/sdk must be a prefix of the full list for a server to start once.
+# The official clients' servers first: pytest groups tests by the *index* of a session-scoped
+# parameter, so the list given to tests/sdk must be a prefix of the full list for a server to start once.
 _DEPLOYMENTS = sorted(load(), key=_rank)
 
 
@@ -33,7 +39,7 @@ def _params(real_server_only: bool) -> list[object]:
     for entry in _DEPLOYMENTS:
         if isinstance(entry, Skipped):
             params.append(pytest.param(None, id=entry.module, marks=pytest.mark.skip(reason=entry.reason)))
-        elif entry.real_server or not real_server_only:
+        elif _for_sdk(entry) or not real_server_only:
             params.append(pytest.param(entry, id=entry.name, marks=entry.marks))
     return params
 

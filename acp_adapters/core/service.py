@@ -16,6 +16,7 @@ Rules this module keeps:
   ``WWW-Authenticate``) and the CORS headers.
 * ``/health`` (the store answers: 200, else 503) and ``/openapi.json`` (:mod:`.openapi`) are not ACP;
   ``/health``, like ``/ping``, is open to all (the ``authorize`` hook is not asked).
+* ``/playground`` (only when ``Settings.playground`` is on) is a page, not ACP: :mod:`.playground`.
 * Input is validated before a run starts, so bad input gets a JSON error, never a stream that dies.
 * Only canonical ids (``str(uuid)``) reach headers, messages and logs, never the text of the path.
 * An empty owner ``""`` is no owner (``None``), before anything reaches the engine or a store.
@@ -56,6 +57,7 @@ from .models import (
     RunStatus,
 )
 from .openapi import mount_document
+from .playground import playground_response
 from .rejoin import rejoin_start, wants_event_stream
 from .responses import (
     JSON,
@@ -212,7 +214,7 @@ class ACPService:
             return Response(204, [("access-control-max-age", "600")], b"")
         for pattern, handlers in _ROUTES:
             match = pattern.fullmatch(path)
-            if match is None:
+            if match is None or (pattern is _PLAYGROUND and not self.settings.playground):
                 continue
             handler = handlers.get(method) or (handlers.get("GET") if method == "HEAD" else None)
             if handler is None:
@@ -221,7 +223,7 @@ class ACPService:
                 raise PayloadTooLargeError(self.settings.max_body_size)
             if method == "POST":
                 require_json(request.headers)
-            if handler not in (ACPService._ping, ACPService._health):
+            if handler not in _OPEN:
                 await self._authorized(request, None)
             await self.engine.ensure_started()
             return await handler(self, request, match.groupdict().get("id") or "")
@@ -245,6 +247,9 @@ class ACPService:
     # handlers -------------------------------------------------------------------------------------
     async def _ping(self, request: Request, _: str) -> Response:
         return Response(200, list(JSON), b"{}")
+
+    async def _playground(self, request: Request, name: str) -> Response:
+        return playground_response(request.path, name)
 
     async def _health(self, request: Request, _: str) -> Response:
         await self.store.ping()  # unreachable: StoreUnavailable, which handle() answers with a 503
@@ -419,9 +424,14 @@ class ACPService:
             yield error_frame(Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
 
 
+#: The playground's page and assets: routed only when ``Settings.playground`` is on (core/playground.py).
+_PLAYGROUND = re.compile(r"/playground(?:/(?P<id>[^/]+))?")
+#: The routes served without the ``authorize`` hook: they hold no data.
+_OPEN = (ACPService._ping, ACPService._health, ACPService._playground)
 _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"/ping"), {"GET": ACPService._ping}),
     (re.compile(r"/health"), {"GET": ACPService._health}),
+    (_PLAYGROUND, {"GET": ACPService._playground}),
     (re.compile(r"/openapi\.json"), {"GET": ACPService._openapi}),
     (re.compile(r"/agents"), {"GET": ACPService._list_agents}),
     (re.compile(r"/agents/(?P<id>[^/]+)"), {"GET": ACPService._get_agent}),

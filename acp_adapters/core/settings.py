@@ -95,6 +95,9 @@ class Settings:
     # browsers -------------------------------------------------------------------------------------
     #: Exact origins allowed by CORS (``*``: any); empty (the default) sends no CORS headers at all.
     cors_origins: tuple[str, ...] = ()
+    #: Whether the mount serves the playground, a page at ``{mount}/playground`` that runs its agents in
+    #: a browser (docs/playground.md); off, that path is a 404 like any unknown path.
+    playground: bool = False
     #: Whether answers may carry internals (a failing agent's exception type and message). Never on
     #: in production.
     debug: bool = False

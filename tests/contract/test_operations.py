@@ -27,6 +27,11 @@ def test_openapi_document_is_valid_and_lists_the_mounts_agents(target: Target) -
 
 
 def test_manifest_carries_a_status_once_runs_have_ended(target: Target) -> None:
+    if "celery" in target.extra:
+        # The figures are those of the runs a process executed: on Celery, no web process executes any.
+        run_sync(target, "echo", "status")
+        assert "status" not in ok_json(target.client.request("GET", "/agents/echo"), 200, "AgentManifest")
+        return
     # Kept per process: with several workers, look until the worker answering has run echo itself.
     for _ in range(40):
         assert run_sync(target, "echo", "status")["status"] == "completed"

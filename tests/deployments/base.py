@@ -19,7 +19,9 @@ A :class:`Deployment` is
 * ``marks``: pytest marks for its tests (``pytest.mark.starlette``, ``flask``, ``django``, ``redis``,
   ``postgres``, ``slow`` for real servers);
 * ``real_server``: whether the ACP API answers on a real TCP socket at ``Target.base_url`` (the
-  official-client tests in ``tests/sdk`` run only against those).
+  official-client tests in ``tests/sdk`` run only against those);
+* ``official_clients``: ``False`` keeps ``tests/sdk`` off a real server that another deployment of the
+  same kind covers already (the suite's time).
 
 A :class:`Target` is what a test sees: ``base_url`` (absolute URL of the ACP mount, no trailing slash:
 ``http://127.0.0.1:PORT/acp`` or ``http://testserver/acp``), ``client`` (a :class:`ContractClient`, whose
@@ -340,6 +342,8 @@ class Deployment:
     start: Callable[[], AbstractContextManager[Target]]
     marks: tuple[Any, ...] = ()
     real_server: bool = False
+    #: Whether ``tests/sdk`` (the official clients) runs against it too (a real server only).
+    official_clients: bool = True
 
 
 class ServerStartError(RuntimeError):
