@@ -118,10 +118,8 @@ class CeleryWorkers:
             if worker.process.poll() is None:
                 worker.process.terminate()
         for worker in self.workers:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.process.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
             self.kill(worker)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.process.wait(5)
