@@ -16,7 +16,9 @@ Rules this module keeps:
 * Limits on active runs are checked before any work (:mod:`.limits`); a run past
   ``max_run_duration`` is failed at once.
 * Statuses move only as :mod:`.lifecycle` allows, and a run that will not record its outcome itself
-  is failed as every run is (:func:`.lifecycle.ending`).
+  is failed as every run is (:func:`.lifecycle.ending`). A run executed here is created in progress
+  (its creation and its start, :func:`.lifecycle.starting`, one store step); the answer shows it as
+  created, and a cancel before its agent starts still ends it cancelled without calling the agent.
 * Sessions are opened and recorded by :mod:`.sessions`; an execution sees only its
   :class:`~.execution.RunHost`, never the engine.
 """
@@ -39,7 +41,7 @@ from .errors import ACPError, ConflictError, NotFoundError, agent_not_found
 from .events import RunJSON
 from .execution import RunExecution, RunHost
 from .executors import Executor, RunJob, claim, queue_expired
-from .lifecycle import STOP_EVENTS, ending, may_become, server_error
+from .lifecycle import STOP_EVENTS, ending, may_become, server_error, starting
 from .limits import ActiveRuns, Deadlines
 from .models import Run, RunCreateRequest, RunResumeRequest, RunStatus
 from .resources import ResourceLoader
@@ -193,7 +195,15 @@ class RunEngine:
             run = Run(agent_name=agent.name, session_id=session.id, run_id=run_id or uuid.uuid4())
             run_json = RunJSON(run)
             first = run_json.event("run.created", run)
-            await self.store.create_run(RunRecord(run=run, owner=owner), first)
+            created = run.model_copy(update={"output": []})  # the answer's: ``run`` moves on
+            # Executed here at once: created in progress, its creation and its start one store step.
+            start = starting(run, run_json)
+            started = await self.store.create_and_transition(
+                RunRecord(run=run, owner=owner), first, start.changes, events=[start.event]
+            )
+            if started:
+                for name, value in start.changes.items():  # (the memory store shares ``run``)
+                    setattr(run, name, value)
             if self.store.shared:
                 await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
         except BaseException:
@@ -211,13 +221,17 @@ class RunEngine:
         execution = RunExecution(
             self._host, agent, run, run_json, request.input, session_context, owner, record_session
         )
+        execution.started = started
         execution.log_bytes = len(first.data)
+        if started:  # (its run.in-progress is logged too)
+            execution.log_bytes += len(start.event.data)
+            execution.event_count += 1
         self.active.log_bytes += execution.log_bytes
         self._executions[run.run_id] = execution
         execution.mode = request.mode
         execution.task = self._spawn(self._execute(execution))
         execution.deadline_tick = self._deadlines.watch(self._loop, execution)
-        return run
+        return created
 
     # limits on active runs ------------------------------------------------------------------------
     def check_capacity(self, agent: AgentDefinition, owner: str | None) -> None:

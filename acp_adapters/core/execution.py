@@ -184,6 +184,8 @@ class RunExecution:
             ):
                 await self._finish_cancelled()
                 return
+            if self.context.cancelled:  # (started with its creation, and stopped before its agent ran)
+                raise RunCancelled()
             await self._call_agent_interruptibly()
             if self._failure is not None:
                 raise self._failure
@@ -309,8 +311,7 @@ class RunExecution:
             message.completed_at = utc_now()
             data = message_json(message)
             self._json.finished_message(message, data)
-            await self._emit(message_event("message.completed", data))
-            await self.store.update_run(self.run.run_id, {"output": self.run.output})
+            await self._emit(message_event("message.completed", data), with_output=True)
 
     async def _add_message(self, message: Message) -> None:
         await self._close_message()
@@ -325,12 +326,11 @@ class RunExecution:
         self._charge(events)
         self.run.output.append(message)
         self._json.finished_message(message, data)
-        await self._append(*events)
-        await self.store.update_run(self.run.run_id, {"output": self.run.output})
+        await self._append(*events, with_output=True)
 
-    async def _emit(self, *events: EventRecord) -> None:
+    async def _emit(self, *events: EventRecord, with_output: bool = False) -> None:
         self._charge(events)
-        await self._append(*events)
+        await self._append(*events, with_output=with_output)
 
     def _charge(self, events: Sequence[EventRecord]) -> None:
         """Count the events' bytes, or fail the run if they would take it past a limit (they are then
@@ -358,8 +358,14 @@ class RunExecution:
         self.context.mark_cancelled()  # a sync agent watching context.cancelled stops too
         raise self._failure
 
-    async def _append(self, *events: EventRecord) -> None:
-        await self.store.append_events(self.run.run_id, events)
+    async def _append(self, *events: EventRecord, with_output: bool = False) -> None:
+        """Append the events; ``with_output``: and the run's output as it is now (its messages complete),
+        which a store that writes events behind writes with them, or with the run's next write if that
+        comes first (a short run's ending: one write for its last message and its end)."""
+        if with_output:
+            await self.store.append_and_update(self.run.run_id, events, {"output": list(self.run.output)})
+        else:
+            await self.store.append_events(self.run.run_id, events)
         self.event_count += len(events)
         self._emitted += len(events)
         if self._emitted >= _EVENTS_PER_TURN:
