@@ -31,7 +31,7 @@ INTERNAL = {
     "acp_adapters._wsgi_environ": "private",
     "acp_adapters.bridge": "the process's event loop thread under the WSGI adapters (docs/architecture.md)",
     "acp_adapters.core": "the framework-neutral core: its public names are shown where they are exported",
-    "acp_adapters.core.*": "the same (core.errors, core.http, core.service and core.store are shown)",
+    "acp_adapters.core.*": "the same (core.errors, http, service, store and executors are shown)",
     "acp_adapters.stores.redis.*": "the Redis store's modules: RedisStore is acp_adapters.stores.redis's",
     "acp_adapters.django.*": "the Django integration's modules: their public names are acp_adapters.django's",
     "acp_adapters.a2a.*": "A2A's modules: A2AService and the ASGI mount (acp_adapters.a2a.asgi) are shown",
