@@ -122,10 +122,11 @@ StateField = Annotated[TaskState, BeforeValidator(_STATE)]
 
 
 def _is_base64(text: str) -> bool:
+    """Whether ``text`` is base64, in the standard or the URL-safe alphabet, padded or not (as
+    protobuf's JSON reads bytes)."""
+    altchars = b"-_" if "-" in text or "_" in text else None
     try:
-        base64.b64decode(
-            text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text else None
-        )
+        base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
         return False
     return True
