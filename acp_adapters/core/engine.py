@@ -13,6 +13,10 @@ Rules this module keeps:
   agent is.
 * Cancel and resume reach a run executed in this process directly; with a shared store they may come
   from any process, through the store's signals.
+* A stream run's agent starts once its stream's first event has been taken (its reader asks for
+  the next), or :data:`STREAM_START_WAIT` after its creation if nobody reads: until the answer's
+  headers and first event have left, the loop is the server's (Django's middleware hops back to it
+  after the view, a WSGI server's thread waits for the GIL), not the agent's.
 * Limits on active runs are checked before any work (:mod:`.limits`); a run past
   ``max_run_duration`` is failed at once.
 * Statuses move only as :mod:`.lifecycle` allows, and a run that will not record its outcome itself
@@ -43,7 +47,7 @@ from .execution import RunExecution, RunHost
 from .executors import Executor, RunJob, claim, queue_expired
 from .lifecycle import STOP_EVENTS, ending, may_become, server_error, starting
 from .limits import ActiveRuns, Deadlines
-from .models import Run, RunCreateRequest, RunResumeRequest, RunStatus
+from .models import Run, RunCreateRequest, RunMode, RunResumeRequest, RunStatus
 from .resources import ResourceLoader
 from .run_reports import RunReports
 from .sessions import open_session, session_recorder
@@ -56,6 +60,9 @@ if TYPE_CHECKING:
 __all__ = ["RunEngine"]
 
 logger = logging.getLogger("acp_adapters")
+
+#: The longest a stream run's agent waits for its stream's reader before it starts anyway.
+STREAM_START_WAIT = 0.2
 
 
 class RunEngine:
@@ -89,6 +96,8 @@ class RunEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
         self._starting: asyncio.Future[None] | None = None
+        #: Stream runs created here whose agent waits for its stream's first read (see the rules).
+        self._unstarted: dict[uuid.UUID, asyncio.TimerHandle] = {}
 
     # lifecycle ------------------------------------------------------------------------------------
     async def ensure_started(self) -> None:
@@ -102,6 +111,7 @@ class RunEngine:
         self._starting = loop.create_future()
         self._executions.clear()
         self._tasks.clear()
+        self._unstarted.clear()
         self.active.clear()
         self._deadlines.clear()
         try:
@@ -132,6 +142,9 @@ class RunEngine:
 
     async def aclose(self) -> None:
         """Cancel the runs executing here and release the store."""
+        for handle in self._unstarted.values():
+            handle.cancel()
+        self._unstarted.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -229,9 +242,22 @@ class RunEngine:
         self.active.log_bytes += execution.log_bytes
         self._executions[run.run_id] = execution
         execution.mode = request.mode
-        execution.task = self._spawn(self._execute(execution))
+        if request.mode is RunMode.STREAM:
+            self._unstarted[run.run_id] = self._loop.call_later(STREAM_START_WAIT, self._start, run.run_id)
+        else:
+            execution.task = self._spawn(self._execute(execution))
         execution.deadline_tick = self._deadlines.watch(self._loop, execution)
         return created
+
+    def _start(self, run_id: uuid.UUID) -> None:
+        """Start the agent of a stream run created here, if it waits for that (see the rules)."""
+        handle = self._unstarted.pop(run_id, None)
+        if handle is None:
+            return
+        handle.cancel()
+        execution = self._executions.get(run_id)
+        if execution is not None and execution.task is None and not execution.released:
+            execution.task = self._spawn(self._execute(execution))
 
     # limits on active runs ------------------------------------------------------------------------
     def check_capacity(self, agent: AgentDefinition, owner: str | None) -> None:
@@ -333,6 +359,8 @@ class RunEngine:
         Yields ``(index of the batch's first event, events)``; an empty batch means
         ``heartbeat_interval`` seconds passed without an event.
         """
+        if self._unstarted:  # someone reads the run: its agent need not wait any longer
+            self._start(run_id)
         index = start
         while True:
             events = await self.store.read_events(run_id, index, self.settings.heartbeat_interval)
