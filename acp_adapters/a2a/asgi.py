@@ -48,17 +48,18 @@ class A2AApp:
     """Every agent of an :class:`~acp_adapters.asgi.ACPApp` over A2A, as an ASGI app.
 
     ``acp_url`` is where the ACP app is mounted (a path on the same host, or an absolute URL) and
-    ``max_listed_tasks`` bounds ``ListTasks``: see :class:`~acp_adapters.a2a.service.A2AService`.
+    settings, store, owner function and ``authorize`` hook are the ACP app's (see
+    :class:`~acp_adapters.a2a.service.A2AService`).
     """
 
-    def __init__(self, acp: ACPApp, *, acp_url: str = "/acp", max_listed_tasks: int = 1000) -> None:
+    def __init__(self, acp: ACPApp, *, acp_url: str = "/acp") -> None:
         if not isinstance(acp, ACPApp):
             raise TypeError(
                 "A2AApp takes the ACPApp whose agents and engine it serves (A2AApp(acp)), "
                 f"not {type(acp).__name__}"
             )
         self.acp = acp
-        self.service = A2AService(acp.service, acp_url=acp_url, max_listed_tasks=max_listed_tasks)
+        self.service = A2AService(acp.service, acp_url=acp_url)
         #: The bridge to the process's loop, made once the ACP app's engine runs there.
         self._bridge: SyncBridge | None = None
 
@@ -112,13 +113,12 @@ class A2AMiddleware:
         *,
         prefix: str = "/a2a",
         acp_url: str = "/acp",
-        max_listed_tasks: int = 1000,
     ) -> None:
         check_wrapped_app("A2AMiddleware", app, "ASGI")
         check_prefix("A2AMiddleware", prefix)
         self.app = app
         self.prefix = "/" + prefix.strip("/")
-        self.a2a = A2AApp(acp, acp_url=acp_url, max_listed_tasks=max_listed_tasks)
+        self.a2a = A2AApp(acp, acp_url=acp_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

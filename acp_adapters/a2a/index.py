@@ -11,8 +11,7 @@ Rules this module keeps:
 
 * An index names run ids only; what a listed task is, and whether the caller may see it, is read
   from the run itself (a run that has expired is left out).
-* Listing looks at the newest ``window`` tasks of an index, never more (the ``max_listed_tasks``
-  argument of :class:`~acp_adapters.a2a.service.A2AService`).
+* Listing looks at the newest ``window`` tasks of an index, never more (``Settings.max_listed_tasks``).
 """
 
 from __future__ import annotations

@@ -60,31 +60,23 @@ class A2AService:
 
     ``acp_url`` is where the ACP mount is (a path on the same host, ``/acp`` by default, or an absolute
     URL): the history of a session a task continues is kept as ACP resources, whose URLs are the ACP
-    mount's (``Settings.public_url`` wins when set). ``max_listed_tasks`` bounds what ``ListTasks``
-    looks at: the newest this many tasks of a context (or of an identified owner).
+    mount's (``Settings.public_url`` wins when set). Settings (the limits, ``max_listed_tasks`` for
+    ``ListTasks`` among them), store and ``authorize`` hook are the ACP service's.
 
     ``handle`` must be called on the event loop that hosts the ACP service's engine (as
     :meth:`ACPService.handle <acp_adapters.core.service.ACPService.handle>`).
     """
 
-    def __init__(self, acp: ACPService, *, acp_url: str = "/acp", max_listed_tasks: int = 1000) -> None:
+    def __init__(self, acp: ACPService, *, acp_url: str = "/acp") -> None:
         if not isinstance(acp, ACPService):
             raise TypeError(
                 f"A2AService takes the ACPService whose engine it shares, not {type(acp).__name__}"
-            )
-        if (
-            not isinstance(max_listed_tasks, int)
-            or isinstance(max_listed_tasks, bool)
-            or max_listed_tasks < 1
-        ):
-            raise ValueError(
-                f"max_listed_tasks must be a whole number of at least 1, not {max_listed_tasks!r}"
             )
         if not acp_url.startswith(("/", "http://", "https://")):
             raise ValueError(f"acp_url must be a path (/acp) or an absolute URL, not {acp_url!r}")
         self.acp = acp
         self.acp_url = acp_url.rstrip("/")
-        self.tasks = TaskOperations(acp.engine, lambda: acp.settings, max_listed_tasks)
+        self.tasks = TaskOperations(acp.engine, lambda: acp.settings)
 
     @property
     def settings(self) -> Settings:

@@ -83,10 +83,9 @@ class Caller:
 class TaskOperations:
     """The task operations of A2A over one engine."""
 
-    def __init__(self, engine: RunEngine, settings: Callable[[], Settings], max_listed_tasks: int) -> None:
+    def __init__(self, engine: RunEngine, settings: Callable[[], Settings]) -> None:
         self.engine = engine
         self._settings = settings
-        self.max_listed_tasks = max_listed_tasks
 
     @property
     def store(self) -> Store:
@@ -265,7 +264,7 @@ class TaskOperations:
                 "ListTasks needs a contextId here: this server lists all of a caller's tasks only for a "
                 "caller the host identifies"
             )
-        ids = await task_ids(self.store, index, caller.owner, self.max_listed_tasks)
+        ids = await task_ids(self.store, index, caller.owner, self.settings.max_listed_tasks)
         await caller.authorize(caller.agent.name)
         records = await asyncio.gather(*(self.store.get_run(uuid.UUID(run_id)) for run_id in ids))
         runs = [

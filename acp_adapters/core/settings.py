@@ -70,6 +70,10 @@ class Settings:
     # streams --------------------------------------------------------------------------------------
     #: Seconds of silence after which an event stream sends a comment line to keep proxies from closing it.
     heartbeat_interval: float = 15.0
+    # A2A ------------------------------------------------------------------------------------------
+    #: What A2A's ``ListTasks`` looks at: the newest this many tasks of a context (or of an identified
+    #: owner); older ones are not listed (``GetTask`` still reads them). docs/a2a.md.
+    max_listed_tasks: int = 1000
     # sessions -------------------------------------------------------------------------------------
     #: Exact origins (``scheme://host:port``) whose session URLs agents may load. Empty by default: a
     #: client must not be able to make the server fetch a URL it names. Loopback, private and

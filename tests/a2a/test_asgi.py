@@ -140,9 +140,27 @@ def test_the_arguments_it_refuses() -> None:
     with pytest.raises(TypeError, match="ACPApp"):
         A2AApp(demo_registry())  # type: ignore[arg-type]
     acp = ACPApp(demo_registry())
-    with pytest.raises(ValueError, match="max_listed_tasks"):
-        A2AService(acp.service, max_listed_tasks=0)
     with pytest.raises(ValueError, match="acp_url"):
         A2AService(acp.service, acp_url="acp")
     with pytest.raises(TypeError, match="ACPService"):
         A2AService(acp)  # type: ignore[arg-type]
+
+
+def test_list_tasks_looks_at_the_newest_max_listed_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().max_listed_tasks == 1000
+    assert Settings.from_env({"ACP_MAX_LISTED_TASKS": "2"}).max_listed_tasks == 2
+    with pytest.raises(ValueError, match="max_listed_tasks"):
+        Settings(max_listed_tasks=0)
+    app, _ = _app(Settings(max_listed_tasks=2))
+    with TestClient(app, base_url="http://testserver") as client:
+        first = _rpc(client, "/a2a/echo", "SendMessage", {"message": _message("1")})["result"]["task"]
+        context = first["contextId"]
+        later = [
+            _rpc(client, "/a2a/echo", "SendMessage", {"message": _message(text, contextId=context)})
+            for text in ("2", "3")
+        ]
+        listed = _rpc(client, "/a2a/echo", "ListTasks", {"contextId": context})["result"]
+        assert [task["id"] for task in listed["tasks"]] == [t["result"]["task"]["id"] for t in later[::-1]]
+        assert listed["totalSize"] == 2 and listed["nextPageToken"] == ""
+        # The oldest is not listed any more, but it is still there.
+        assert _rpc(client, "/a2a/echo", "GetTask", {"id": first["id"]})["result"]["id"] == first["id"]
