@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         "--stream-n", type=lambda t: tuple(int(n) for n in _names(t)), help="N values to stream"
     )
     parser.add_argument("--stream-timeout", type=float, help="seconds before a stream counts as unfinished")
+    parser.add_argument(
+        "--workers", type=int,
+        help="worker processes of the multi-worker deployments (the shared stores', *-4w) and their floors "
+        "(default 4)",
+    )  # fmt: skip
     parser.add_argument("--memory-runs", type=int, help="runs of the memory scenario (default 10000)")
     parser.add_argument(
         "--memory-reps", type=int, help="fresh servers the memory scenario runs on, each (default 3, quick 1)"
@@ -90,6 +95,7 @@ def _options(args: argparse.Namespace) -> harness.Options:
         "duration": args.duration,
         "stream_ns": args.stream_n,
         "stream_timeout": args.stream_timeout,
+        "workers": args.workers,
         "memory_runs": args.memory_runs,
         "memory_reps": args.memory_reps,
         "limits_runs": args.limits_runs,
@@ -102,6 +108,8 @@ def _options(args: argparse.Namespace) -> harness.Options:
     options = harness.Options.quick(**given) if args.quick else harness.Options(**given)
     if options.reps < 1 or options.duration <= 0 or not options.stream_ns:
         raise SystemExit("--reps, --duration and --stream-n must be positive")
+    if options.workers is not None and options.workers < 1:
+        raise SystemExit("--workers must be positive")
     return options
 
 

@@ -29,7 +29,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,9 @@ class Options:
     duration: float = 3.0
     stream_ns: tuple[int, ...] = (1_000, 5_000, 20_000)
     stream_timeout: float = 60.0
+    #: Worker processes of the multi-worker deployments (the shared stores') and of their floors;
+    #: ``None``: each deployment's own (4). The memory-store deployments keep their one worker.
+    workers: int | None = None
     memory_runs: int = 10_000
     memory_window: int = 500
     memory_timeout: float = 300.0
@@ -129,15 +132,18 @@ def _cpus(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {cores[0]}, {cores[-1]}
 
 
-def _selection(names: tuple[str, ...]) -> list[Deployment]:
-    """The deployments asked for (the default ones when none is named), floors they refer to last."""
+def _selection(names: tuple[str, ...], workers: int | None = None) -> list[Deployment]:
+    """The deployments asked for (the default ones when none is named), floors they refer to last;
+    ``workers`` replaces the worker count of the multi-worker ones."""
     chosen = (
         [by_name(n) for n in names] if names else [d for d in DEPLOYMENTS if d.default and d.kind != "floor"]
     )
     for deployment in list(chosen):
         if deployment.floor and by_name(deployment.floor) not in chosen:
             chosen.append(by_name(deployment.floor))
-    return chosen
+    if workers is None:
+        return chosen
+    return [replace(d, workers=workers) if d.workers > 1 else d for d in chosen]
 
 
 def _machine() -> dict[str, Any]:
@@ -402,7 +408,7 @@ def run(options: Options) -> Results:
 
 def _run_from(options: Options, code: Path) -> Results:
     state = BenchRun(options, code)
-    deployments = state.available(_selection(options.deployments))
+    deployments = state.available(_selection(options.deployments, options.workers))
     for scenario in options.scenarios:
         if scenario == "memory":
             state.memory(deployments)
