@@ -97,18 +97,23 @@ class TaskOperations:
 
     # messages -------------------------------------------------------------------------------------
     async def send(self, caller: Caller, params: SendMessageRequest) -> Task:
-        """``SendMessage``: the task once it awaits input or ends, or at once (``returnImmediately``)."""
-        wait = not (params.configuration is not None and params.configuration.return_immediately)
+        """``SendMessage``: the task once it awaits input or ends, or at once (``returnImmediately``);
+        its history is the message (none with ``historyLength`` 0)."""
+        configuration = params.configuration
+        wait = not (configuration is not None and configuration.return_immediately)
+        history_length = configuration.history_length if configuration is not None else None
+        _check_history_length(history_length)
         mode = RunMode.SYNC if wait else RunMode.ASYNC
         message = params.message
         if message.task_id:
             record, start = await self._continue(caller, message, mode)
+            history = [] if history_length == 0 else [message]
             if wait:
-                return await self._settled(record.run.run_id, start, [message], caller.owner)
+                return await self._settled(record.run.run_id, start, history, caller.owner)
             record = await self._get(caller, record.run.run_id)
-            return task_of(record.run, history=[message])
+            return task_of(record.run, history=history)
         run = await self._create(caller, message, mode)
-        history = [_in_task(message, run)]
+        history = [] if history_length == 0 else [_in_task(message, run)]
         if wait:
             return await self._settled(run.run_id, 0, history, caller.owner)
         return task_of(run, history=history)
@@ -231,6 +236,8 @@ class TaskOperations:
             start = len(events)
         mapper = EventMapper(history)
         mapper.fold(event.data for event in events[:start])
+        if mapper.task is not None and mapper.task.status.state.is_terminal:  # (it ended meanwhile)
+            return _only(StreamResponse(task=mapper.snapshot()))
         return self._stream(run_id, start, mapper, first=mapper.snapshot())
 
     async def _stream(
@@ -291,6 +298,10 @@ class TaskOperations:
             page_size=page_size,
             total_size=len(runs),
         )
+
+
+async def _only(item: StreamResponse) -> TaskStream:
+    yield item
 
 
 def _in_task(message: Message, run: Run) -> Message:

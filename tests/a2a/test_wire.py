@@ -289,3 +289,15 @@ async def test_bad_input_never_gets_a_5xx(a2a: A2ATarget, body: bytes) -> None:
         answer = await _post(target, body, V1)
         assert answer.status_code < 500, answer.text
         assert "error" in answer.json()
+
+
+async def test_history_length_of_a_send(a2a: A2ATarget) -> None:
+    url = a2a.agent("echo")
+    plain = await _rpc(url, "SendMessage", {"message": _message("h")})
+    assert [m["parts"] for m in plain["result"]["task"]["history"]] == [[{"text": "h"}]]
+    none = await _rpc(url, "SendMessage", {"message": _message("h"), "configuration": {"historyLength": 0}})
+    assert "history" not in none["result"]["task"]
+    negative = await _rpc(
+        url, "SendMessage", {"message": _message("h"), "configuration": {"historyLength": -1}}
+    )
+    assert negative["error"]["code"] == -32602
