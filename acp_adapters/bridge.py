@@ -39,16 +39,17 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .core.engine import RunEngine
 from .core.http import Headers, Request, Response, StreamResponse
-from .core.service import ACPService
 
 __all__ = [
+    "BridgedService",
     "SyncBridge",
     "SyncStreamBody",
     "SyncStreamResponse",
@@ -299,14 +300,30 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_LOOP.forget_after_fork)
 
 
+class BridgedService(Protocol):
+    """What a bridge serves: an :class:`~acp_adapters.core.service.ACPService`, or a service of
+    another protocol on an ACP service's engine (:class:`acp_adapters.a2a.A2AService`)."""
+
+    @property
+    def engine(self) -> RunEngine:
+        """The engine the service's runs live in."""
+
+    async def handle(self, request: Request) -> Response | StreamResponse:
+        """Answer one request."""
+
+    async def aclose(self) -> None:
+        """Stop what the service runs."""
+
+
 class SyncBridge:
-    """Serves an :class:`ACPService` to synchronous code, from any thread.
+    """Serves an :class:`~acp_adapters.core.service.ACPService` (or any :class:`BridgedService`) to
+    synchronous code, from any thread.
 
     The service runs on the process's event loop (see the module docstring); :meth:`handle` blocks
     the calling thread until the answer is ready (for a stream: until its headers are).
     """
 
-    def __init__(self, service: ACPService) -> None:
+    def __init__(self, service: BridgedService) -> None:
         self.service = service
         self._started_in: int | None = None
         self.made = next(_MADE)
@@ -513,7 +530,7 @@ async def _close_source(source: AsyncIterator[bytes]) -> None:
         await aclose()
 
 
-async def _warm_up(service: ACPService) -> None:
+async def _warm_up(service: BridgedService) -> None:
     await service.engine.ensure_started()
     await service.handle(Request(method="GET", path="/ping", base_url="http://localhost"))
 

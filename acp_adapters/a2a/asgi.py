@@ -18,8 +18,6 @@ asks the ACP app, and runs its own answers there too. Its owner function is the 
 
 from __future__ import annotations
 
-from typing import cast
-
 from acp_adapters.asgi import (
     ACPApp,
     ASGIApp,
@@ -37,7 +35,6 @@ from acp_adapters.asgi import (
 from acp_adapters.bridge import SyncBridge
 from acp_adapters.core.arguments import check_prefix, check_wrapped_app
 from acp_adapters.core.http import Request, Response, StreamResponse
-from acp_adapters.core.service import ACPService
 
 from .service import A2AService
 
@@ -98,7 +95,7 @@ class A2AApp:
         if self._bridge is None:
             # A bridge of its own to the same process loop, answering with the A2A service (which a
             # bridge closes at exit with ``aclose``: a no-op, the engine is the ACP service's).
-            self._bridge = SyncBridge(cast(ACPService, self.service))
+            self._bridge = SyncBridge(self.service)
         return await self._bridge.ahandle(request)
 
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from acp_adapters.core.agents import AgentDefinition
 from acp_adapters.core.bodies import require_json
+from acp_adapters.core.engine import RunEngine
 from acp_adapters.core.errors import PayloadTooLargeError
 from acp_adapters.core.http import Headers, Request, Response, StreamResponse
 from acp_adapters.core.responses import cors_headers
@@ -83,18 +84,34 @@ class A2AService:
         """The ACP service's settings (the limits are the same)."""
         return self.acp.settings
 
+    @property
+    def engine(self) -> RunEngine:
+        """The ACP service's engine, which runs the tasks."""
+        return self.acp.engine
+
     async def handle(self, request: Request) -> Response | StreamResponse:
         """Answer one request."""
         if request.owner == "":
             request = dataclasses.replace(request, owner=None)
-        path = request.path.rstrip("/") or "/"
-        match = _PATH.fullmatch(path)
-        jsonrpc = match is not None and not match.group("rest") and request.method.upper() == "POST"
         try:
-            response = await self._dispatch(request, match)
+            response = await self._dispatch(request, _PATH.fullmatch(request.path.rstrip("/") or "/"))
         except Exception as exc:
-            error = to_a2a_error(exc)
-            response = jsonrpc_error(None, error, Dialect.V1) if jsonrpc else rest_error(error)
+            return self.error_response(request, exc)
+        if self.settings.cors_origins:
+            response.headers.extend(_cors(request, self.settings))
+        return response
+
+    def error_response(self, request: Request, error: Exception) -> Response:
+        """The answer ``error`` (an A2A or ACP error, or anything unexpected) gives to ``request``: a
+        JSON-RPC error on the JSON-RPC path, a ``google.rpc.Status`` elsewhere, with the CORS headers.
+
+        For an adapter that refuses a request before handing it over (a Django guard, the CSRF check),
+        so that every answer under the mount is A2A's. Pure: any thread may call it.
+        """
+        match = _PATH.fullmatch(request.path.rstrip("/") or "/")
+        jsonrpc = match is not None and not match.group("rest") and request.method.upper() == "POST"
+        a2a_error = to_a2a_error(error)
+        response = jsonrpc_error(None, a2a_error, Dialect.V1) if jsonrpc else rest_error(a2a_error)
         if self.settings.cors_origins:
             response.headers.extend(_cors(request, self.settings))
         return response
