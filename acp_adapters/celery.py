@@ -153,12 +153,15 @@ def execute_run(job: dict[str, Any]) -> None:
             f"run {run_job.run_id}: no Celery executor named {run_job.executor!r} in this worker "
             f"(it has {sorted(_EXECUTORS)}): the worker must import the module that makes it"
         )
+    _stop_runs_on_sigterm_in_a_child()
     call_on_process_loop(executor.service().engine.execute, run_job)
 
 
 # the worker's life ------------------------------------------------------------------------------
 _main_pid = 0
 _worker: Any = None
+#: The process (a prefork child) whose SIGTERM handler is installed.
+_child_handler = 0
 
 
 def _connect_worker_signals() -> None:
@@ -168,7 +171,6 @@ def _connect_worker_signals() -> None:
             return
         _connected = True
     signals.worker_init.connect(_on_worker_init, weak=False)
-    signals.worker_process_init.connect(_on_worker_process_init, weak=False)
     signals.worker_shutting_down.connect(_on_worker_shutting_down, weak=False)
 
 
@@ -184,10 +186,16 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         )
 
 
-def _on_worker_process_init(**_: Any) -> None:
-    """In a prefork child: a SIGTERM (the pool stopping it, a grace that ran out) fails its runs first."""
-    if os.getpid() != _main_pid:
+def _stop_runs_on_sigterm_in_a_child() -> None:
+    """In a prefork child (a task runs in its main thread): a SIGTERM (the pool stopping it, a grace
+    that ran out) fails its runs before it exits. Installed by its first task: billiard installs its
+    own handlers after the child's initialisation."""
+    global _child_handler
+    if _child_handler == os.getpid() or os.getpid() == _main_pid:
+        return
+    if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _child_told_to_stop)
+        _child_handler = os.getpid()
 
 
 def _child_told_to_stop(signum: int, frame: Any) -> None:

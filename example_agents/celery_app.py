@@ -6,7 +6,8 @@ takes them from it. Read from the environment when first asked for:
 * ``ACP_CELERY_BROKER``: the broker URL; by default the Redis of ``ACP_STORE`` (its ``prefix`` left out);
 * ``ACP_CELERY_QUEUE``: the queue of the runs (``acp``); give each deployment sharing a broker its own;
 * ``ACP_CELERY_POOL`` (``threads``) and ``ACP_CELERY_CONCURRENCY`` (``8``): the worker's pool and how many
-  runs it executes at once (``-P``/``-c`` on the command line win);
+  runs it executes at once. ``-c`` on the command line wins; ``-P`` does too, but for ``-P prefork``,
+  which Celery takes for its default and replaces with the configured pool: ``ACP_CELERY_POOL=prefork``;
 * ``ACP_CELERY_SHUTDOWN_GRACE``: seconds a stopping worker lets its runs go on (``20``).
 """
 

@@ -93,7 +93,8 @@ class CeleryWorkers:
             process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
-                env=self.env,
+                # Celery reads "-P prefork" as its default, which the app's worker_pool overrides.
+                env={**self.env, "ACP_CELERY_POOL": self.pool},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
