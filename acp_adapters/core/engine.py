@@ -433,7 +433,10 @@ class RunEngine:
         await self.store.hand_over(run.run_id, self.settings.max_queue_wait + self.settings.lease_ttl)
         named = request.session is not None or request.session_id is not None
         name = self.executor.name
-        job = RunJob(name, run.run_id, agent.name, request.input, session, named, owner, base_url)
+        trace = self.reports.trace_carrier()  # (with telemetry: the worker's run span continues ours)
+        job = RunJob(
+            name, run.run_id, agent.name, request.input, session, named, owner, base_url, request.mode, trace
+        )
         try:
             await self.executor.submit(job)
         except Exception as exc:  # the broker is down: the run fails, the client gets 503
@@ -480,6 +483,7 @@ class RunEngine:
             self._host, agent, run, RunJSON(run), job.input, session_context, job.owner, record_session
         )
         execution.started = True  # claimed: in progress already
+        execution.mode, execution.trace_parent = job.mode, job.trace
         self._executions[run.run_id] = execution
         execution.task = self._spawn(self._execute(execution))
         execution.deadline_tick = self._deadlines.watch(self._loop, execution)

@@ -136,6 +136,8 @@ class RunExecution:
         self.mode: RunMode | None = None
         #: Events of the run's log (its ``run.created``, logged by the engine, is the first).
         self.event_count = 1
+        #: The trace context its job carried, when another process created the run (its span's parent).
+        self.trace_parent: dict[str, str] | None = None
 
     # commands from the engine (same loop) ---------------------------------------------------------
     def cancel(self) -> None:

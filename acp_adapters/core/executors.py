@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .events import RunJSON
 from .lifecycle import ending, may_become, server_error
-from .models import Error, Message, Run, RunStatus, utc_now
+from .models import Error, Message, Run, RunMode, RunStatus, utc_now
 from .store import RunRecord, SessionRecord, Store
 
 if TYPE_CHECKING:
@@ -61,10 +61,15 @@ class RunJob:
     owner: str | None
     #: The absolute URL of the mount, the base of the resource URLs the run hands out.
     base_url: str
+    #: The mode of the request that created the run (for its log line and span; ``None``: not known).
+    mode: RunMode | None = None
+    #: The W3C trace context of that request (``traceparent``, ``tracestate``) with ``Settings.telemetry``
+    #: on: the worker's run span is its child. ``None`` without telemetry.
+    trace: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The job as JSON-compatible data (what a task queue carries)."""
-        return {
+        data: dict[str, Any] = {
             "executor": self.executor,
             "run_id": str(self.run_id),
             "agent_name": self.agent_name,
@@ -78,12 +83,18 @@ class RunJob:
             "owner": self.owner,
             "base_url": self.base_url,
         }
+        if self.mode is not None:
+            data["mode"] = self.mode.value
+        if self.trace:
+            data["trace"] = dict(self.trace)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunJob:
         """The job :meth:`to_json` gave. Raises ``ValueError`` (or ``KeyError``) on anything else."""
         session = data["session"]
         owner = data["owner"]
+        mode, trace = data.get("mode"), data.get("trace")  # (absent from the jobs of older releases)
         return cls(
             executor=str(data["executor"]),
             run_id=uuid.UUID(data["run_id"]),
@@ -98,6 +109,8 @@ class RunJob:
             record_session=bool(session["record"]),
             owner=None if owner is None else str(owner),
             base_url=str(data["base_url"]),
+            mode=None if mode is None else RunMode(mode),
+            trace=None if trace is None else {str(key): str(value) for key, value in dict(trace).items()},
         )
 
 

@@ -11,6 +11,8 @@ Rules this module keeps:
   cancelled runs are counted apart and make none (a client's choice says nothing of the agent), nor do
   runs failed as lost by another worker (they executed elsewhere).
 * Never the content of a message: ids, the agent's name, the owner, counts and times only.
+* With ``Settings.telemetry`` on, the same two moments start and end the run's OpenTelemetry span and
+  count it (:attr:`RunReports.telemetry`, :mod:`.telemetry`); off, that costs one ``is None``.
 * The line of a finished run is at INFO on the ``acp_adapters`` logger, its fields both in the message
   (for a reader) and as ``extra`` attributes of the record (for a structured handler); it is built only
   when a handler would take it. Progress lines are at DEBUG, every ``progress_log_interval`` seconds of
@@ -28,7 +30,7 @@ from typing import Any, Protocol
 from .context import Context
 from .models import AgentStatus, Run, RunMode, RunStatus, utc_now
 
-__all__ = ["ReportedRun", "RunReports"]
+__all__ = ["ReportedRun", "RunReports", "RunTelemetry"]
 
 logger = logging.getLogger("acp_adapters")
 
@@ -43,10 +45,29 @@ class ReportedRun(Protocol):
     event_count: int
     #: Whether the engine is done with the execution (its progress lines stop).
     released: bool
+    #: The W3C trace context (``traceparent``...) of the request that created the run in another
+    #: process, carried by its job; ``None`` when it was created here.
+    trace_parent: dict[str, str] | None
 
     @property
     def context(self) -> Context:
         """The agent's context: the owner, the tokens it counted."""
+        ...
+
+
+class RunTelemetry(Protocol):
+    """What reports tell telemetry (:class:`~acp_adapters.core.telemetry.Telemetry`)."""
+
+    def run_started(self, execution: ReportedRun) -> None:
+        """The run's agent starts (in the run's task)."""
+        ...
+
+    def run_ended(self, execution: ReportedRun, seconds: float) -> None:
+        """The run's ending is stored; ``seconds`` from its creation."""
+        ...
+
+    def carrier(self) -> dict[str, str]:
+        """The current trace context as W3C headers, for a run handed to another process."""
         ...
 
 
@@ -80,6 +101,8 @@ class RunReports:
     def __init__(self) -> None:
         self._tallies: dict[str, _Tally] = {}
         self._progress: dict[uuid.UUID, asyncio.TimerHandle] = {}
+        #: Spans and metrics of the runs (set by the service when ``Settings.telemetry`` is on).
+        self.telemetry: RunTelemetry | None = None
 
     def status(self, agent_name: str) -> AgentStatus | None:
         """The agent's manifest ``status``; ``None`` before any of its runs completed or failed here."""
@@ -87,7 +110,10 @@ class RunReports:
         return tally.status() if tally is not None else None
 
     def started(self, execution: ReportedRun, interval: float) -> None:
-        """The run's agent starts: log its progress every ``interval`` seconds if DEBUG is on."""
+        """The run's agent starts (in the run's task): its span, and its progress logged every
+        ``interval`` seconds if DEBUG is on."""
+        if self.telemetry is not None:
+            self.telemetry.run_started(execution)
         if not logger.isEnabledFor(logging.DEBUG):
             return
         loop = asyncio.get_running_loop()
@@ -107,6 +133,10 @@ class RunReports:
             self._progress[run_id] = loop.call_later(interval, tick)
 
         self._progress[run_id] = loop.call_later(interval, tick)
+
+    def trace_carrier(self) -> dict[str, str] | None:
+        """What a run handed to another process carries of the current trace (``None``: no telemetry)."""
+        return self.telemetry.carrier() if self.telemetry is not None else None
 
     def ended(self, execution: ReportedRun) -> None:
         """The run's ending is stored: count it, log it."""
@@ -128,6 +158,8 @@ class RunReports:
             if tokens is not None:
                 tally.tokens += tokens
                 tally.counted_tokens += 1
+        if self.telemetry is not None:
+            self.telemetry.run_ended(execution, seconds)
         if logger.isEnabledFor(logging.INFO):
             fields = _fields(execution)
             outcome = run.status.value

@@ -20,6 +20,7 @@ Rules this module keeps:
 * Input is validated before a run starts, so bad input gets a JSON error, never a stream that dies.
 * Only canonical ids (``str(uuid)``) reach headers, messages and logs, never the text of the path.
 * An empty owner ``""`` is no owner (``None``), before anything reaches the engine or a store.
+* With ``Settings.telemetry`` on, every request is answered inside its span (:mod:`.telemetry`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .agents import AgentRegistry
@@ -73,6 +74,9 @@ from .responses import (
 from .settings import Settings
 from .sse import error_frame, event_frames
 from .store import RunRecord, Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .telemetry import Telemetry
 
 __all__ = ["ACPService", "Authorize"]
 
@@ -157,9 +161,16 @@ class ACPService:
         self.engine = RunEngine(registry, self.store, self.settings, sync_agent_context, executor)
         self.authorize = authorize
         self.engine.executor.bind(self)
+        #: Spans and metrics (:mod:`.telemetry`) with ``Settings.telemetry`` on, else ``None``.
+        self.telemetry = _telemetry(self.engine) if self.settings.telemetry else None
 
     async def handle(self, request: Request) -> Response | StreamResponse:
-        """Answer one request."""
+        """Answer one request (inside its span, with ``Settings.telemetry`` on)."""
+        if self.telemetry is not None:
+            return await self.telemetry.traced(request, self._answer)
+        return await self._answer(request)
+
+    async def _answer(self, request: Request) -> Response | StreamResponse:
         if request.owner == "":
             request = dataclasses.replace(request, owner=None)
         try:
@@ -422,6 +433,22 @@ class ACPService:
         except StoreUnavailable:
             logger.warning("store unreachable while streaming run %s", run_id)
             yield error_frame(Error(code=ErrorCode.SERVER_ERROR, message="the store is unreachable"))
+
+
+def _telemetry(engine: RunEngine) -> Telemetry:
+    """The service's spans and metrics, told of the engine's runs (``Settings.telemetry`` is on)."""
+    try:
+        from .telemetry import Telemetry
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise
+        raise ModuleNotFoundError(
+            "the telemetry setting needs OpenTelemetry's API: pip install 'acp-adapters[otel]'",
+            name=exc.name,
+        ) from exc
+    telemetry = Telemetry()
+    engine.reports.telemetry = telemetry
+    return telemetry
 
 
 #: The playground's page and assets: routed only when ``Settings.playground`` is on (core/playground.py).

@@ -96,6 +96,9 @@ class Settings:
     openapi_document: bool = True
     #: Seconds between two progress lines of a run still going (DEBUG, on the ``acp_adapters`` logger).
     progress_log_interval: float = 30.0
+    #: Whether requests and runs make OpenTelemetry spans and metrics (the ``otel`` extra), sent to the
+    #: providers the host configures (docs/operations.md). Off: OpenTelemetry is never imported.
+    telemetry: bool = False
     # browsers -------------------------------------------------------------------------------------
     #: Exact origins allowed by CORS (``*``: any); empty (the default) sends no CORS headers at all.
     cors_origins: tuple[str, ...] = ()
