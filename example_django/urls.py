@@ -1,12 +1,15 @@
-"""``/`` is the project's own page, ``/acp/`` the demo agents, ``/acp-private/`` the guarded agents."""
+"""``/`` is the project's own page, ``/acp/`` the demo agents, ``/acp-private/`` the guarded agents;
+``/a2a/`` and ``/a2a-private/`` the same agents over A2A, each on its ACP mount's engine."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
 
+from acp_adapters.a2a.django import A2ASite
 from acp_adapters.django import ACPSite
 from acp_adapters.django.conf import conf
+from acp_adapters.django.views import site
 from example_agents import executor_from_env, private_registry, store_from_env
 
 from . import private, views
@@ -31,5 +34,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("acp/", include("acp_adapters.django.urls")),
     path("acp-private/", private_site.urls),
+    path("a2a/", A2ASite(site).urls),
+    path("a2a-private/", A2ASite(private_site, acp_url="/acp-private", name="a2a-private").urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,5 +1,6 @@
 """A Flask app with a page of its own at ``/``, the ACP API at ``/acp`` and, for holders of a token,
-at ``/acp-private``.
+at ``/acp-private``; the same agents over A2A at ``/a2a`` and ``/a2a-private`` (each on its ACP
+mount's engine).
 
 Run it from the repository root with the Flask dev server, ``flask --app example_flask.app run``, or
 with gunicorn, ``gunicorn -w 1 -k gthread --threads 32 example_flask.app:app``. The environment, read
@@ -24,6 +25,7 @@ from __future__ import annotations
 from flask import Flask, request
 
 from acp_adapters import Settings
+from acp_adapters.a2a.flask import A2A
 from acp_adapters.flask import ACP
 from example_agents import (
     DEMO_SETTINGS,
@@ -44,13 +46,15 @@ def create_app() -> Flask:
     @app.get("/")
     def home() -> str:
         return (
-            "A Flask app; its agents are served over ACP at /acp, and to holders of a token at /acp-private\n"
+            "A Flask app; its agents are served over ACP at /acp and over A2A at /a2a, and to holders of a "
+            "token at /acp-private and /a2a-private\n"
         )
 
-    ACP(app, demo_registry(), settings=settings, store=store_from_env(), executor=executor_from_env())
+    acp = ACP(app, demo_registry(), settings=settings, store=store_from_env(), executor=executor_from_env())
+    A2A(app, acp)
 
     # A second mount: one ACP per mount, each with its own name (its blueprint and CLI group).
-    ACP(
+    private = ACP(
         app,
         private_registry(),
         name="acp-private",
@@ -61,6 +65,7 @@ def create_app() -> Flask:
         authorize=tokens.authorize,
         executor=executor_from_env("acp-private"),
     )
+    A2A(app, private, name="a2a-private")
     return app
 
 

@@ -1,19 +1,20 @@
 """The deployments the A2A suite runs against: each serves the demo agents over ACP and A2A from one
 example app (a real server on a port), the A2A mount at ``/a2a`` beside ``/acp``.
 
-Adding a framework: make its example serve ``/a2a`` (the A2A mount sharing the ACP mount's engine),
-then add an :class:`A2ADeployment` here whose ``start`` is the framework's real-server factory from
-``tests/deployments/<framework>.py`` (a context manager yielding a
-:class:`~tests.deployments.base.Target` for the ``/acp`` mount), with its marks::
+Adding a deployment: make its example serve ``/a2a`` (the A2A mount sharing the ACP mount's engine),
+then add an :class:`A2ADeployment` here whose ``start`` makes the framework's real server, with the
+factory of ``tests/deployments/<framework>.py`` (a context manager yielding a
+:class:`~tests.deployments.base.Target` for the ``/acp`` mount), and its marks::
 
-    A2ADeployment("flask-gunicorn", flask_deployments.gunicorn, (pytest.mark.flask, pytest.mark.slow))
+    A2ADeployment("flask-gunicorn", _real("flask", "gunicorn"), (pytest.mark.flask, pytest.mark.slow))
 
-Every test taking the ``a2a`` fixture (tests/a2a/conftest.py) then runs against it too; the import
-of a framework that is not installed skips its entries, as tests/deployments does.
+Every test taking the ``a2a`` fixture (tests/a2a/conftest.py) then runs against it too (``-k
+a2a-flask`` picks one). The framework's module is imported when its server starts.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from typing import Any
 import pytest
 
 from tests.deployments.base import Target, origin
-from tests.deployments.starlette import uvicorn
 
 __all__ = ["A2A_DEPLOYMENTS", "A2ADeployment", "A2ATarget"]
 
@@ -59,6 +59,23 @@ class A2ADeployment:
             yield A2ATarget(url=origin(target) + self.mount, acp=target, name=self.name)
 
 
+def _real(module: str, factory: str) -> Callable[[], AbstractContextManager[Target]]:
+    """The real server ``factory()`` of ``tests/deployments/<module>.py``, imported when it starts."""
+
+    def start() -> AbstractContextManager[Target]:
+        made: AbstractContextManager[Target] = getattr(
+            importlib.import_module(f"tests.deployments.{module}"), factory
+        )()
+        return made
+
+    return start
+
+
 A2A_DEPLOYMENTS: list[A2ADeployment] = [
-    A2ADeployment("starlette-uvicorn", uvicorn, (pytest.mark.starlette, pytest.mark.slow)),
+    A2ADeployment(
+        "starlette-uvicorn", _real("starlette", "uvicorn"), (pytest.mark.starlette, pytest.mark.slow)
+    ),
+    A2ADeployment("flask-gunicorn", _real("flask", "gunicorn"), (pytest.mark.flask, pytest.mark.slow)),
+    A2ADeployment("django-gunicorn", _real("django", "gunicorn"), (pytest.mark.django, pytest.mark.slow)),
+    A2ADeployment("django-uvicorn", _real("django", "uvicorn"), (pytest.mark.django, pytest.mark.slow)),
 ]
