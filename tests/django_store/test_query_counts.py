@@ -26,7 +26,7 @@ from django.db.backends.signals import connection_created
 from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.http import Request, Response, StreamResponse
 from acp_adapters.core.models import Run, RunStatus
-from acp_adapters.core.store import EventRecord, RunRecord
+from acp_adapters.core.store import EventRecord, RunRecord, Store
 from acp_adapters.django.db.store import DjangoStore
 from acp_adapters.models import Message, MessagePart
 from tests.django_store.conftest import StoreFactory
@@ -46,6 +46,8 @@ class Counted:
     statements: list[tuple[str, bool]] = field(default_factory=list)  # (sql, inside a transaction)
     commits: int = 0
     polls: int = 0
+    #: Connections opened.
+    connections: int = 0
 
     @property
     def queries(self) -> int:
@@ -77,6 +79,8 @@ class QueryCounter:
     def _created(self, sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
         if connection.alias != self.alias:
             return
+        if self.current is not None:
+            self.current.connections += 1
 
         def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
             if self.current is not None:
@@ -261,6 +265,40 @@ async def test_the_output_of_a_run_that_goes_on_is_written_with_its_messages_eve
     done = await call("GET", f"/runs/{run_id}")
     assert isinstance(done, Response)
     assert json.loads(done.body)["status"] == "completed" and len(json.loads(done.body)["output"]) == 1
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["started", "not warmed"])
+async def test_a_started_worker_opens_nothing_at_its_first_run(postgres: str, warm: bool) -> None:
+    """Once the store has started (the engine starts it with the worker: lifespan, gunicorn's hook), a
+    worker's first run costs the database what its second does: its threads' connections are open and
+    the listener is up (without it, waiters poll fast). Without the warm-up (``Store.start`` doing
+    nothing, as before), neither is."""
+    counter = QueryCounter(postgres)
+    store = DjangoStore(postgres)
+    if not warm:
+        store.start = Store.start.__get__(store)  # type: ignore[method-assign]
+    service = ACPService(registry(), store=store, settings=Settings(lease_ttl=600))
+    try:
+        call = Client(service)
+        with counter.counting() as started:
+            await service.engine.ensure_started()
+            await asyncio.sleep(0.3)  # (the lease keeper's first look for lost runs)
+        assert store.watcher.notified is warm
+        first = await sync_run(call, counter)
+        second = await sync_run(call, counter)
+        report("start", started)
+        report("first sync echo run", first)
+        report("second", second)
+        assert second.queries == 2
+        if warm:  # every store thread has its connection: none is opened by a run
+            assert started.connections == store.threads
+            assert (first.queries, first.connections) == (2, 0)
+            assert second.connections == 0
+        else:  # a connection is opened by the first query of each thread that needs one
+            assert started.connections < store.threads
+    finally:
+        await service.aclose()
+        counter.close()
 
 
 # The merged write (events still queued + the change, one statement) keeps the promises of two -------

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
+import redis
 from redis.asyncio.connection import Connection
 
 from acp_adapters import ACPService, AgentRegistry, Settings
@@ -27,6 +28,7 @@ from acp_adapters.stores.redis import RedisStore
 from acp_adapters.testing.stores import event, new_run
 from tests.helpers import run_body
 from tests.stores.backends import REDIS_URL
+from tests.stores.redis_server import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -46,6 +48,7 @@ class CountingConnection(Connection):
     _handshake = False
 
     async def on_connect_check_health(self, check_health: bool = True) -> None:
+        CountingConnection.tally["connections"] += 1
         self._handshake = True
         try:
             await super().on_connect_check_health(check_health)
@@ -276,3 +279,39 @@ async def test_a_write_of_the_run_takes_queued_events_along_in_order(prefix: str
         assert events == [event(i) for i in range(1, 106)]
     finally:
         await store.close()
+
+
+# no cold worker --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("warm", [True, False], ids=["started", "ping-only start"])
+async def test_a_started_worker_makes_nothing_lazily_at_its_first_run(
+    server: RedisServer, prefix: str, warm: bool
+) -> None:
+    """Once the store has started (the engine starts it with the worker: lifespan, gunicorn's hook), a
+    worker's first run costs Redis what its second does: no connection opened, no script loaded (a new
+    Redis has none: each script's first call fails, loads it and is sent again), no subscription of the
+    notifier (and no look for signals because it was not listening yet). With a start that only pings
+    (as before), the first run does them."""
+    with redis.Redis.from_url(server.url) as raw:
+        raw.script_flush()  # as a new or restarted Redis: no script loaded
+    store = RedisStore.from_url(server.url, prefix=prefix, lease_ttl=120, connection_class=CountingConnection)
+    if not warm:
+
+        async def ping_only() -> None:
+            with store._redis.reachable():
+                await store._redis.client.ping()
+
+        store._redis.warm = ping_only  # type: ignore[method-assign]
+    service = ACPService(registry(), store=store, settings=Settings(lease_ttl=120))
+    try:
+        await service.engine.ensure_started()
+        await settle()  # (the lease keeper's first look for lost runs)
+        first = await cost([sync_echo(service)])
+        second = await cost([sync_echo(service)])
+        report("first sync echo of a started worker", first)
+        report("second", second)
+        if warm:
+            assert first == second == collections.Counter({"round_trips": 2, "commands": 2, "EVALSHA": 2})
+        else:
+            assert first["connections"] >= 1 and first["SCRIPT LOAD"] == 2 and first["SUBSCRIBE"] == 1, first
+    finally:
+        await service.aclose()

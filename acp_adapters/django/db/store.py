@@ -21,6 +21,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -162,6 +163,8 @@ class DjangoStore(BatchedEventsStore):
         self._no_signal_yet: set[uuid.UUID] = set()
         self.batcher = EventBatcher(self._flush, write_behind=write_behind, logger=logger)
         self._listener: PostgresListener | None = None
+        #: Set when the listener is connected (what ``start`` waits for).
+        self._connected = asyncio.Event()
 
     @property
     def write_behind(self) -> bool:
@@ -180,6 +183,34 @@ class DjangoStore(BatchedEventsStore):
     @session_retention.setter
     def session_retention(self, value: float | None) -> None:
         self._session_retention = value
+
+    async def start(self) -> None:
+        # No cold worker: what the first runs would make lazily is made now: the store's threads and
+        # their connections (and the queries' module, which imports the models), and on PostgreSQL the
+        # listening connection. A database that is down is only logged: each query answers for itself.
+        barrier = threading.Barrier(self.threads)
+        connect = functools.partial(self._connect, barrier)
+        try:
+            await asyncio.gather(*(self._in_thread(connect, retry=False) for _ in range(self.threads)))
+        except StoreUnavailable as exc:
+            logger.warning("database store: %s; retrying on each use", exc)
+            return
+        if self.listens and not self.watcher.notified:
+            self._connected = asyncio.Event()
+            self._ensure_listening()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), self.timeout)
+
+    def _connect(self, barrier: threading.Barrier) -> None:
+        """Open this store thread's connection, then wait for the other threads to open theirs (so that
+        each call of ``start`` has a thread of its own)."""
+        try:
+            db_ops.ping(self.using)
+        except BaseException:
+            barrier.abort()
+            raise
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(min(self.timeout, 2.0))
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -473,6 +504,8 @@ class DjangoStore(BatchedEventsStore):
 
     def _listening(self, connected: bool) -> None:
         self.watcher.notified = connected
+        if connected:
+            self._connected.set()
 
     # plumbing -------------------------------------------------------------------------------------
     async def _counters(self, run_ids: Collection[uuid.UUID]) -> Counters:

@@ -124,6 +124,21 @@ class RedisConnection:
         with self.reachable():
             return await self._scripts[name](keys=list(keys), args=list(args), client=target)
 
+    async def warm(self) -> None:
+        """Make now what the first commands would make: the client, a pooled connection, the scripts
+        loaded in Redis (one pipeline: a Redis that is new, restarted or flushed has none, and each
+        script's first call would fail and load it), and the notifier listening."""
+        client = self.client
+        with self.reachable():
+            async with client.pipeline(transaction=False) as pipe:
+                for script in self._scripts.values():
+                    pipe.script_load(script.script)
+                loaded = await pipe.execute(raise_on_error=False)
+        await self.notifier.start()
+        for answer in loaded:  # a Redis that refuses SCRIPT LOAD: each script loads at its first call
+            if isinstance(answer, Exception):
+                raise answer
+
     async def aclose(self) -> None:
         """Stop the notifier and close the connections of this process's client."""
         client, notifier = self._client, self._notifier

@@ -208,6 +208,21 @@ class Notifier:
             await asyncio.shield(confirmed)
         return confirmed.done()
 
+    async def start(self) -> None:
+        """Start listening now rather than for the first waiter, and wait until the home channel is
+        subscribed (at most ``timeout`` seconds: Redis may be unreachable, the listener then goes on
+        trying on its own)."""
+        self._ensure_running()
+        with anyio.move_on_after(self._timeout):
+            while True:
+                confirmed = self._home.confirmed
+                if confirmed is not None and confirmed.done():
+                    return
+                if confirmed is None:
+                    await asyncio.sleep(0.01)  # (the listener has not reached its subscribe yet)
+                else:
+                    await asyncio.wait({confirmed}, timeout=0.5)
+
     async def close(self) -> None:
         """Stop listening."""
         self._closing = True

@@ -30,6 +30,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from redis.exceptions import RedisError
+
 from acp_adapters.core.lifecycle import ENDED
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
@@ -147,13 +149,18 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         self._redis.notifier.wake(args[0])
 
     async def start(self) -> None:
-        # A worker that starts while Redis is down still serves what needs no store (the agent
-        # list); each store operation then answers for itself. The ping only says it early, in the log.
+        # No cold worker: what the first run would make lazily is made now (a connection, the scripts
+        # loaded, the notifier listening, so that the first run need not look for its signals). A
+        # worker that starts while Redis is down still serves what needs no store (the agent list);
+        # each store operation then answers for itself, and only the log says it early.
         try:
-            with self._redis.reachable():
-                await self._redis.client.ping()
+            await self._redis.warm()
         except StoreUnavailable as exc:
             logger.warning("Redis store %s: %s; retrying on each use", self._redis.url, exc)
+        except RedisError as exc:
+            logger.warning(
+                "Redis store %s: its scripts will load at their first use (%s)", self._redis.url, exc
+            )
 
     async def ping(self) -> None:
         with self._redis.reachable():
