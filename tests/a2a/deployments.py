@@ -78,4 +78,15 @@ A2A_DEPLOYMENTS: list[A2ADeployment] = [
     A2ADeployment("flask-gunicorn", _real("flask", "gunicorn"), (pytest.mark.flask, pytest.mark.slow)),
     A2ADeployment("django-gunicorn", _real("django", "gunicorn"), (pytest.mark.django, pytest.mark.slow)),
     A2ADeployment("django-uvicorn", _real("django", "uvicorn"), (pytest.mark.django, pytest.mark.slow)),
+    # Shared stores, several worker processes: the task index and the sessions live in the store.
+    A2ADeployment(
+        "starlette-uvicorn-redis",
+        _real("redis", "starlette_uvicorn_redis"),
+        (pytest.mark.starlette, pytest.mark.redis, pytest.mark.slow),
+    ),
+    A2ADeployment(
+        "django-gunicorn-postgres",
+        _real("django_postgres", "gunicorn_postgres"),
+        (pytest.mark.django, pytest.mark.postgres, pytest.mark.slow),
+    ),
 ]
