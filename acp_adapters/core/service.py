@@ -443,7 +443,8 @@ def _telemetry(engine: RunEngine) -> Telemetry:
         if not (exc.name or "").startswith("opentelemetry"):
             raise
         raise ModuleNotFoundError(
-            "the telemetry setting needs OpenTelemetry's API: pip install 'acp-adapters[otel]'",
+            f"the telemetry setting needs OpenTelemetry's API ({exc.name} is missing): "
+            'pip install "acp-adapters[otel]"',
             name=exc.name,
         ) from exc
     telemetry = Telemetry()

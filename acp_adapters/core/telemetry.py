@@ -22,12 +22,14 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .http import Request, Response, StreamResponse
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Telemetry", "route_template"]
 
 _NAME = "acp_adapters"
+_AGENT, _STATUS = "acp.agent.name", "acp.run.status"
 #: Run durations: from a few milliseconds to the default ``max_run_duration`` (an hour).
 _DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 #: A path's first segment -> the name of the parameter its second segment is.
@@ -71,33 +74,90 @@ def route_template(path: str) -> str | None:
     return None
 
 
-class Telemetry:
-    """The spans and instruments of one service (see the module docstring)."""
+class _Meters:
+    """The process's instruments, made once and shared by every service (the SDK refuses a second
+    instrument of a name, with a warning, and would drop a second callback). All but the duration
+    histogram are observed: they read counts kept here when metrics are collected, so a run or an event
+    costs them an addition to a dict, not a measurement of the SDK's."""
 
     def __init__(self) -> None:
-        self._tracer = trace.get_tracer(_NAME)
         meter = metrics.get_meter(_NAME)
-        self._runs_started = meter.create_counter(
-            "acp.runs.started", unit="{run}", description="Runs whose agent started in this process"
-        )
-        self._runs_ended = meter.create_counter(
-            "acp.runs.ended", unit="{run}", description="Runs executed in this process that ended"
-        )
-        self._run_duration = meter.create_histogram(
+        self.run_duration = meter.create_histogram(
             "acp.run.duration",
             unit="s",
             description="From a run's creation to its end, awaiting included",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
-        self._active_runs = meter.create_up_down_counter(
-            "acp.runs.active", unit="{run}", description="Runs executing in this process"
+        #: Runs started by agent, ended by agent and status, executing by agent; events sent on streams
+        #: and streams open (the observed values).
+        self.started: dict[str, int] = {}
+        self.ended: dict[tuple[str, str], int] = {}
+        self.active: dict[str, int] = {}
+        self.events = 0
+        self.streams = 0
+        meter.create_observable_counter(
+            "acp.runs.started",
+            [self._started],
+            unit="{run}",
+            description="Runs whose agent started in this process",
         )
-        self._events_sent = meter.create_counter(
-            "acp.stream.events_sent", unit="{event}", description="Events sent on event streams"
+        meter.create_observable_counter(
+            "acp.runs.ended",
+            [self._ended],
+            unit="{run}",
+            description="Runs executed in this process that ended",
         )
-        self._subscribers = meter.create_up_down_counter(
-            "acp.stream.subscribers", unit="{stream}", description="Event streams open"
+        meter.create_observable_up_down_counter(
+            "acp.runs.active", [self._active], unit="{run}", description="Runs executing in this process"
         )
+        meter.create_observable_counter(
+            "acp.stream.events_sent",
+            [self._events],
+            unit="{event}",
+            description="Events sent on event streams",
+        )
+        meter.create_observable_up_down_counter(
+            "acp.stream.subscribers", [self._streams], unit="{stream}", description="Event streams open"
+        )
+
+    # (The callbacks run in the metric reader's thread: a dict's copy, made under the GIL, is safe.)
+    def _started(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(count, {_AGENT: agent}) for agent, count in self.started.copy().items()]
+
+    def _ended(self, options: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(count, {_AGENT: agent, _STATUS: status})
+            for (agent, status), count in self.ended.copy().items()
+        ]
+
+    def _active(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(count, {_AGENT: agent}) for agent, count in self.active.copy().items()]
+
+    def _events(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self.events)]
+
+    def _streams(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self.streams)]
+
+
+_meters: _Meters | None = None
+_meters_made = threading.Lock()
+
+
+def _process_meters() -> _Meters:
+    global _meters
+    with _meters_made:
+        if _meters is None:
+            _meters = _Meters()
+        return _meters
+
+
+class Telemetry:
+    """The spans and instruments of one service (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._tracer = trace.get_tracer(_NAME)
+        self._meters = _process_meters()
         #: The spans of the runs whose agent started here and that have not ended.
         self._runs: dict[uuid.UUID, trace.Span] = {}
 
@@ -155,21 +215,23 @@ class Telemetry:
         span = self._tracer.start_span(f"invoke_agent {run.agent_name}", parent, attributes=attributes)
         context.attach(trace.set_span_in_context(span, parent))  # never detached: see the module rules
         self._runs[run.run_id] = span
-        agent = {"acp.agent.name": run.agent_name}
-        self._runs_started.add(1, agent)
-        self._active_runs.add(1, agent)
+        meters, agent = self._meters, run.agent_name
+        meters.started[agent] = meters.started.get(agent, 0) + 1
+        meters.active[agent] = meters.active.get(agent, 0) + 1
 
     def run_ended(self, execution: ReportedRun, seconds: float) -> None:
         """The run's ending is stored: end its span, count it."""
-        run = execution.run
-        agent = {"acp.agent.name": run.agent_name}
-        outcome = {**agent, "acp.run.status": run.status.value}
-        self._runs_ended.add(1, outcome)
-        self._run_duration.record(seconds, outcome)
+        run, meters = execution.run, self._meters
+        outcome = (run.agent_name, run.status.value)
+        meters.ended[outcome] = meters.ended.get(outcome, 0) + 1
+        meters.run_duration.record(seconds, {_AGENT: outcome[0], _STATUS: outcome[1]})
         span = self._runs.pop(run.run_id, None)
         if span is None:
             return
-        self._active_runs.add(-1, agent)
+        meters.active[run.agent_name] -= 1
+        if not span.is_recording():  # (no provider: nothing to tell it)
+            span.end()
+            return
         span.set_attribute("acp.run.status", run.status.value)
         span.set_attribute("acp.run.events", execution.event_count)
         if execution.mode is not None:  # (known now if the run was created after its span started)
@@ -189,14 +251,13 @@ class Telemetry:
 
     # streams --------------------------------------------------------------------------------------
     def stream_opened(self) -> None:
-        self._subscribers.add(1)
+        self._meters.streams += 1
 
     def stream_closed(self) -> None:
-        self._subscribers.add(-1)
+        self._meters.streams -= 1
 
     def events_sent(self, count: int) -> None:
-        if count:
-            self._events_sent.add(count)
+        self._meters.events += count
 
 
 class _TracedStream(AsyncIterator[bytes]):

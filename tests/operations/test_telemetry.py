@@ -244,6 +244,20 @@ def test_a_sync_run_through_flask(flask_app: Flask, agent: str, work: str) -> No
     check_sync_run(spans_when(has("POST /acp/runs", f"invoke_agent {agent}", work)), run, agent, work)
 
 
+@pytest.mark.flask
+def test_inside_the_hosts_own_span_the_request_span_is_internal(flask_app: Flask) -> None:
+    """A host whose instrumentation made the server span already (here by hand, in the WSGI thread):
+    ours nests in it, across the bridge to the engine's loop."""
+    with tracer.start_as_current_span("host", kind=SpanKind.SERVER):
+        response = flask_app.test_client().post("/acp/runs", json=run_body("echo"))
+    assert response.status_code == 200
+    spans = spans_when(has("host", "POST /acp/runs", "invoke_agent echo"))
+    host, request = named(spans, "host"), named(spans, "POST /acp/runs")
+    assert request.kind is SpanKind.INTERNAL
+    assert child_of(request, host)
+    assert child_of(named(spans, "invoke_agent echo"), request)
+
+
 @pytest.mark.starlette
 def test_request_spans_are_named_by_route_template_never_by_raw_path(starlette_client: TestClient) -> None:
     run = starlette_client.post("/acp/runs", json=run_body("echo", mode="async")).json()
@@ -486,4 +500,5 @@ def test_the_setting_without_the_extra_names_the_extra() -> None:
         "except ModuleNotFoundError as exc:\n"
         "    print(exc)\n"
     )
-    assert "pip install 'acp-adapters[otel]'" in python(code)
+    said = python(code)
+    assert said.endswith('(opentelemetry is missing): pip install "acp-adapters[otel]"'), said

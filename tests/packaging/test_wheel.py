@@ -22,7 +22,7 @@ import pytest
 from tests.deployments.base import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTRAS = "starlette,flask,django,redis,postgres,serve"
+EXTRAS = "starlette,flask,django,redis,postgres,serve,otel"
 
 AGENTS_MODULE = '''
 from acp_adapters.core.agents import AgentRegistry
@@ -45,6 +45,7 @@ django.setup()
 
 import acp_adapters
 import acp_adapters.asgi
+import acp_adapters.core.telemetry
 import acp_adapters.django
 import acp_adapters.django.store
 import acp_adapters.flask
