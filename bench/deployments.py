@@ -106,6 +106,12 @@ DEPLOYMENTS: tuple[Deployment, ...] = (
                "example_starlette.app:app", floor="floor-starlette-4w", workers=4,
                env={"ACP_STORE": REDIS_URL}, requires=("acp_adapters.stores.redis",), services=("redis",),
                scenarios=_SCALE_SCENARIOS, default=False),
+    # Issue 14: the same, with every run executed by Celery workers (two, 32 threads each).
+    Deployment("starlette-redis-celery", "Starlette adapter, Redis store, Celery", "adapter", "uvicorn",
+               "example_starlette.app:app", floor="floor-starlette-4w", workers=4,
+               env={"ACP_STORE": REDIS_URL, "ACP_EXECUTOR": "celery", "ACP_CELERY_SHUTDOWN_GRACE": "1"},
+               requires=("acp_adapters.stores.redis", "acp_adapters.celery"), services=("redis",),
+               scenarios=_SCALE_SCENARIOS, default=False, setup="celery_workers"),
     Deployment("floor-starlette-4w", "Starlette floor", "floor", "uvicorn", "bench.floors.starlette_app:app",
                workers=4, scenarios=_SCALE_SCENARIOS, default=False),
     Deployment("flask-redis-4w", "Flask adapter, Redis store", "adapter", "gunicorn", "example_flask.app:app",
