@@ -37,7 +37,6 @@ from .models import Error, Message, Run, RunMode, RunStatus, utc_now
 from .store import RunRecord, SessionRecord, Store
 
 if TYPE_CHECKING:
-    from .service import ACPService
     from .settings import Settings
 
 __all__ = ["Executor", "RunJob", "claim", "queue_expired"]
@@ -127,8 +126,9 @@ class Executor:
     #: The executor's name, carried by its jobs (a worker finds the service that executes them by it).
     name: str = "in-process"
 
-    def bind(self, service: ACPService) -> None:
-        """The service that hands its runs to this executor has been made; raise ``ValueError`` if the
+    def bind(self, service: Any) -> None:
+        """The :class:`~acp_adapters.core.service.ACPService` that hands its runs to this executor has
+        been made (typed ``Any``: the service imports this module); raise ``ValueError`` if the
         executor cannot serve it (a remote executor and a store of one process)."""
 
     async def submit(self, job: RunJob) -> None:
