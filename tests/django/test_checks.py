@@ -57,6 +57,8 @@ def test_no_acp_adapters_setting_is_no_error(settings: Any) -> None:
         ({**GOOD, "OWNER": "example_agents.DEMO_SETTINGS"}, "E008", "['OWNER'] must be a function"),
         ({**GOOD, "GUARD": 42}, "E008", "['GUARD'] must be a function"),
         ({**GOOD, "AUTHORIZE": "example_agents.DEMO_SETTINGS"}, "E008", "['AUTHORIZE'] must be a function"),
+        ({**GOOD, "EXECUTOR": "example_agents.DEMO_SETTINGS"}, "E012", "['EXECUTOR'] must be an Executor"),
+        ({**GOOD, "EXECUTOR": lambda: "celery"}, "E012", "not str"),
     ],
 )
 def test_a_wrong_setting_is_reported(settings: Any, value: Any, check_id: str, words: str) -> None:
