@@ -50,7 +50,8 @@ class ACPApp:
     ``lambda scope: scope["user"].identity`` behind Starlette's AuthenticationMiddleware); runs,
     sessions and resources are then visible to their owner only. ``authorize(request, agent)`` is the
     core's authorization hook (see :class:`~acp_adapters.core.service.ACPService`); the request's
-    ``native`` is the ASGI scope.
+    ``native`` is the ASGI scope. ``executor`` hands the runs to other processes instead of executing
+    them on this server's loop (``acp_adapters.celery.CeleryExecutor``: docs/celery.md).
     """
 
     def __init__(

@@ -70,7 +70,8 @@ class ACP:
     ``authorize(request, agent)`` is the core's authorization hook (see
     :class:`~acp_adapters.core.service.ACPService`), the same in every framework; the request's
     ``native`` is Flask's request object. It runs on the bridge's event loop (in a copy of the request's
-    context, so ``flask.request`` and ``g`` work): a sync hook must not block.
+    context, so ``flask.request`` and ``g`` work): a sync hook must not block. ``executor`` hands the
+    runs to other processes, e.g. Celery workers (``acp_adapters.celery.CeleryExecutor``: docs/celery.md).
     """
 
     def __init__(
