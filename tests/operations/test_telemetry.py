@@ -446,6 +446,54 @@ async def test_a_handed_over_run_carries_its_trace_to_the_worker(prefix: str) ->
         await worker.aclose()
 
 
+@pytest.mark.redis
+@pytest.mark.celery
+@pytest.mark.flask
+def test_a_run_handed_to_celery_carries_its_trace_in_the_task(prefix: str) -> None:
+    """Through the Celery executor: the task on the broker (kombu's in-memory transport) carries the
+    trace context, and the task function, called with it as a worker calls it (on the process's loop),
+    executes the run in a child of the request's span. (tests/celery starts real workers for the rest.)"""
+    from celery import Celery
+
+    from acp_adapters.celery import TASK_NAME, CeleryExecutor, execute_run
+    from acp_adapters.stores.redis import RedisStore
+    from tests.stores.backends import REDIS_URL
+
+    celery_app = Celery("telemetry-test", broker="memory://", set_as_current=False)
+    executor = CeleryExecutor(celery_app, name=f"telemetry-{uuid.uuid4().hex[:6]}", queue="telemetry")
+    app = Flask(__name__)
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    ACP(app, registry(), store=store, settings=Settings(telemetry=True), executor=executor)
+    response = app.test_client().post(
+        "/acp/runs", json=run_body("sync-echo", "hi", mode="async"), headers={"traceparent": TRACEPARENT}
+    )
+    assert response.status_code == 202
+    with celery_app.connection_for_read() as connection:
+        queue = connection.SimpleQueue("telemetry")
+        message = queue.get(timeout=5)
+        message.ack()
+        queue.close()
+    assert message.headers["task"] == TASK_NAME
+    [job], _, _ = message.payload
+    request = named(spans_when(has("POST /acp/runs")), "POST /acp/runs")
+    assert request.context is not None and request.context.trace_id == TRACE_ID
+    assert job["trace"]["traceparent"].split("-")[1:3] == [
+        f"{TRACE_ID:032x}",
+        f"{request.context.span_id:016x}",
+    ]
+    assert job["mode"] == "async"
+    execute_run(job)  # what the worker's task does, in the worker's thread
+    spans = spans_when(has("invoke_agent sync-echo", "sync-echo.work"))
+    run_span = named(spans, "invoke_agent sync-echo")
+    assert child_of(run_span, request)
+    assert run_span.attributes is not None
+    run_id = response.get_json()["run_id"]
+    assert run_span.attributes["acp.run.id"] == run_id
+    assert run_span.attributes["acp.run.status"] == "completed"
+    assert child_of(named(spans, "sync-echo.work"), run_span)
+    assert app.test_client().get(f"/acp/runs/{run_id}").get_json()["status"] == "completed"
+
+
 def test_a_job_without_telemetry_carries_no_trace_and_older_jobs_still_read() -> None:
     job = RunJob.from_json(
         {
