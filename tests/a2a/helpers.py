@@ -1,6 +1,8 @@
 """What the A2A tests share: the official a2a-sdk client made for a binding and a dialect, messages, and
 strict checks of what the server sends against the SDK's own definitions of A2A (the 1.0 protobuf and
-the 0.3 models), stricter than the client itself (no unknown field, every REQUIRED field present).
+the 0.3 models), stricter than the client itself (no unknown field, every REQUIRED field present), and
+against A2A 1.0's published JSON schema (tests/a2a/schema.py): every 1.0 answer a client made here
+receives, and everything :func:`strict_v1` parses.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from a2a.types.a2a_pb2 import (
 from a2a.utils.proto_utils import validate_proto_required_fields
 from google.protobuf.json_format import ParseDict  # type: ignore[import-untyped]
 from google.protobuf.message import Message as ProtoMessage  # type: ignore[import-untyped]
+
+from tests.a2a.schema import SchemaCheckingTransport, validate
 
 __all__ = [
     "FINAL",
@@ -74,11 +78,22 @@ def request(message: Message, *, return_immediately: bool = False) -> SendMessag
 
 @asynccontextmanager
 async def client_for(
-    url: str, binding: str = JSONRPC, *, streaming: bool = False, version: str = "1.0"
+    url: str,
+    binding: str = JSONRPC,
+    *,
+    streaming: bool = False,
+    version: str = "1.0",
+    checker: SchemaCheckingTransport | None = None,
 ) -> AsyncIterator[Client]:
     """The official client for the agent at ``url``, from its card, speaking ``binding`` in
-    ``version`` (``"0.3"``: the SDK's compat transport, chosen by keeping only the 0.3 interface)."""
-    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+    ``version`` (``"0.3"``: the SDK's compat transport, chosen by keeping only the 0.3 interface).
+
+    In 1.0, every answer it receives is checked against A2A's published JSON schema: what is not
+    valid fails the test when the client is closed (``checker``: the transport that checks, to read
+    what it checked)."""
+    if checker is None and version == "1.0":
+        checker = SchemaCheckingTransport()
+    async with httpx.AsyncClient(timeout=TIMEOUT, transport=checker) as http:
         card = await A2ACardResolver(http, url).get_agent_card()
         if version != "1.0":
             kept = [i for i in card.supported_interfaces if i.protocol_version == version]
@@ -90,6 +105,9 @@ async def client_for(
             yield client
         finally:
             await client.close()
+    if checker is not None:
+        problems = "\n".join(checker.errors)
+        assert not checker.errors, f"answers not valid against A2A's JSON schema:\n{problems}"
 
 
 async def send(client: Client, message: Message, *, return_immediately: bool = False) -> list[StreamResponse]:
@@ -117,7 +135,9 @@ def text_of(task: Task) -> str:
 
 
 def strict_v1(data: Any, message_type: type[P]) -> P:
-    """``data`` parsed as the 1.0 protobuf ``message_type``: no unknown field, every REQUIRED one set."""
+    """``data`` parsed as the 1.0 protobuf ``message_type``: no unknown field, every REQUIRED one set;
+    and valid against the definition of that message in A2A's published JSON schema."""
+    validate(data, message_type.DESCRIPTOR.name)
     parsed: P = ParseDict(data, message_type())
     validate_proto_required_fields(parsed)
     return parsed
