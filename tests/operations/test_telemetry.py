@@ -245,6 +245,19 @@ def test_a_sync_run_through_flask(flask_app: Flask, agent: str, work: str) -> No
 
 
 @pytest.mark.flask
+def test_a_stream_run_through_flask(flask_app: Flask) -> None:
+    """The stream's body is pumped on the bridge's loop: its span ends with it, the run's is its child."""
+    response = flask_app.test_client().post("/acp/runs", json=run_body("chunks", mode="stream"))
+    assert response.status_code == 200
+    events = sse_data(response.get_data())
+    assert [event["type"] for event in events][-1] == "run.completed"
+    spans = spans_when(has("POST /acp/runs", "invoke_agent chunks"))
+    request, run = named(spans, "POST /acp/runs"), named(spans, "invoke_agent chunks")
+    assert child_of(run, request)
+    assert request.end_time is not None and run.end_time is not None and request.end_time >= run.end_time
+
+
+@pytest.mark.flask
 def test_inside_the_hosts_own_span_the_request_span_is_internal(flask_app: Flask) -> None:
     """A host whose instrumentation made the server span already (here by hand, in the WSGI thread):
     ours nests in it, across the bridge to the engine's loop."""
