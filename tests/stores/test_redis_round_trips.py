@@ -281,6 +281,44 @@ async def test_a_write_of_the_run_takes_queued_events_along_in_order(prefix: str
         await store.close()
 
 
+async def test_the_executing_process_reads_its_runs_events_without_reading_them_back(
+    service: ACPService,
+) -> None:
+    """The stream of a run executed here reads its events from the process's log of what it wrote: no
+    ``XRANGE`` or ``READ_EVENTS`` brings them back from Redis."""
+    for _ in range(2):
+        await stream(service, 50)
+    await settle()
+    counts = await cost([stream(service, 2000)])
+    report("stream of 2000 parts", counts)
+    assert counts["XRANGE"] == 0, counts
+    assert counts["round_trips"] <= 20, counts  # its creation, its batches, its ending
+
+
+async def test_a_write_by_another_process_is_read_from_redis_in_its_place(prefix: str) -> None:
+    """The log of a run is kept while every event of its stream was written here: one written by another
+    process (a lost run failed elsewhere, say) is read from Redis at its index, and the log is dropped
+    once a write here shows it is no longer whole."""
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix, lease_ttl=120)
+    other = RedisStore.from_url(REDIS_URL, prefix=prefix, lease_ttl=120)
+    try:
+        run = await new_run(store)
+        first = (await store.read_events(run.run_id, 0))[0]
+        await store.append_events(run.run_id, [event(1)])
+        await store.batcher.settle(run.run_id)
+        await other.append_events(run.run_id, [event(2)])
+        await other.batcher.settle(run.run_id)
+        assert await store.read_events(run.run_id, 0) == [first, event(1)]  # what it wrote, so far
+        assert await store.read_events(run.run_id, 2, timeout=5) == [event(2)]  # then Redis
+        await store.append_events(run.run_id, [event(3)])
+        await store.batcher.settle(run.run_id)
+        assert run.run_id not in store._logs
+        assert await store.read_events(run.run_id, 0) == [first, event(1), event(2), event(3)]
+    finally:
+        await store.close()
+        await other.close()
+
+
 # no cold worker --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("warm", [True, False], ids=["started", "ping-only start"])
 async def test_a_started_worker_makes_nothing_lazily_at_its_first_run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "encode_run_fields",
     "encode_signal",
     "encode_status",
+    "pack_events",
     "pairs",
     "worker_name",
 ]
@@ -88,11 +90,15 @@ def decode_run(fields: Mapping[bytes, bytes]) -> RunRecord:
     return RunRecord(run=run, owner=None if owner is None else owner.decode())
 
 
-def decode_snapshot(reply: Sequence[bytes | None]) -> RunRecord:
-    """A run as the scripts return it (``_SNAPSHOT``: its JSON document and its owner or ``None``)."""
+def decode_snapshot(reply: Sequence[bytes | None], written: Mapping[str, Any] | None = None) -> RunRecord:
+    """A run as the scripts return it (``_SNAPSHOT``: its JSON document and its owner or ``None``);
+    ``written``: the fields the script left out of the document, as the caller wrote them."""
     document, owner = reply[0], reply[1] if len(reply) > 1 else None
     assert document is not None
-    run = Run.model_validate_json(document)
+    if written:
+        run = Run.model_validate({**json.loads(document), **written})
+    else:
+        run = Run.model_validate_json(document)
     return RunRecord(run=run, owner=None if owner is None else owner.decode())
 
 
@@ -104,6 +110,19 @@ def decode_events(entries: Any) -> list[EventRecord]:
 def decode_script_events(entries: Any) -> list[EventRecord]:
     """Stream entries as a script returns them (``[[id, [b"t", type, b"d", data]], ...]``)."""
     return [EventRecord(fields[1].decode(), fields[3]) for _, fields in entries]
+
+
+_EVENT_HEADER = struct.Struct(">HI")
+
+
+def pack_events(events: Sequence[EventRecord]) -> bytes:
+    """Events as one string (what ``APPEND_EVENTS`` unpacks): per event, the lengths of its type and its
+    data (big-endian, 2 and 4 bytes), then the type and the data."""
+    parts: list[bytes] = []
+    for event in events:
+        kind = event.type.encode()
+        parts += (_EVENT_HEADER.pack(len(kind), len(event.data)), kind, event.data)
+    return b"".join(parts)
 
 
 def encode_signal(signal: Signal) -> bytes:

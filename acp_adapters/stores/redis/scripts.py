@@ -49,15 +49,16 @@ local function announce(run, channel, count)
 end
 """
 
-#: ``snapshot(run hash)``: the run as one JSON document built from its fields (one JSON value each),
-#: and its owner (false: none); the caller parses one string rather than a reply per field.
+#: ``snapshot(run hash, skip)``: the run as one JSON document built from its fields (one JSON value each),
+#: and its owner (false: none); the caller parses one string rather than a reply per field. The fields
+#: named in ``skip`` (a table name -> true, or nil) are left out: the caller has just written them.
 _SNAPSHOT = """
-local function snapshot(run)
+local function snapshot(run, skip)
   local flat = redis.call('HGETALL', run)
   local members, owner = {}, false
   for i = 1, #flat, 2 do
     local name = flat[i]
-    if string.sub(name, 1, 1) ~= '~' then
+    if string.sub(name, 1, 1) ~= '~' and not (skip and skip[name]) then
       members[#members + 1] = '"' .. name .. '":' .. flat[i + 1]
     elseif name == '~owner' then
       owner = flat[i + 1]
@@ -182,8 +183,10 @@ return 1
 #: status; the change and its events only if the status matched. Only a change that ends the run sets
 #: the TTL of its keys (to the retention): a run still going keeps the TTL its creation gave it, renewed
 #: with its lease.
-#: Returns false (no such run, or its status did not match) or the run (see ``_SNAPSHOT``). A run that
-#: ends becomes an item (and may, alone over the bound, be evicted at once: it is still returned).
+#: Returns false when there is no such run; else the length of its events stream once written, then, if
+#: the status matched, the run (see ``_SNAPSHOT``) without the fields this script set (the caller has
+#: them: the output at the end of a long stream is large). A run that ends becomes an item (and may,
+#: alone over the bound, be evicted at once: it is still returned).
 UPDATE_RUN = (
     _NOW_MS
     + _RETAIN
@@ -203,7 +206,9 @@ end
 local at = 10 + 2 * tonumber(ARGV[9])
 append(10, at - 1)
 local queued = tonumber(ARGV[at])
+local written = {}
 if queued > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, at + 1, at + queued)) end
+for i = at + 1, at + queued, 2 do written[ARGV[i]] = true end
 at = at + 1 + queued
 local expected = tonumber(ARGV[at])
 if expected >= 0 then
@@ -214,15 +219,16 @@ if expected >= 0 then
   end
   if not matched then
     if appended then announce(KEYS[1], ARGV[8], n) end
-    return false
+    return {n}
   end
 end
 local first = at + 2 + math.max(expected, 0)
 local last = first + tonumber(ARGV[first - 1]) - 1
 if last >= first then redis.call('HSET', KEYS[1], unpack(ARGV, first, last)) end
+for i = first, last, 2 do written[ARGV[i]] = true end
 append(last + 1, #ARGV)
 if appended then announce(KEYS[1], ARGV[8], n) end
-local run = snapshot(KEYS[1])
+local run = snapshot(KEYS[1], written)
 if ARGV[7] == '1' then
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
   redis.call('ZREM', KEYS[4], ARGV[5])
@@ -230,7 +236,7 @@ if ARGV[7] == '1' then
   retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), tonumber(ARGV[6]))
   trim()
 end
-return run
+return {n, run[1], run[2]}
 """
 )
 
@@ -243,16 +249,24 @@ return snapshot(KEYS[1])
 """
 )
 
-#: KEYS: events stream, run hash. ARGV: events channel, type, data, type, data, ...
-#: Appends nothing to a run that is gone (so that no stream is left without a TTL).
+#: KEYS: events stream, run hash. ARGV: events channel, the events packed in one string (see
+#: ``codec.pack_events``: per event, the lengths of its type and data as big-endian 2 and 4 bytes, then
+#: both; one argument for a batch costs the client much less than two per event).
+#: Appends nothing to a run that is gone (so that no stream is left without a TTL); returns the stream's
+#: length (-1: the run is gone).
 APPEND_EVENTS = (
     _ANNOUNCE
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local n = redis.call('XLEN', KEYS[1])
-for i = 2, #ARGV, 2 do
+local packed, at = ARGV[2], 1
+while at <= #packed do
+  local size, length, body = struct.unpack('>I2I4', packed, at)
+  local data = body + size
   n = n + 1
-  redis.call('XADD', KEYS[1], '0-' .. n, 't', ARGV[i], 'd', ARGV[i + 1])
+  redis.call('XADD', KEYS[1], '0-' .. n, 't', string.sub(packed, body, data - 1),
+             'd', string.sub(packed, data, data + length - 1))
+  at = data + length
 end
 announce(KEYS[2], ARGV[1], n)
 return n

@@ -6,6 +6,10 @@ Rules this module keeps:
   Stream appended with ``XADD`` (event ``i`` has id ``0-(i+1)``), read from any index with ``XRANGE``.
   Readers wait without a connection of their own: the process's notifier wakes them (see
   ``.notifier``), and the events of the runs this process executes wake them in-process.
+* The runs this process executes keep their written events in process too (``_logs``): its readers
+  (the stream of the request that created the run) read them there, not back from Redis, once Redis
+  has them. A log is kept only while every event of the run was written here (the scripts return the
+  stream's length, which says so); otherwise, and for every other run, readers read Redis.
 * Appends are batched per run in the background (:mod:`acp_adapters.core.write_behind`); a status
   change first waits for the events before it.
 * Everything that may race is one Lua script (see ``.scripts``): compare-and-set of the status,
@@ -48,12 +52,17 @@ from .codec import (
     encode_run_fields,
     encode_signal,
     encode_status,
+    pack_events,
     worker_name,
 )
 from .connection import RedisConnection, milliseconds
 from .sessions import RedisSessions
 
 __all__ = ["RedisStore"]
+
+#: Seconds a reader of a run executed here waits on its log before it looks at Redis too (see
+#: ``_wait_for_events``), and between looks while Redis is unreachable.
+_LOG_LOOK_AFTER = 0.5
 
 logger = logging.getLogger("acp_adapters.stores.redis")
 
@@ -117,6 +126,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         #: For each of those whose signals nobody has looked for yet: the notifier's token (see
         #: ``Notifier.expect``) from before its creation.
         self._signal_tokens: dict[uuid.UUID, object | None] = {}
+        #: For each of those while every event of its stream was written here: the events, as written.
+        self._logs: dict[uuid.UUID, list[EventRecord]] = {}
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -141,12 +152,24 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         return self._redis.url
 
     async def _append_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
-        args: list[Any] = [self._redis.channel("events", run_id)]
-        for event in events:
-            args += [event.type, event.data]
+        channel = self._redis.channel("events", run_id)
         run_key, events_key, _ = self._run_keys(run_id)
-        await self._redis.script("APPEND_EVENTS", [events_key, run_key], args)
-        self._redis.notifier.wake(args[0])
+        count = await self._redis.script(
+            "APPEND_EVENTS", [events_key, run_key], [channel, pack_events(events)]
+        )
+        self._logged(run_id, events, int(count))
+        self._redis.notifier.wake(channel)
+
+    def _logged(self, run_id: uuid.UUID, events: Sequence[EventRecord], count: int) -> None:
+        """Keep ``events``, just written here and ending the run's stream at ``count``, in the run's log
+        if it holds every event before them; else another process wrote to the run: drop the log."""
+        log = self._logs.get(run_id)
+        if log is None:
+            return
+        if count - len(events) == len(log):
+            log.extend(events)
+        else:
+            del self._logs[run_id]
 
     async def start(self) -> None:
         # No cold worker: what the first run would make lazily is made now (a connection, the scripts
@@ -221,10 +244,12 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             self._forget_local(next(iter(self._local_runs)))
         self._local_runs[run_id] = (time.monotonic(), self.lease_ttl)
         self._signal_tokens[run_id] = token
+        self._logs[run_id] = list(events)
 
     def _forget_local(self, run_id: uuid.UUID) -> None:
         """The run no longer executes here."""
         self._local_runs.pop(run_id, None)
+        self._logs.pop(run_id, None)  # (a reader still waiting holds it: it has the run's last events)
         if run_id in self._signal_tokens:
             del self._signal_tokens[run_id]
             self._redis.notifier.unexpect(str(run_id))
@@ -272,11 +297,14 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             args += [event.type, event.data]
         keys = [*self._run_keys(run_id), self._key("leases"), *self._book_keys()]
         reply = await self._redis.script("UPDATE_RUN", keys, args)
+        applied = bool(reply) and len(reply) > 1
+        if reply:
+            self._logged(run_id, [*queued, *events] if applied else queued, int(reply[0]))
         if terminal:
             self._forget_local(run_id)
-        if queued or (reply and events):
+        if queued or (applied and events):
             self._redis.notifier.wake(self._redis.channel("events", run_id))
-        return decode_snapshot(reply) if reply else None
+        return decode_snapshot(reply[1:], {**(queued_changes or {}), **changes}) if applied else None
 
     # events ---------------------------------------------------------------------------------------
     # Appends go through ``batcher`` (BatchedEventsStore): an agent streaming parts does not wait for
@@ -293,18 +321,30 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         timeout: float = 0.0,
     ) -> list[EventRecord]:
         run_key, key, _ = self._run_keys(run_id)
+        log = self._logs.get(run_id)
+        if log is not None and len(log) > start:  # written here: no need to read them back
+            return log[start:]
+        if log is not None and timeout > 0:
+            return await self._wait_for_events(run_id, key, start, timeout, log)
         entries = await self._redis.script("READ_EVENTS", [key, run_key], [f"0-{start + 1}", "0"])
         if entries or timeout <= 0 or entries is None:  # None: the run is gone
             return decode_script_events(entries or [])
         return await self._wait_for_events(run_id, key, start, timeout)
 
     async def _wait_for_events(
-        self, run_id: uuid.UUID, key: str, start: int, wait: float
+        self,
+        run_id: uuid.UUID,
+        key: str,
+        start: int,
+        wait: float,
+        log: list[EventRecord] | None = None,
     ) -> list[EventRecord]:
         """Wait on the run's channel, looking at the stream after each wake-up.
 
         The events of a run executed by this process are announced in-process (no subscription);
-        those of any other run by its channel. A blip of Redis shorter than ``outage_grace`` (a
+        those of any other run by its channel. With the run's ``log`` (see ``_logs``), what this
+        process writes is read there; the stream in Redis is looked at (another process may have
+        written) only when the log has nothing new. A blip of Redis shorter than ``outage_grace`` (a
         failover, a restart) goes unnoticed by the reader; a longer outage raises StoreUnavailable.
         """
         deadline = time.monotonic() + wait
@@ -314,10 +354,18 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         # A reader in another process marks the run watched once (see scripts._ANNOUNCE), after its
         # subscription is live: the writer publishes only then.
         marked = local
+        # With the log, wait first: a look at Redis now would often race this process's own batch in
+        # flight and read it back. Redis is looked at after a short wait that brought nothing new.
+        look = log is None
+        interval = _LOG_LOOK_AFTER if log is not None else self.poll_interval
         async with self._redis.notifier.watch(channel, local=local) as watch:
             while True:
+                if log is not None and len(log) > start:
+                    return log[start:]
                 try:
-                    if not marked and watch.live:
+                    if not look:
+                        entries = []
+                    elif not marked and watch.live:
                         keys = [key, self._run_keys(run_id)[0]]
                         scripted = await self._redis.script("READ_EVENTS", keys, [f"0-{start + 1}", "1"])
                         marked = True
@@ -341,7 +389,9 @@ class RedisStore(RedisSessions, BatchedEventsStore):
                 if not marked and watch.live and failing_since is None:
                     continue  # the subscription became live meanwhile: look again, marking the run
                 # Waiters look again now and then on their own: the notifier is only a hint.
-                await watch.wait(min(remaining, self.poll_interval))
+                wait = _LOG_LOOK_AFTER if failing_since is not None else interval
+                await watch.wait(min(remaining, wait))
+                interval, look = self.poll_interval, True
 
     # signals --------------------------------------------------------------------------------------
     async def send_signal(self, run_id: uuid.UUID, signal: Signal) -> None:
