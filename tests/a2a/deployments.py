@@ -89,4 +89,11 @@ A2A_DEPLOYMENTS: list[A2ADeployment] = [
         _real("django_postgres", "gunicorn_postgres"),
         (pytest.mark.django, pytest.mark.postgres, pytest.mark.slow),
     ),
+    # Runs executed by Celery workers (two web processes on Redis, two workers): a task's blocking
+    # answer, its stream and its cancel cross processes through the store.
+    A2ADeployment(
+        "starlette-uvicorn-celery",
+        _real("celery", "starlette_celery"),
+        (pytest.mark.starlette, pytest.mark.celery, pytest.mark.redis, pytest.mark.slow),
+    ),
 ]
