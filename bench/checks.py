@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
+    "A2AStreamChecker",
     "CheckFailed",
     "SSEParser",
     "StreamChecker",
+    "a2a_request_body",
+    "check_a2a_send",
     "check_run",
     "chunk_text",
     "run_request_body",
@@ -166,3 +169,88 @@ class StreamChecker:
             raise CheckFailed(
                 f"stream ended after {self.events} events ({self.parts} parts) without run.completed"
             )
+
+
+# A2A (issue 16): JSON-RPC, A2A 1.0 ------------------------------------------------------------------
+def a2a_request_body(method: str, text: str) -> bytes:
+    """A JSON-RPC request of ``method`` (``SendMessage``, ``SendStreamingMessage``) with one user
+    message of one text part (the same message each time: neither server minds)."""
+    message = {"messageId": "bench-message", "role": "ROLE_USER", "parts": [{"text": text}]}
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _result(answer: Any) -> Any:
+    if not isinstance(answer, dict) or "result" not in answer:
+        raise CheckFailed(f"not a JSON-RPC result: {str(answer)[:200]}")
+    return answer["result"]
+
+
+def _state(status: Any) -> Any:
+    return status.get("state") if isinstance(status, dict) else None
+
+
+def _texts(parts: Any) -> list[Any]:
+    return [part.get("text") for part in parts or []]
+
+
+def check_a2a_send(answer: Any, text: str) -> None:
+    """A ``SendMessage`` answer: the task, completed, its artifacts one text part equal to ``text``."""
+    task = _result(answer).get("task") or {}
+    if _state(task.get("status")) != "TASK_STATE_COMPLETED":
+        raise CheckFailed(f"task state {_state(task.get('status'))!r}, expected TASK_STATE_COMPLETED")
+    texts = [t for artifact in task.get("artifacts") or [] for t in _texts(artifact.get("parts"))]
+    if texts != [text]:
+        raise CheckFailed(f"artifacts {str(task.get('artifacts'))[:200]} are not the input {text!r}")
+
+
+class A2AStreamChecker:
+    """Checks the events of one A2A stream of ``chunks`` with ``n`` parts, in order, as they arrive.
+
+    Expected: the task (submitted), a status update (working), n artifact updates of one artifact
+    (texts "0 ", "1 ", ...; the first opens it, the next ones append), a status update (completed).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.events = 0
+        self.parts = 0
+        self._stage = 0  # 0: the task, 1: working, 2: parts, 3: completed
+        self._artifact: Any = None
+
+    def feed(self, event: Any) -> None:
+        """Check the next event (a JSON-RPC response whose result is a StreamResponse)."""
+        self.events += 1
+        result = _result(event)
+        if self._stage == 0:
+            if _state((result.get("task") or {}).get("status")) != "TASK_STATE_SUBMITTED":
+                raise CheckFailed(f"event 1 is not the submitted task: {str(result)[:160]}")
+            self._stage = 1
+        elif "artifactUpdate" in result and self._stage == 2:
+            update = result["artifactUpdate"]
+            artifact = update.get("artifact") or {}
+            if _texts(artifact.get("parts")) != [chunk_text(self.parts)]:
+                expected = chunk_text(self.parts)
+                raise CheckFailed(f"chunk {self.parts} is {artifact.get('parts')}, expected {expected!r}")
+            if bool(update.get("append")) != (self.parts > 0):
+                raise CheckFailed(f"chunk {self.parts} has append {update.get('append')!r}")
+            if self._artifact is None:
+                self._artifact = artifact.get("artifactId")
+            elif artifact.get("artifactId") != self._artifact:
+                raise CheckFailed(f"chunk {self.parts} is of another artifact")
+            self.parts += 1
+        elif "statusUpdate" in result and self._stage in (1, 2):
+            state = _state(result["statusUpdate"].get("status"))
+            expected = "TASK_STATE_WORKING" if self._stage == 1 else "TASK_STATE_COMPLETED"
+            if state != expected:
+                raise CheckFailed(f"event {self.events} is status {state!r}, expected {expected!r}")
+            if self._stage == 2 and self.parts != self.n:
+                raise CheckFailed(f"completed after {self.parts} chunks, expected {self.n}")
+            self._stage += 1
+        else:
+            raise CheckFailed(f"unexpected event {self.events} at stage {self._stage}: {str(result)[:160]}")
+
+    def finish(self) -> None:
+        """The stream has ended: it must have ended with the task completed."""
+        if self._stage != 3:
+            raise CheckFailed(f"stream ended after {self.events} events ({self.parts} chunks), not completed")

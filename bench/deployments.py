@@ -12,10 +12,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEPLOYMENTS", "Deployment", "by_name"]
+__all__ = ["A2A_SCENARIOS", "DEPLOYMENTS", "Deployment", "by_name"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DJANGO_ENV = {"DJANGO_SETTINGS_MODULE": "example_django.settings"}
+#: The scenarios that speak A2A: only deployments with an ``a2a_mount`` take part.
+A2A_SCENARIOS = ("a2a-send", "a2a-stream")
+A2A_MOUNT = "/a2a"
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,12 @@ class Deployment:
     """One thing to measure.
 
     ``kind`` is ``adapter`` (acp-adapters in an example app), ``floor`` (a bare route of the
-    framework) or ``acp-sdk`` (the official server). ``floor`` names the deployment this one's
-    ratios are taken against. ``requires`` are modules that must import (with ``env``) and
-    ``services`` servers that must answer (``redis``, ``postgres``) for it to run; otherwise it is
-    skipped with a note. ``scenarios`` restricts what it runs (``None``: all); ``setup`` names what
-    must be prepared around its server (:mod:`bench.setups`).
+    framework), ``acp-sdk`` (the official ACP server) or ``a2a-sdk`` (the official A2A server).
+    ``floor`` names the deployment this one's ratios are taken against. ``a2a_mount`` is where it
+    serves A2A (each agent at ``{a2a_mount}/{name}``), ``None`` if it does not. ``requires`` are
+    modules that must import (with ``env``) and ``services`` servers that must answer (``redis``,
+    ``postgres``) for it to run; otherwise it is skipped with a note. ``scenarios`` restricts what it
+    runs (``None``: all); ``setup`` names what must be prepared around its server (:mod:`bench.setups`).
     """
 
     name: str
@@ -37,6 +41,7 @@ class Deployment:
     app: str
     floor: str | None = None
     mount: str = "/acp"
+    a2a_mount: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     requires: tuple[str, ...] = ()
@@ -64,6 +69,8 @@ class Deployment:
 
     def runs(self, scenario: str) -> bool:
         """Whether this deployment takes part in ``scenario``."""
+        if scenario in A2A_SCENARIOS and self.a2a_mount is None:
+            return False
         return self.scenarios is None or scenario in self.scenarios
 
     @property
@@ -87,20 +94,26 @@ _SCALE_SCENARIOS = ("sync-16", "stream")
 
 DEPLOYMENTS: tuple[Deployment, ...] = (
     Deployment("starlette", "Starlette adapter", "adapter", "uvicorn", "example_starlette.app:app",
-               floor="floor-starlette"),
+               floor="floor-starlette", a2a_mount=A2A_MOUNT),
     Deployment("floor-starlette", "Starlette floor", "floor", "uvicorn", "bench.floors.starlette_app:app"),
     Deployment("acp-sdk", "acp-sdk 1.0.3 server", "acp-sdk", "uvicorn", "acpsdk_app:app",
                floor="floor-starlette", mount=""),
-    Deployment("flask", "Flask adapter", "adapter", "gunicorn", "example_flask.app:app", floor="floor-flask"),
+    Deployment("flask", "Flask adapter", "adapter", "gunicorn", "example_flask.app:app", floor="floor-flask",
+               a2a_mount=A2A_MOUNT),
     Deployment("floor-flask", "Flask floor", "floor", "gunicorn", "bench.floors.flask_app:app"),
     Deployment("django-asgi", "Django adapter (ASGI)", "adapter", "uvicorn",
-               "example_django.asgi:application", floor="floor-django-asgi", env=DJANGO_ENV),
+               "example_django.asgi:application", floor="floor-django-asgi", env=DJANGO_ENV,
+               a2a_mount=A2A_MOUNT),
     Deployment("floor-django-asgi", "Django floor (ASGI)", "floor", "uvicorn",
                "bench.floors.django_asgi:application"),
     Deployment("django-wsgi", "Django adapter (WSGI)", "adapter", "gunicorn",
-               "example_django.wsgi:application", floor="floor-django-wsgi", env=DJANGO_ENV),
+               "example_django.wsgi:application", floor="floor-django-wsgi", env=DJANGO_ENV,
+               a2a_mount=A2A_MOUNT),
     Deployment("floor-django-wsgi", "Django floor (WSGI)", "floor", "gunicorn",
                "bench.floors.django_wsgi:application"),
+    # Issue 16: the official A2A server doing the A2A scenarios' work, beside the adapters' /a2a.
+    Deployment("a2a-sdk", "a2a-sdk 1.3 server", "a2a-sdk", "uvicorn", "bench.a2asdk_app:app", mount="",
+               a2a_mount="", requires=("a2a.server.routes",), scenarios=A2A_SCENARIOS),
     # Hooks for the shared stores (issue 6): measured when named with --deployments.
     Deployment("starlette-redis-4w", "Starlette adapter, Redis store", "adapter", "uvicorn",
                "example_starlette.app:app", floor="floor-starlette-4w", workers=4,

@@ -5,6 +5,9 @@ Scenarios (ids as ``--scenarios`` takes them):
 * ``sync-1``, ``sync-16``: sync ``echo`` runs from 1 and 16 keep-alive clients;
 * ``async``: async ``echo`` runs created then polled until completed, 16 clients;
 * ``stream``: one stream of ``chunks`` per N (1,000, 5,000, 20,000 by default);
+* ``a2a-send``, ``a2a-stream``: the same over A2A (issue 16), on the deployments that serve it (the
+  adapters' ``/a2a`` mounts and the a2a-sdk server): blocking ``SendMessage`` of ``echo`` from 16
+  clients, and one ``SendStreamingMessage`` of ``chunks`` per N (JSON-RPC, A2A 1.0);
 * ``memory``: on a fresh server, RSS before and after 10,000 sync runs, and the throughput over
   the first and the last 500 of them; three times, each on a fresh server (a window of 500 runs
   lasts a fraction of a second on a fast server, so one pass says more about the machine than
@@ -35,15 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from bench import acpsdk_venv, contention, source
-from bench.deployments import DEPLOYMENTS, Deployment, by_name
+from bench.deployments import A2A_SCENARIOS, DEPLOYMENTS, Deployment, by_name
 from bench.servers import REPO, Server, ServerPool, StartError, service_missing, unavailable_reason
 
 __all__ = ["SCENARIOS", "BenchRun", "Options", "Results", "run"]
 
-SCENARIOS = ("sync-1", "sync-16", "async", "stream", "memory", "memory-max")
+SCENARIOS = ("sync-1", "sync-16", "async", "stream", "memory", "memory-max", *A2A_SCENARIOS)
 #: The request shapes of ``memory-max`` (see :func:`bench.loadgen.limits_request`).
 LIMIT_SHAPES = ("max-body", "max-parts", "max-log")
-_CONCURRENCY = {"sync-1": 1, "sync-16": 16, "async": 16}
+_CONCURRENCY = {"sync-1": 1, "sync-16": 16, "async": 16, "a2a-send": 16}
+#: The load generator's job kind of each scenario of :meth:`BenchRun.load` and :meth:`BenchRun.stream`.
+_JOB_KIND = {"sync-1": "sync", "sync-16": "sync", "async": "async", "a2a-send": "a2a-send",
+             "stream": "stream", "a2a-stream": "a2a-stream"}  # fmt: skip
 
 
 @dataclass
@@ -209,10 +215,12 @@ class BenchRun:
         self.servers: list[Server] = []  # every server now running (their CPU time is ours)
 
     def job(self, server: Server, **fields: Any) -> dict[str, Any]:
+        """A load generator job on ``server``: A2A kinds go to its A2A mount, the others to its ACP one."""
+        a2a = str(fields.get("kind", "")).startswith("a2a-")
         return {
             "host": "127.0.0.1",
             "port": server.port,
-            "mount": server.deployment.mount,
+            "mount": server.deployment.a2a_mount if a2a else server.deployment.mount,
             "timeout": self.options.request_timeout,
             "cpus": sorted(self.client_cpus) if self.client_cpus else None,
             **fields,
@@ -274,8 +282,12 @@ class BenchRun:
             _log(f"other programs took {result['foreign_cpu']:.0%} of the machine; measuring again")
         return result
 
-    def warm_up(self, server: Server) -> None:
+    def warm_up(self, server: Server, scenario: str = "") -> None:
         """A few runs and a short stream, so that lazy imports and first-use costs do not count."""
+        if scenario in A2A_SCENARIOS:
+            self.loadgen(self.job(server, kind="a2a-send", concurrency=4, duration=1.0, max_runs=200))
+            self.loadgen(self.job(server, kind="a2a-stream", n=100))
+            return
         self.loadgen(self.job(server, kind="sync", concurrency=4, duration=1.0, max_runs=200))
         self.loadgen(self.job(server, kind="stream", n=100))
         if server.deployment.kind == "floor":  # its answers are precomputed: before the clock starts
@@ -286,14 +298,14 @@ class BenchRun:
         budget = float(job.get("duration", 0)) + 2 * self.options.request_timeout + 30.0
         if job["kind"] == "limits":
             budget = float(job["timeout"]) * int(job["max_runs"]) / int(job["concurrency"]) + 30.0
-        if job["kind"] == "stream":
+        if job["kind"] in ("stream", "a2a-stream"):
             budget = self.options.stream_timeout + 30.0
         return _loadgen(job, budget)
 
     # -- scenarios -----------------------------------------------------------------------------------
 
     def load(self, scenario: str, servers: list[Server]) -> None:
-        kind = "async" if scenario == "async" else "sync"
+        kind = _JOB_KIND[scenario]
         for rep in range(self.options.reps):
             for server in servers:
                 if server.deployment.runs(scenario):
@@ -306,17 +318,18 @@ class BenchRun:
                     )
                     self.record(scenario, server, rep, self.measure(job))
 
-    def stream(self, servers: list[Server]) -> None:
+    def stream(self, servers: list[Server], scenario: str = "stream") -> None:
+        kind = _JOB_KIND[scenario]
         gave_up: dict[str, int] = {}  # deployment -> the N at which a stream timed out
         for n in self.options.stream_ns:
             for rep in range(self.options.reps):
                 for server in servers:
                     name = server.deployment.name
-                    if not server.deployment.runs("stream") or n >= gave_up.get(name, n + 1):
+                    if not server.deployment.runs(scenario) or n >= gave_up.get(name, n + 1):
                         continue
-                    job = self.job(server, kind="stream", n=n, timeout=self.options.stream_timeout)
+                    job = self.job(server, kind=kind, n=n, timeout=self.options.stream_timeout)
                     result = self.measure(job)
-                    self.record("stream", server, rep, result, n=n)
+                    self.record(scenario, server, rep, result, n=n)
                     if result.get("timed_out"):
                         gave_up[name] = n
         # A deployment that finished fewer than two N has no exponent yet: fit it on smaller N.
@@ -328,8 +341,8 @@ class BenchRun:
             smallest = min(finished or [limit])
             for n in (smallest // 4, smallest // 2):
                 for rep in range(self.options.reps):
-                    job = self.job(server, kind="stream", n=n, timeout=self.options.stream_timeout)
-                    self.record("stream", server, rep, self.measure(job), n=n, probe=True)
+                    job = self.job(server, kind=kind, n=n, timeout=self.options.stream_timeout)
+                    self.record(scenario, server, rep, self.measure(job), n=n, probe=True)
 
     def memory(self, deployments: list[Deployment]) -> None:
         unfinished: set[str] = set()
@@ -422,9 +435,9 @@ def _run_from(options: Options, code: Path) -> Results:
             servers = [s for d in deployments if d.runs(scenario) and (s := state.start(pool, d)) is not None]
             for server in servers:
                 _log(f"{scenario}: {server.deployment.name} up on 127.0.0.1:{server.port}; warming up")
-                state.warm_up(server)
-            if scenario == "stream":
-                state.stream(servers)
+                state.warm_up(server, scenario)
+            if scenario in ("stream", "a2a-stream"):
+                state.stream(servers, scenario)
             else:
                 state.load(scenario, servers)
         state.servers.clear()

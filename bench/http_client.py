@@ -29,9 +29,12 @@ class Reply:
     body: bytes
 
 
-def build_request(method: str, host: str, port: int, path: str, body: bytes | None = None) -> bytes:
-    """The bytes of one request (built once and sent many times by the load loops)."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: */*"]
+def build_request(
+    method: str, host: str, port: int, path: str, body: bytes | None = None, headers: tuple[str, ...] = ()
+) -> bytes:
+    """The bytes of one request (built once and sent many times by the load loops); ``headers`` are
+    extra ``Name: value`` lines."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: */*", *headers]
     if body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")

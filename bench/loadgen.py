@@ -11,6 +11,8 @@ Jobs (``kind``):
   also the throughput over the first and the last ``window`` runs (the memory scenario).
 * ``async``: the same with async runs, each polled with ``GET /runs/{id}`` until completed.
 * ``stream``: one stream run of ``chunks`` with ``n`` parts; gives total time, time to first event.
+* ``a2a-send``, ``a2a-stream``: the same over A2A (JSON-RPC, A2A 1.0, to ``{mount}/echo`` and
+  ``{mount}/chunks``): blocking ``SendMessage`` from closed-loop clients, one ``SendStreamingMessage``.
 * ``limits``: ``concurrency`` clients post ``max_runs`` sync runs of one maximum-size ``shape``
   (:func:`limits_request`): a body of ``body_size`` bytes in one text part (``max-body``) or in parts of
   one character, 1,000 per message (``max-parts``), or a tiny request for the most output the demo
@@ -30,7 +32,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.checks import CheckFailed, SSEParser, StreamChecker, check_run, run_request_body
+from bench.checks import (
+    A2AStreamChecker,
+    CheckFailed,
+    SSEParser,
+    StreamChecker,
+    a2a_request_body,
+    check_a2a_send,
+    check_run,
+    run_request_body,
+)
 from bench.http_client import Connection, HTTPError, build_request
 
 __all__ = ["run_job"]
@@ -38,6 +49,7 @@ __all__ = ["run_job"]
 TEXT = "hi"
 MAX_POLLS = 10_000
 MAX_ERRORS_KEPT = 5
+A2A_HEADERS = ("A2A-Version: 1.0",)
 
 
 @dataclass
@@ -78,6 +90,13 @@ async def _sync_run(conn: Connection, raw: bytes, tally: Tally) -> None:
     check_run(_json(reply.body), TEXT)
 
 
+async def _a2a_send(conn: Connection, raw: bytes, tally: Tally) -> None:
+    reply = await conn.request(raw)
+    if reply.status != 200:
+        raise CheckFailed(f"status {reply.status}: {reply.body[:200]!r}")
+    check_a2a_send(_json(reply.body), TEXT)
+
+
 async def _async_run(
     conn: Connection, raw: bytes, job: dict[str, Any], tally: Tally, deadline: float
 ) -> None:
@@ -109,9 +128,12 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
     """``sync`` and ``async`` jobs: closed-loop clients on keep-alive connections."""
     tally = Tally()
     mode = job["kind"]
-    raw = build_request(
-        "POST", job["host"], job["port"], f"{job['mount']}/runs", run_request_body("echo", TEXT, mode)
-    )
+    if mode == "a2a-send":
+        body = a2a_request_body("SendMessage", TEXT)
+        raw = build_request("POST", job["host"], job["port"], f"{job['mount']}/echo", body, A2A_HEADERS)
+    else:
+        body = run_request_body("echo", TEXT, mode)
+        raw = build_request("POST", job["host"], job["port"], f"{job['mount']}/runs", body)
     max_runs = int(job["max_runs"])
     start = time.perf_counter()
     deadline = time.monotonic() + float(job["duration"])
@@ -126,6 +148,8 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
                 try:
                     if mode == "sync":
                         await asyncio.wait_for(_sync_run(conn, raw, tally), job["timeout"])
+                    elif mode == "a2a-send":
+                        await asyncio.wait_for(_a2a_send(conn, raw, tally), job["timeout"])
                     else:
                         await asyncio.wait_for(
                             _async_run(conn, raw, job, tally, hard_deadline), job["timeout"]
@@ -177,11 +201,16 @@ def _ms(seconds: float | None) -> float | None:
 async def _stream(job: dict[str, Any]) -> dict[str, Any]:
     """One ``stream`` run of ``chunks`` with ``n`` parts, every event checked in order."""
     n = int(job["n"])
-    raw = build_request(
-        "POST", job["host"], job["port"], f"{job['mount']}/runs", run_request_body("chunks", str(n), "stream")
-    )
+    checker: StreamChecker | A2AStreamChecker
+    if job["kind"] == "a2a-stream":
+        body = a2a_request_body("SendStreamingMessage", str(n))
+        raw = build_request("POST", job["host"], job["port"], f"{job['mount']}/chunks", body, A2A_HEADERS)
+        checker = A2AStreamChecker(n)
+    else:
+        body = run_request_body("chunks", str(n), "stream")
+        raw = build_request("POST", job["host"], job["port"], f"{job['mount']}/runs", body)
+        checker = StreamChecker(n)
     conn = Connection(job["host"], job["port"])
-    checker = StreamChecker(n)
     parser = SSEParser()
     first: float | None = None
     start = time.perf_counter()
@@ -312,7 +341,7 @@ async def _limits(job: dict[str, Any]) -> dict[str, Any]:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job on a fresh event loop (uvloop when installed, as the servers use)."""
-    runner = {"stream": _stream, "limits": _limits}.get(job["kind"], _load)
+    runner = {"stream": _stream, "a2a-stream": _stream, "limits": _limits}.get(job["kind"], _load)
     try:
         import uvloop
     except ImportError:

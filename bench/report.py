@@ -1,4 +1,5 @@
-"""The markdown report: one table per scenario, medians with (min-max), ratios, and issue 5's targets."""
+"""The markdown report: one table per scenario, medians with (min-max), ratios, and the targets of
+issues 5 (ACP: against the frameworks' floors) and 16 (A2A: against the a2a-sdk server)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ __all__ = ["render"]
 
 MIB = 1024 * 1024
 _ACP_SDK = "acp-sdk"
-_KIND_ORDER = {"adapter": 0, "floor": 1, "acp-sdk": 2}
+_A2A_SDK = "a2a-sdk"
+_KIND_ORDER = {"adapter": 0, "floor": 1, "acp-sdk": 2, "a2a-sdk": 3}
+_STREAMS = ("stream", "a2a-stream")
+#: The official server each scenario's adapters are compared with.
+_REFERENCE = {"a2a-send": _A2A_SDK, "a2a-stream": _A2A_SDK}
 
 
 def _number(value: float | None) -> str:
@@ -71,7 +76,8 @@ class _View:
 
     def summary(self, scenario: str, name: str, key: str, n: int | None = None) -> Summary | None:
         # A stream that failed its checks (or timed out) has no time worth showing.
-        clean = [m for m in self.entries(scenario, name, n) if scenario != "stream" or not m.get("failures")]
+        entries = self.entries(scenario, name, n)
+        clean = [m for m in entries if scenario not in _STREAMS or not m.get("failures")]
         return summarise([m.get(key) for m in clean])
 
     def failed(self, scenario: str, name: str, n: int | None = None) -> str:
@@ -97,16 +103,18 @@ class _View:
         return floor if floor in self.measured else None
 
     def ratios(self, scenario: str, name: str, key: str, n: int | None = None) -> tuple[str, str]:
-        """(x floor, x acp-sdk) of the median ``key``; a lower bound when acp-sdk did not finish."""
+        """(x floor, x the official server) of the median ``key`` (acp-sdk, or a2a-sdk for the A2A
+        scenarios); a lower bound when the official server did not finish."""
         value = self.summary(scenario, name, key, n)
         floor = self.floor(name)
         to_floor = _ratio(ratio(value, self.summary(scenario, floor, key, n))) if floor else "-"
-        if name == _ACP_SDK or _ACP_SDK not in self.measured:
+        official = _REFERENCE.get(scenario, _ACP_SDK)
+        if name == official or official not in self.measured:
             return to_floor, "-"
-        reference = self.summary(scenario, _ACP_SDK, key, n)
-        timed_out = [m["n"] for m in self.entries(scenario, _ACP_SDK) if m.get("timed_out")]
+        reference = self.summary(scenario, official, key, n)
+        timed_out = [m["n"] for m in self.entries(scenario, official) if m.get("timed_out")]
         if reference is None and value is not None and n and timed_out and n >= min(timed_out):
-            # acp-sdk did not finish this N (or a smaller one): its rate is below N / timeout.
+            # The official server did not finish this N (or a smaller one): its rate is below N / timeout.
             return to_floor, _ratio(value.median * self.options["stream_timeout"] / n, "> ")
         return to_floor, _ratio(ratio(value, reference))
 
@@ -128,7 +136,7 @@ def _deployments(view: _View) -> list[str]:
 def _load_table(view: _View, scenario: str) -> list[str]:
     header = ["deployment", "runs/s", "p50 ms", "p99 ms"]
     header += ["polls/run"] if scenario == "async" else []
-    header += ["x floor", "x acp-sdk", "failed"]
+    header += ["x floor", f"x {_REFERENCE.get(scenario, _ACP_SDK)}", "failed"]
     rows = []
     for name in view.measured:
         if not view.entries(scenario, name):
@@ -143,26 +151,28 @@ def _load_table(view: _View, scenario: str) -> list[str]:
     return _table(header, rows)
 
 
-def _stream_ns(view: _View, name: str) -> list[int]:
+def _stream_ns(view: _View, name: str, scenario: str = "stream") -> list[int]:
     """Every N streamed by ``name`` (the harness adds smaller N for a deployment that was too slow)."""
-    return sorted({int(m["n"]) for m in view.entries("stream", name)})
+    return sorted({int(m["n"]) for m in view.entries(scenario, name)})
 
 
-def _stream_points(view: _View, name: str) -> tuple[list[tuple[float, float]], float | None]:
+def _stream_points(
+    view: _View, name: str, scenario: str = "stream"
+) -> tuple[list[tuple[float, float]], float | None]:
     """(N, median seconds) of the finished streams, and a lower bound on b if a larger N timed out."""
     points: list[tuple[float, float]] = []
-    for n in _stream_ns(view, name):
-        elapsed = view.summary("stream", name, "elapsed", n)
+    for n in _stream_ns(view, name, scenario):
+        elapsed = view.summary(scenario, name, "elapsed", n)
         if elapsed is not None:
             points.append((n, elapsed.median))
-        elif points and any(m.get("timed_out") for m in view.entries("stream", name, n)):
+        elif points and any(m.get("timed_out") for m in view.entries(scenario, name, n)):
             last_n, last_t = points[-1]
             return points, math.log(view.options["stream_timeout"] / last_t) / math.log(n / last_n)
     return points, None
 
 
-def _exponent(view: _View, name: str) -> str:
-    points, bound = _stream_points(view, name)
+def _exponent(view: _View, name: str, scenario: str = "stream") -> str:
+    points, bound = _stream_points(view, name, scenario)
     b = power_law_exponent(points)
     if bound is not None and (b is None or bound > b):
         # A larger N did not finish in time: b is at least what finishing right at the timeout gives.
@@ -170,13 +180,15 @@ def _exponent(view: _View, name: str) -> str:
     return "-" if b is None else f"{b:.2f}"
 
 
-def _stream_table(view: _View) -> list[str]:
-    header = ["deployment", "N", "total s", "events/s", "first event ms", "x floor", "x acp-sdk", "failed"]
+def _stream_table(view: _View, scenario: str = "stream") -> list[str]:
+    official = _REFERENCE.get(scenario, _ACP_SDK)
+    header = ["deployment", "N", "total s", "events/s", "first event ms", "x floor", f"x {official}"]
+    header.append("failed")
     rows = []
-    every_n = sorted({int(m["n"]) for m in view.results["measurements"] if m["scenario"] == "stream"})
+    every_n = sorted({int(m["n"]) for m in view.results["measurements"] if m["scenario"] == scenario})
     for n in every_n:
         for name in view.measured:
-            entries = view.entries("stream", name, n)
+            entries = view.entries(scenario, name, n)
             if not entries:
                 continue
             if all(m.get("timed_out") for m in entries):
@@ -186,14 +198,16 @@ def _stream_table(view: _View) -> list[str]:
                 )
                 continue
             figures = [
-                _summary(view.summary("stream", name, k, n)) for k in ("elapsed", "rate", "first_event_ms")
+                _summary(view.summary(scenario, name, k, n)) for k in ("elapsed", "rate", "first_event_ms")
             ]
-            label = view.label(name) + view.noisy("stream", name, n)
-            ratios = view.ratios("stream", name, "rate", n)
-            rows.append([label, f"{n:,}", *figures, *ratios, view.failed("stream", name, n)])
+            label = view.label(name) + view.noisy(scenario, name, n)
+            ratios = view.ratios(scenario, name, "rate", n)
+            rows.append([label, f"{n:,}", *figures, *ratios, view.failed(scenario, name, n)])
     lines = _table(header, rows)
     growth = [
-        [view.label(name), _exponent(view, name)] for name in view.measured if view.entries("stream", name)
+        [view.label(name), _exponent(view, name, scenario)]
+        for name in view.measured
+        if view.entries(scenario, name)
     ]
     return [*lines, "", *_table(["deployment", "b in t(N) ~ N^b"], growth)]
 
@@ -332,7 +346,20 @@ def _targets(view: _View) -> list[str]:
             trend_median = None if trend is None else trend.median
             target(f"{label}: RSS growth <= 2 MiB per 1,000 runs", growth_median, 2.0, False, "{:.2f}".format)
             target(f"{label}: late throughput >= 0.9x early", trend_median, 0.9, True, "{:.2f}x".format)
-    return _table(["target (issue 5)", "measured", "holds"], rows)
+
+    def to_a2a_sdk(scenario: str, name: str, n: int | None = None) -> float | None:
+        return ratio(view.summary(scenario, name, "rate", n), view.summary(scenario, _A2A_SDK, "rate", n))
+
+    for name in adapters:
+        label = view.label(name)
+        if view.entries("a2a-send", name):
+            value = to_a2a_sdk("a2a-send", name)
+            target(f"{label}: A2A send >= 1x a2a-sdk (issue 16)", value, 1.0, True, "{:.2f}x".format)
+        for n in _stream_ns(view, name, "a2a-stream"):
+            value = to_a2a_sdk("a2a-stream", name, n)
+            target(f"{label}: A2A stream N = {n:,}, events/s >= 1x a2a-sdk (issue 16)", value, 1.0, True,
+                   "{:.2f}x".format)  # fmt: skip
+    return _table(["target (issues 5, 16)", "measured", "holds"], rows)
 
 
 def _contention(results: dict[str, Any]) -> str:
@@ -363,7 +390,8 @@ def render(results: dict[str, Any]) -> str:
         f"Medians of {options['reps']} interleaved repetitions, with (min-max); load phases of "
         f"{_number(options['duration'])} s. *x floor* and *x acp-sdk* divide the deployment's median "
         "throughput (runs/s, events/s) by that of its framework's floor and of the acp-sdk server: above 1 "
-        "is faster. *failed* counts wrong or missing answers (they never count as throughput).",
+        "is faster; *x a2a-sdk*, in the A2A tables, by that of the a2a-sdk server. *failed* counts wrong or "
+        "missing answers (they never count as throughput).",
         "",
         _contention(results),
         "",
@@ -378,6 +406,11 @@ def render(results: dict[str, Any]) -> str:
          lambda: _load_table(view, "async")),
         ("stream", "Stream of `chunks` (one client): total time, events/s, time to first event",
          lambda: _stream_table(view)),
+        ("a2a-send", "A2A: blocking `SendMessage` of `echo` (JSON-RPC, A2A 1.0), 16 clients",
+         lambda: _load_table(view, "a2a-send")),
+        ("a2a-stream", "A2A: `SendStreamingMessage` of `chunks` (one client): total time, events/s, time to "
+                       "first event",
+         lambda: _stream_table(view, "a2a-stream")),
         ("memory", f"Memory: fresh servers, {options['memory_runs']:,} sync runs each from 16 clients "
                    "(medians of the passes)",
          lambda: _memory_table(view)),

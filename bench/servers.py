@@ -158,9 +158,14 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = _READY_TIMEOUT) -> None:
-        """Wait until ``GET {mount}/agents`` lists ``echo`` and ``chunks`` (``StartError`` otherwise)."""
+        """Wait until ``GET {mount}/agents`` lists ``echo`` and ``chunks`` (``StartError`` otherwise);
+        for the a2a-sdk server, which serves no ACP, until ``chunks``'s agent card answers."""
         deadline = time.monotonic() + timeout
-        request = build_request("GET", "127.0.0.1", self.port, f"{self.deployment.mount}/agents")
+        if self.deployment.kind == "a2a-sdk":
+            path = f"{self.deployment.a2a_mount}/chunks/.well-known/agent-card.json"
+        else:
+            path = f"{self.deployment.mount}/agents"
+        request = build_request("GET", "127.0.0.1", self.port, path)
         last = "no answer"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -174,7 +179,10 @@ class Server:
                 head, _, body = answer.partition(b"\r\n\r\n")
                 if b"transfer-encoding: chunked" in head.lower():
                     body = _dechunk(body)
-                names = {a.get("name") for a in json.loads(body or b"{}").get("agents", [])}
+                data = json.loads(body or b"{}")
+                if self.deployment.kind == "a2a-sdk":
+                    data = {"agents": [{"name": "echo"}, data]}  # its card: the app serves both agents
+                names = {a.get("name") for a in data.get("agents", [])}
                 if head.startswith(b"HTTP/1.1 200") and {"echo", "chunks"} <= names:
                     return
                 last = (
