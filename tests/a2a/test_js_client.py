@@ -27,13 +27,17 @@ CLIENT = "@a2a-js/sdk@1.3.0"
 _SCRIPT = Path(__file__).parent / "js" / "client_check.cjs"
 
 
+def _missing(reason: str) -> None:
+    if os.environ.get("ACP_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason}, and ACP_REQUIRE_SERVICES is set", pytrace=False)
+    pytest.skip(f"{reason}; set ACP_REQUIRE_SERVICES=1 to make this a failure")
+
+
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        reason = f"the JavaScript client tests need {name} (Node.js 20 and npm: apt-get install nodejs npm)"
-        if os.environ.get("ACP_REQUIRE_SERVICES"):
-            pytest.fail(f"{reason}, and ACP_REQUIRE_SERVICES is set", pytrace=False)
-        pytest.skip(f"{reason}; set ACP_REQUIRE_SERVICES=1 to make this a failure")
+        _missing(f"the JavaScript client tests need {name} (Node.js 20 or later and npm)")
+    assert found is not None
     return found
 
 
@@ -41,6 +45,9 @@ def _tool(name: str) -> str:
 def a2a_js_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A node_modules folder holding the client (installed once per session)."""
     npm = _tool("npm")
+    version = subprocess.run([_tool("node"), "--version"], capture_output=True, text=True, check=True).stdout
+    if int(version.strip().lstrip("v").split(".")[0]) < 20:
+        _missing(f"@a2a-js/sdk needs Node.js 20 or later, and node is {version.strip()}")
     folder = tmp_path_factory.mktemp("a2a-js-client")
     subprocess.run(
         [npm, "install", "--no-audit", "--no-fund", "--silent", CLIENT],
