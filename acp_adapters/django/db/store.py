@@ -21,7 +21,6 @@ import importlib
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -185,13 +184,13 @@ class DjangoStore(BatchedEventsStore):
         self._session_retention = value
 
     async def start(self) -> None:
-        # No cold worker: what the first runs would make lazily is made now: the store's threads and
-        # their connections (and the queries' module, which imports the models), and on PostgreSQL the
-        # listening connection. A database that is down is only logged: each query answers for itself.
-        barrier = threading.Barrier(self.threads)
-        connect = functools.partial(self._connect, barrier)
+        # No cold worker: what the first run would make lazily is made now: a store thread and its
+        # connection (and the queries' module, which imports the models), and on PostgreSQL the
+        # listening connection. (One thread: the others open theirs as concurrent queries need them,
+        # so that a worker holds no more connections than its load asks for.) A database that is down
+        # is only logged: each query answers for itself.
         try:
-            await asyncio.gather(*(self._in_thread(connect, retry=False) for _ in range(self.threads)))
+            await self.ping()
         except StoreUnavailable as exc:
             logger.warning("database store: %s; retrying on each use", exc)
             return
@@ -200,17 +199,6 @@ class DjangoStore(BatchedEventsStore):
             self._ensure_listening()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._connected.wait(), self.timeout)
-
-    def _connect(self, barrier: threading.Barrier) -> None:
-        """Open this store thread's connection, then wait for the other threads to open theirs (so that
-        each call of ``start`` has a thread of its own)."""
-        try:
-            db_ops.ping(self.using)
-        except BaseException:
-            barrier.abort()
-            raise
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(min(self.timeout, 2.0))
 
     async def close(self) -> None:
         await self.batcher.close()
