@@ -23,9 +23,13 @@ def _missing(reason: str) -> NoReturn:
     pytest.skip(f"{reason}; set ACP_REQUIRE_SERVICES=1 to make this a failure")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Chromium, headless; ``--no-sandbox`` because CI runs as root."""
+    """Chromium, headless; ``--no-sandbox`` because CI runs as root.
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps its event loop marked as running in
+    the main thread while it is started, and every asyncio test after it would then fail ("Cannot run
+    the event loop while another loop is running")."""
     executable = shutil.which("chromium")
     if executable is None:
         _missing("the browser tests need Debian's chromium (apt-get install chromium)")
