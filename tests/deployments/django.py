@@ -22,6 +22,8 @@ from typing import Any
 import django
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import AsyncClient, Client
 
@@ -107,7 +109,14 @@ class DjangoContractClient:
         try:
             yield StreamedAnswer(response.status_code, _result(response, b"").headers, chunks)
         finally:
-            response.close()  # what a WSGI server does when the client has gone
+            # What a WSGI server does when the client has gone, without close_old_connections, as the
+            # test client closes what it reads to the end (else pytest-django's guard refuses the
+            # database connection another test left open on this thread).
+            request_finished.disconnect(close_old_connections)
+            try:
+                response.close()
+            finally:
+                request_finished.connect(close_old_connections)
 
 
 class DjangoAsyncContractClient:
