@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from .models import RunStatus
+from .process import current_pid
 from .store import EventRecord, RunRecord, Store, StoreUnavailable
 
 __all__ = ["BatchedEventsStore", "EventBatcher", "Flush"]
@@ -167,7 +167,7 @@ class EventBatcher:
     def _here(self) -> dict[uuid.UUID, _Queue]:
         """The queues of this process and event loop (those of a parent process or an old loop are
         not ours to flush or wait for)."""
-        owner = (os.getpid(), asyncio.get_running_loop())
+        owner = (current_pid(), asyncio.get_running_loop())
         if self._owner != owner:
             self._owner, self._queues = owner, {}
         return self._queues

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from acp_adapters.core.process import current_pid
 from acp_adapters.core.store import StoreUnavailable
 
 from . import scripts
@@ -83,7 +83,7 @@ class RedisConnection:
     @property
     def client(self) -> aioredis.Redis:
         """The redis-py client of this process and event loop."""
-        owner = (os.getpid(), asyncio.get_running_loop())
+        owner = (current_pid(), asyncio.get_running_loop())
         if self._client is None or self._owner != owner:
             # A blocking pool: under load a command waits (within its deadline) for a connection
             # rather than failing with "Too many connections".
