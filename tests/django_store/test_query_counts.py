@@ -163,6 +163,7 @@ async def client(postgres: str) -> AsyncIterator[tuple[Client, QueryCounter]]:
         await call("GET", "/ping")
         await call("POST", "/runs", run_body("echo"))  # warm: connections opened, the lease loop ran
         await call.settled()
+        await asyncio.sleep(0.3)  # the lease keeper's first look for lost runs (which may fail some) is over
         # Listening: the poll for other processes' signals slows to its safety pace (every 2 s), so a
         # measured run does not meet one by chance.
         for _ in range(500):
