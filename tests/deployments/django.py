@@ -22,8 +22,6 @@ from typing import Any
 import django
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from django.core.signals import request_finished
-from django.db import close_old_connections
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import AsyncClient, Client
 
@@ -109,14 +107,14 @@ class DjangoContractClient:
         try:
             yield StreamedAnswer(response.status_code, _result(response, b"").headers, chunks)
         finally:
-            # What a WSGI server does when the client has gone, without close_old_connections, as the
-            # test client closes what it reads to the end (else pytest-django's guard refuses the
-            # database connection another test left open on this thread).
-            request_finished.disconnect(close_old_connections)
-            try:
-                response.close()
-            finally:
-                request_finished.connect(close_old_connections)
+            # What a WSGI server does when the client has gone. A stream is closed through the test
+            # client's wrapper of its content (the response's resource closer), which calls
+            # response.close() with close_old_connections disconnected, as for a stream read to its
+            # end. response.close() itself would fire close_old_connections, and pytest-django's guard
+            # refuses the database connection an earlier test left open on this thread.
+            if isinstance(answer, StreamingHttpResponse):
+                for close in list(getattr(answer, "_resource_closers", ())):
+                    close()
 
 
 class DjangoAsyncContractClient:
