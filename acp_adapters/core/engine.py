@@ -96,6 +96,8 @@ class RunEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
         self._starting: asyncio.Future[None] | None = None
+        #: The reason :meth:`stop_all` gave: a run claimed after it began is failed with it too.
+        self._stopping: str | None = None
         #: Stream runs created here whose agent waits for its stream's first read (see the rules).
         self._unstarted: dict[uuid.UUID, asyncio.TimerHandle] = {}
 
@@ -487,12 +489,15 @@ class RunEngine:
         self._executions[run.run_id] = execution
         execution.task = self._spawn(self._execute(execution))
         execution.deadline_tick = self._deadlines.watch(self._loop, execution)
+        if self._stopping is not None:  # claimed while stop_all ran: it is failed like the others
+            execution.fail(server_error(self._stopping, "worker_shutdown"))
         await asyncio.shield(execution.task)
 
     async def stop_all(self, reason: str, *, wait: float = 5.0) -> None:
         """Fail every run executing here with ``reason`` (``data.reason`` ``worker_shutdown``) and
         stop its agent: the worker must stop before its runs end. Returns once their failures are
         recorded (or after ``wait`` seconds)."""
+        self._stopping = reason
         executions = list(self._executions.values())
         for execution in executions:
             execution.fail(server_error(reason, "worker_shutdown"))
