@@ -88,8 +88,11 @@ def test_the_middleware_serves_a2a_under_its_prefix() -> None:
 
 
 def test_owners_and_the_authorize_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ACP_DEMO_TOKENS", "alice=token-a,bob=token-b")
+    # Imported before the tokens are set: the import makes the module's own app, which other tests
+    # (tests/security's starlette-inprocess) serve as the example started without tokens.
     from example_starlette.app import create_app
+
+    monkeypatch.setenv("ACP_DEMO_TOKENS", "alice=token-a,bob=token-b")
 
     alice, bob = {"Authorization": "Bearer token-a"}, {"Authorization": "Bearer token-b"}
     with TestClient(create_app(), base_url="http://testserver") as client:
