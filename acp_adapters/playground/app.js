@@ -320,6 +320,9 @@ class RunCard {
   /** A new state of the run (from a response, a poll or a run.* event). */
   update(run) {
     const previous = this.run ? this.run.status : null;
+    // A final state is final: a late answer (the cancel request's "cancelling" after the stream's
+    // run.cancelled, say) must not move the card back.
+    if (this.run && this.run.run_id === run.run_id && FINAL.has(previous) && !FINAL.has(run.status)) return;
     this.run = run;
     this.setRunId(run.run_id);
     this.setStatus(run.status);

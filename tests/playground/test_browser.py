@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
+from playwright.sync_api import APIResponse, Browser, ConsoleMessage, Locator, Page, Route, expect
 
 from tests.deployments import django, flask, starlette
 from tests.deployments.base import Target
@@ -48,6 +48,20 @@ RECORD_PARTS = """() => {
       }
     }
   }).observe(document.getElementById("runs"), { childList: true, subtree: true });
+}"""
+
+#: Records, in the page, every status a run's card shows, in order.
+RECORD_STATUSES = """() => {
+  window.seenStatuses = [];
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      const status = change.target.dataset.status;
+      const isNew = status !== window.seenStatuses.at(-1);
+      if (change.target.matches(".status") && isNew) window.seenStatuses.push(status);
+    }
+  }).observe(document.getElementById("runs"), {
+    attributes: true, attributeFilter: ["data-status"], subtree: true,
+  });
 }"""
 
 
@@ -187,6 +201,30 @@ def test_slow_echo_is_cancelled(playground: Playground, mode: str) -> None:
     playground.status_of(card, "cancelled")
     expect(cancel).to_be_disabled()
     expect(playground.output_of(card)).not_to_contain_text("too slow")
+
+
+def test_a_late_cancel_answer_does_not_undo_the_streamed_end(playground: Playground) -> None:
+    """The cancel request's own answer (``cancelling``) reaching the page after the stream's
+    ``run.cancelled`` leaves the card cancelled (CI once saw it stuck at ``cancelling``)."""
+    page = playground.page
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_the_answer(route: Route) -> None:
+        held.append((route, route.fetch()))  # the server cancels now; the page hears of it later
+
+    page.route("**/runs/*/cancel", hold_the_answer)
+    playground.open("slow-echo")
+    page.evaluate(RECORD_STATUSES)
+    card = playground.send("too slow", "stream")
+    card.get_by_role("button", name="Cancel").click()
+    playground.status_of(card, "cancelled")
+    [(route, answer)] = held
+    assert answer.json()["status"] == "cancelling"
+    route.fulfill(response=answer)
+    page.wait_for_timeout(500)  # the page takes the late answer in
+    playground.status_of(card, "cancelled")
+    statuses: list[str] = page.evaluate("() => window.seenStatuses")
+    assert statuses[statuses.index("cancelled") :] == ["cancelled"]
 
 
 def test_a_session_is_continued_and_its_history_read(playground: Playground) -> None:
