@@ -37,6 +37,8 @@ pytestmark = pytest.mark.anyio
 
 #: What only the watcher's poll of every waited-on run's counters selects (ops.counters).
 _POLL = '"signal_count" FROM "acp_adapters_run" WHERE "acp_adapters_run"."id" IN'
+#: The events' table, as statements name it.
+_EVENTS_TABLE = '"acp_adapters_runevent"'
 
 
 @dataclass
@@ -239,6 +241,40 @@ async def test_stream_events(client: tuple[Client, QueryCounter]) -> None:
     per_event = (many.queries - one.queries) / 200
     print(f"per event: {per_event:.3f} queries, {(many.transactions - one.transactions) / 200:.3f} tx")
     assert per_event <= 0.25  # batches vary with timing: 0.01-0.04 measured
+
+
+async def test_the_executing_process_reads_its_runs_events_without_reading_them_back(
+    client: tuple[Client, QueryCounter],
+) -> None:
+    """The stream of a run executed here reads its events from the process's log of what it wrote, not
+    back from the database (a read per batch before)."""
+    counted = await stream_run(*client, 2000)
+    report("stream of 2000 parts", counted)
+    reads = [sql for sql, _ in counted.statements if sql.startswith("SELECT") and _EVENTS_TABLE in sql]
+    # At most one: after the run's end (its log goes with it), if the stream was busy sending when it came.
+    assert len(reads) <= 1, reads
+    assert counted.queries <= 100  # its creation, its batches, its ending
+
+
+async def test_a_write_by_another_process_is_read_from_the_database_in_its_place(
+    alias: str, make_store: StoreFactory
+) -> None:
+    """The log of a run is kept while every event of the run was written here: one written by another
+    process is read from the database at its index, and the log is dropped once a write here shows it
+    is no longer whole."""
+    mine, other = make_store(), make_store()
+    run = Run(agent_name="echo")
+    await mine.create_run(RunRecord(run=run), _event(0))
+    await mine.append_events(run.run_id, [_event(1)])
+    await mine.batcher.settle(run.run_id)
+    await other.append_events(run.run_id, [_event(2)])
+    await other.batcher.settle(run.run_id)
+    assert await mine.read_events(run.run_id, 0) == [_event(0), _event(1)]  # what it wrote, so far
+    assert await mine.read_events(run.run_id, 2, timeout=5) == [_event(2)]  # then the database
+    await mine.append_events(run.run_id, [_event(3)])
+    await mine.batcher.settle(run.run_id)
+    assert mine._logs.get(run.run_id) is None
+    assert await mine.read_events(run.run_id, 0) == [_event(n) for n in range(4)]
 
 
 async def test_the_output_of_a_run_that_goes_on_is_written_with_its_messages_events(

@@ -303,7 +303,9 @@ def write_run(
                 applied, count = _write_run_postgres(
                     using, run_id, pending, run, text, version, now, events, notify
                 )
-                pending, queued_count = [], count
+                pending = []
+                # (the count once ``queued`` was appended: the change's events follow if it applied)
+                queued_count = count - len(events) if applied and count is not None else count
             else:
                 applied, count = _update_run_postgres(using, run_id, run, text, version, now, events, notify)
             if applied:

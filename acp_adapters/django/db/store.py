@@ -36,6 +36,7 @@ from django.utils.functional import SimpleLazyObject
 
 from acp_adapters.core.lifecycle import ENDED
 from acp_adapters.core.models import RunStatus
+from acp_adapters.core.own_logs import OwnLogs
 from acp_adapters.core.store import (
     EventRecord,
     ResourceRecord,
@@ -160,6 +161,9 @@ class DjangoStore(BatchedEventsStore):
         self._watching: OrderedDict[uuid.UUID, None] = OrderedDict()
         #: Runs created here whose first look for signals is still to come (nobody knew of them yet).
         self._no_signal_yet: set[uuid.UUID] = set()
+        #: The written events of the runs created here, for their readers here (the creating request's
+        #: stream): not read back from the database.
+        self._logs = OwnLogs(limit=10_000)
         self.batcher = EventBatcher(self._flush, write_behind=write_behind, logger=logger)
         self._listener: PostgresListener | None = None
         #: Set when the listener is connected (what ``start`` waits for).
@@ -242,6 +246,7 @@ class DjangoStore(BatchedEventsStore):
         # (and the first look for signals, none yet) need no query.
         self._fresh[run_id] = (now, self.lease_ttl)
         self._no_signal_yet.add(run_id)
+        self._logs.start(run_id, events)
         if len(self._fresh) > 10_000:
             self._fresh.popitem(last=False)
         self._bytes_since_trim += sum(len(event.data) for event in events)
@@ -277,17 +282,18 @@ class DjangoStore(BatchedEventsStore):
         )
         if queued:
             self._bytes_since_trim += sum(len(event.data) for event in queued)
-            self._events_written(run_id, queued_count)
+            self._events_written(run_id, queued, queued_count)
         if result is None:
             self._seen.pop(run_id, None)
             return None
         record, written, count = result
         if count is not None:
-            self._events_written(run_id, count)
+            self._events_written(run_id, events, count)
         self._bytes_since_trim += sum(len(event.data) for event in events)
         if record.run.status in ENDED:
             self._seen.pop(run_id, None)
             self._no_signal_yet.discard(run_id)
+            self._logs.forget(run_id)
             if "status" in changes:
                 self._finished_since_trim += 1
                 await self._trim_if_due()
@@ -330,14 +336,25 @@ class DjangoStore(BatchedEventsStore):
     async def _append_events(self, run_id: uuid.UUID, events: list[EventRecord]) -> None:
         count = await self._query(db_ops.append_events, run_id, events, self._now(), self.listens)
         self._bytes_since_trim += sum(len(event.data) for event in events)
-        self._events_written(run_id, count)
+        self._events_written(run_id, events, count)
 
-    def _events_written(self, run_id: uuid.UUID, count: int | None) -> None:
+    def _events_written(self, run_id: uuid.UUID, events: Sequence[EventRecord], count: int | None) -> None:
+        """``events`` were written here, the run's event count now ``count``: the run's log (read by the
+        readers here), then the readers woken."""
+        self._logs.written(run_id, events, count)
         self.watcher.changed(run_id, EVENTS, count)
 
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        log = self._logs.get(run_id)
+        if log is not None:  # created here: what is written is read here, not back from the database
+            if len(log) > start:
+                return log[start:]
+            if timeout > 0 and await self.watcher.wait(run_id, EVENTS, start, timeout) and len(log) > start:
+                return log[start:]
+            # The log stopped (another process wrote to the run; it ended) or nothing came: the database.
+            timeout = max(0.0, deadline - loop.time())
         while True:
             events = await self._read(run_id, start)
             remaining = deadline - loop.time()
@@ -434,6 +451,7 @@ class DjangoStore(BatchedEventsStore):
         # and never looks for its signals.
         self._fresh.pop(run_id, None)
         self._no_signal_yet.discard(run_id)
+        self._logs.forget(run_id)
         await self._query(db_ops.renew_leases, [run_id], lease, self._now(), self.worker)
 
     def _lease_is_fresh(self, run_id: uuid.UUID, ttl: float, now: Any) -> bool:

@@ -6,10 +6,10 @@ Rules this module keeps:
   Stream appended with ``XADD`` (event ``i`` has id ``0-(i+1)``), read from any index with ``XRANGE``.
   Readers wait without a connection of their own: the process's notifier wakes them (see
   ``.notifier``), and the events of the runs this process executes wake them in-process.
-* The runs this process executes keep their written events in process too (``_logs``): its readers
-  (the stream of the request that created the run) read them there, not back from Redis, once Redis
-  has them. A log is kept only while every event of the run was written here (the scripts return the
-  stream's length, which says so); otherwise, and for every other run, readers read Redis.
+* The runs this process executes keep their written events in process too (``_logs``,
+  :mod:`acp_adapters.core.own_logs`): its readers (the stream of the request that created the run) read
+  them there, not back from Redis, once Redis has them (the scripts return the stream's length, which
+  says whether the log holds every event); for every other run, readers read Redis.
 * Appends are batched per run in the background (:mod:`acp_adapters.core.write_behind`); a status
   change first waits for the events before it.
 * Everything that may race is one Lua script (see ``.scripts``): compare-and-set of the status,
@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from acp_adapters.core.lifecycle import ENDED
 from acp_adapters.core.models import RunStatus
+from acp_adapters.core.own_logs import OwnLogs
 from acp_adapters.core.store import EventRecord, RunRecord, Signal, StoreUnavailable
 from acp_adapters.core.write_behind import BatchedEventsStore, EventBatcher
 
@@ -127,7 +128,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         #: ``Notifier.expect``) from before its creation.
         self._signal_tokens: dict[uuid.UUID, object | None] = {}
         #: For each of those while every event of its stream was written here: the events, as written.
-        self._logs: dict[uuid.UUID, list[EventRecord]] = {}
+        self._logs = OwnLogs()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -157,19 +158,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         count = await self._redis.script(
             "APPEND_EVENTS", [events_key, run_key], [channel, pack_events(events)]
         )
-        self._logged(run_id, events, int(count))
+        self._logs.written(run_id, events, int(count))
         self._redis.notifier.wake(channel)
-
-    def _logged(self, run_id: uuid.UUID, events: Sequence[EventRecord], count: int) -> None:
-        """Keep ``events``, just written here and ending the run's stream at ``count``, in the run's log
-        if it holds every event before them; else another process wrote to the run: drop the log."""
-        log = self._logs.get(run_id)
-        if log is None:
-            return
-        if count - len(events) == len(log):
-            log.extend(events)
-        else:
-            del self._logs[run_id]
 
     async def start(self) -> None:
         # No cold worker: what the first run would make lazily is made now (a connection, the scripts
@@ -244,12 +234,12 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             self._forget_local(next(iter(self._local_runs)))
         self._local_runs[run_id] = (time.monotonic(), self.lease_ttl)
         self._signal_tokens[run_id] = token
-        self._logs[run_id] = list(events)
+        self._logs.start(run_id, events)
 
     def _forget_local(self, run_id: uuid.UUID) -> None:
         """The run no longer executes here."""
         self._local_runs.pop(run_id, None)
-        self._logs.pop(run_id, None)  # (a reader still waiting holds it: it has the run's last events)
+        self._logs.forget(run_id)
         if run_id in self._signal_tokens:
             del self._signal_tokens[run_id]
             self._redis.notifier.unexpect(str(run_id))
@@ -299,7 +289,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         reply = await self._redis.script("UPDATE_RUN", keys, args)
         applied = bool(reply) and len(reply) > 1
         if reply:
-            self._logged(run_id, [*queued, *events] if applied else queued, int(reply[0]))
+            self._logs.written(run_id, [*queued, *events] if applied else queued, int(reply[0]))
         if terminal:
             self._forget_local(run_id)
         if queued or (applied and events):
