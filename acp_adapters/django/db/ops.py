@@ -361,11 +361,7 @@ def _write_run_postgres(
         "finished": now if run.status in ENDED else None,
         "payload": str(run_id),
     }
-    rows = []
-    for index, event in enumerate([*queued, *events]):
-        rows.append(f"(%(i{index})s, %(t{index})s::text, %(d{index})s::text, %(m{index})s)")
-        params.update({f"i{index}": index, f"t{index}": event.type, f"d{index}": event.data.decode()})
-        params[f"m{index}"] = index >= len(queued)
+    params["rows"] = _events_json([*queued, *events])
     announce = (
         f", CASE WHEN watched AND (%(queued)s > 0 OR (applied AND %(events)s > 0)) THEN "
         f"pg_notify('{CHANNEL}', %(payload)s || ' {EVENTS} ' || event_count) END"
@@ -388,9 +384,9 @@ def _write_run_postgres(
         "RETURNING old.version = %(version)s AS applied, old.event_count AS start, r.event_count, "
         "r.watched), "
         f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
-        "SELECT %(id)s, bumped.start + v.i, v.type, v.data, %(now)s "
-        f"FROM bumped, (VALUES {', '.join(rows)}) AS v(i, type, data, mine) "
-        "WHERE bumped.applied OR NOT v.mine RETURNING 1) "
+        "SELECT %(id)s, bumped.start + v.o - 1, v.e->>0, v.e->>1, %(now)s "
+        f"FROM bumped, {_EVENT_ROWS.format('%(rows)s')} "
+        "WHERE bumped.applied OR v.o <= %(queued)s RETURNING 1) "
         f"SELECT applied, event_count{announce} FROM bumped"
     )
     with connections[using].cursor() as cursor:
@@ -502,24 +498,41 @@ def _append_events_postgres(
 ) -> int | None:
     """:func:`append_events` in one statement, so one round trip: bump the count (which locks the run's
     row), insert the rows numbered from it, notify; atomic as any single statement."""
-    values = ", ".join(["(%s, %s::text, %s::text)"] * len(events))
     sql = (
         f"WITH bumped AS (UPDATE {db.Run._meta.db_table} SET event_count = event_count + %s, "
         "log_bytes = log_bytes + %s WHERE id = %s RETURNING event_count, watched), "
         f"added AS (INSERT INTO {db.RunEvent._meta.db_table} (run_id, seq, type, data, created_at) "
-        "SELECT %s, bumped.event_count - %s + v.i, v.type, v.data, %s "
-        f"FROM bumped, (VALUES {values}) AS v(i, type, data) RETURNING 1) "
+        "SELECT %s, bumped.event_count - %s + v.o - 1, v.e->>0, v.e->>1, %s "
+        f"FROM bumped, {_EVENT_ROWS.format('%s')} RETURNING 1) "
         f"SELECT event_count{_announce(notify)} FROM bumped"
     )
-    params: list[Any] = [len(events), _log_bytes(events), run_id, run_id, len(events), now]
-    for index, event in enumerate(events):
-        params += [index, event.type, event.data.decode()]
+    params: list[Any] = [
+        len(events),
+        _log_bytes(events),
+        run_id,
+        run_id,
+        len(events),
+        now,
+        _events_json(events),
+    ]
     if notify:
         params.append(str(run_id))
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else int(row[0])
+
+
+#: A batch of events as rows ``v(e, o)``: ``e`` a JSON ``[type, data]`` pair, ``o`` its place from 1. The
+#: batch is one parameter (:func:`_events_json`): the statement's text is the same for any batch size,
+#: so psycopg parses it once (a ``VALUES`` list with three placeholders per event was parsed again for
+#: every batch, the largest part of a long stream's worker CPU).
+_EVENT_ROWS = "json_array_elements({}::json) WITH ORDINALITY AS v(e, o)"
+
+
+def _events_json(events: Sequence[EventRecord]) -> str:
+    """The parameter of :data:`_EVENT_ROWS`: the events as a JSON array of ``[type, data]`` pairs."""
+    return _json([[event.type, event.data.decode()] for event in events])
 
 
 def _announce(notify: bool) -> str:
