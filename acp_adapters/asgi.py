@@ -25,7 +25,8 @@ import anyio
 
 from .bridge import SyncBridge, loop_outlives_request
 from .core.agents import AgentRegistry
-from .core.arguments import check_prefix, check_service_arguments, check_wrapped_app
+from .core.arguments import check_prefix, check_wrapped_app
+from .core.build import build_service
 from .core.executors import Executor
 from .core.http import Request, Response, StreamResponse
 from .core.service import ACPService, Authorize
@@ -64,19 +65,27 @@ class ACPApp:
         authorize: Authorize | None = None,
         executor: Executor | None = None,
     ) -> None:
-        check_service_arguments(
+        service = build_service(
             "ACPApp",
             registry,
             store=store,
             settings=settings,
-            executor=executor,
             owner=owner,
             authorize=authorize,
+            executor=executor,
         )
-        self.service = ACPService(
-            registry, store=store, settings=settings, authorize=authorize, executor=executor
-        )
-        warn_if_store_not_shared(self.service.store)  # uvicorn --workers 2 with the in-memory store
+        self._serve_service(service, owner)
+
+    @classmethod
+    def _of_service(cls, service: ACPService, owner: OwnerOf | None) -> ACPApp:
+        """The app of a service made already (by :class:`ACPMiddleware`, in whose name it was checked)."""
+        app = cls.__new__(cls)
+        app._serve_service(service, owner)
+        return app
+
+    def _serve_service(self, service: ACPService, owner: OwnerOf | None) -> None:
+        self.service = service
+        warn_if_store_not_shared(service.store)  # uvicorn --workers 2 with the in-memory store
         self._owner = owner
         #: The loop that hosts the engine, if the server's; else the bridge to the process's loop.
         self._host_loop: asyncio.AbstractEventLoop | None = None
@@ -177,20 +186,18 @@ class ACPMiddleware:
     ) -> None:
         check_wrapped_app("ACPMiddleware", app, "ASGI")
         check_prefix("ACPMiddleware", prefix)
-        check_service_arguments(
+        service = build_service(
             "ACPMiddleware",
             registry,
             store=store,
             settings=settings,
-            executor=executor,
             owner=owner,
             authorize=authorize,
+            executor=executor,
         )
         self.app = app
         self.prefix = "/" + prefix.strip("/")
-        self.acp = ACPApp(
-            registry, store=store, settings=settings, owner=owner, authorize=authorize, executor=executor
-        )
+        self.acp = ACPApp._of_service(service, owner)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -32,6 +32,7 @@ from .bridge import SyncBridge, SyncStreamResponse
 from .cli import describe_agents
 from .core.agents import AgentRegistry
 from .core.arguments import check_service_arguments
+from .core.build import build_service
 from .core.executors import Executor
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
@@ -98,6 +99,8 @@ class ACP:
             raise TypeError(
                 "ACP() needs the registry of agents to serve: ACP(app, registry) or ACP(registry=...)"
             )
+        # Checked here, not only in init_app (which makes the service): ACP(registry=...) of an app
+        # factory may meet its app much later.
         check_service_arguments(
             "ACP",
             registry,
@@ -143,7 +146,8 @@ class ACP:
         if store is None and app.config.get("ACP_STORE"):
             store = store_from_url(app.config["ACP_STORE"], settings=settings)  # e.g. redis://host:6379/0
         # Sync agents run in worker threads, inside an app context of this app (current_app, g).
-        service = ACPService(
+        service = build_service(
+            "ACP",
             self.registry,
             store=store,
             settings=settings,
@@ -154,7 +158,7 @@ class ACP:
         state = ACPState(service=service, bridge=SyncBridge(service), url_prefix=prefix, owner=self.owner)
         app.extensions[_extension_key(self.name)] = state
         app.register_blueprint(_blueprint(state, self.name), url_prefix=prefix)
-        warn_if_store_not_shared(store)
+        warn_if_store_not_shared(service.store)
 
     @staticmethod
     def state(app: Flask | None = None, name: str = "acp") -> ACPState:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from ._wsgi_environ import request_from_environ, start_response_for
 from .bridge import SyncBridge
 from .core.agents import AgentRegistry
-from .core.arguments import check_prefix, check_service_arguments, check_wrapped_app
+from .core.arguments import check_prefix, check_wrapped_app
+from .core.build import build_service
 from .core.executors import Executor
 from .core.service import ACPService, Authorize
 from .core.settings import Settings
@@ -48,21 +49,33 @@ class ACPWSGIApp:
         authorize: Authorize | None = None,
         executor: Executor | None = None,
     ) -> None:
-        check_service_arguments(
+        service = build_service(
             "ACPWSGIApp",
             registry,
             store=store,
             settings=settings,
-            executor=executor,
             owner=owner,
             authorize=authorize,
+            executor=executor,
         )
-        self.service = ACPService(
-            registry, store=store, settings=settings, authorize=authorize, executor=executor
-        )
-        self.bridge = SyncBridge(self.service)
+        self._serve_service(service, owner)
+
+    @classmethod
+    def _of_service(
+        cls, service: ACPService, owner: Callable[[WSGIEnvironment], str | None] | None
+    ) -> ACPWSGIApp:
+        """The app of a service made already (by :class:`ACPWSGIMiddleware`, in whose name it was checked)."""
+        app = cls.__new__(cls)
+        app._serve_service(service, owner)
+        return app
+
+    def _serve_service(
+        self, service: ACPService, owner: Callable[[WSGIEnvironment], str | None] | None
+    ) -> None:
+        self.service = service
+        self.bridge = SyncBridge(service)
         self.owner = owner
-        warn_if_store_not_shared(store)
+        warn_if_store_not_shared(service.store)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         owner = self.owner(environ) if self.owner is not None else None
@@ -97,20 +110,18 @@ class ACPWSGIMiddleware:
     ) -> None:
         check_wrapped_app("ACPWSGIMiddleware", app, "WSGI")
         check_prefix("ACPWSGIMiddleware", prefix)
-        check_service_arguments(
+        service = build_service(
             "ACPWSGIMiddleware",
             registry,
             store=store,
             settings=settings,
-            executor=executor,
             owner=owner,
             authorize=authorize,
+            executor=executor,
         )
         self.app = app
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-        self.acp = ACPWSGIApp(
-            registry, store=store, settings=settings, owner=owner, authorize=authorize, executor=executor
-        )
+        self.acp = ACPWSGIApp._of_service(service, owner)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

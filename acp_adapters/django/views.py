@@ -50,6 +50,7 @@ from acp_adapters.core.arguments import (
     check_settings,
     check_store,
 )
+from acp_adapters.core.build import build_service
 from acp_adapters.core.errors import ACPError, PayloadTooLargeError, PermissionRequired
 from acp_adapters.core.executors import Executor
 from acp_adapters.core.http import Headers, Request, Response, StreamResponse
@@ -196,8 +197,8 @@ class ACPSite:
         registry = conf.registry if self._registry is None else self._registry
         authorize = conf.authorize if self._authorize is None else self._authorize
         executor = conf.executor if self._executor is None else self._executor
-        service = ACPService(
-            registry, store=store, settings=self.settings, authorize=authorize, executor=executor
+        service = build_service(
+            "ACPSite", registry, store=store, settings=self.settings, authorize=authorize, executor=executor
         )
         warn_if_store_not_shared(service.store)
         return service
