@@ -12,7 +12,8 @@ Rules this module keeps:
 * Every reader follows the run's event log from an index, so none misses an event, however fast the
   agent is.
 * Cancel and resume reach a run executed in this process directly; with a shared store they may come
-  from any process, through the store's signals.
+  from any process, through the store's signals, which a run listens for once it has executed for
+  :data:`LISTEN_AFTER` (a signal sent before waits in the store).
 * A stream run's agent starts once its stream's first event has been taken (its reader asks for
   the next), or :data:`STREAM_START_WAIT` after its creation if nobody reads: until the answer's
   headers and first event have left, the loop is the server's (Django's middleware hops back to it
@@ -63,6 +64,10 @@ logger = logging.getLogger("acp_adapters")
 
 #: The longest a stream run's agent waits for its stream's reader before it starts anyway.
 STREAM_START_WAIT = 0.2
+#: Seconds a run executes before its listener for signals from other processes (a shared store's
+#: cancel and resume) starts: a short run ends before, and so costs no listener (a task, a wait
+#: registered in the store). A signal sent meanwhile waits in the store and is taken at the start.
+LISTEN_AFTER = 0.05
 
 
 class RunEngine:
@@ -280,7 +285,14 @@ class RunEngine:
 
     async def _execute(self, execution: RunExecution) -> None:
         run_id = execution.run.run_id
-        listener = self._spawn(self._listen(execution)) if self.store.shared else None
+        listener: asyncio.Task[None] | None = None
+
+        def listen() -> None:
+            nonlocal listener
+            if not execution.released:
+                listener = self._spawn(self._listen(execution))
+
+        starting = asyncio.get_running_loop().call_later(LISTEN_AFTER, listen) if self.store.shared else None
         try:
             await execution.execute()
         except Exception:  # a bug, or a store down for longer than a run waits for it
@@ -290,6 +302,8 @@ class RunEngine:
             except Exception as exc:
                 logger.warning("run %s: could not mark it failed either: %s", run_id, exc)
         finally:
+            if starting is not None:
+                starting.cancel()
             if listener is not None:
                 listener.cancel()
             self.release(execution)
