@@ -19,8 +19,6 @@ import contextvars
 import functools
 import importlib
 import logging
-import os
-import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -37,6 +35,7 @@ from django.utils.functional import SimpleLazyObject
 from acp_adapters.core.lifecycle import ENDED
 from acp_adapters.core.models import RunStatus
 from acp_adapters.core.own_logs import OwnLogs
+from acp_adapters.core.process import current_pid, worker_name
 from acp_adapters.core.store import (
     EventRecord,
     ResourceRecord,
@@ -466,7 +465,7 @@ class DjangoStore(BatchedEventsStore):
     @property
     def worker(self) -> str:
         """This process, as the ``worker`` column names the one that holds a run's lease."""
-        return f"{socket.gethostname()}:{os.getpid()}"
+        return worker_name()
 
     async def find_lost_runs(self) -> list[uuid.UUID]:
         return await self._read_query(db_ops.find_lost_runs, self._now())
@@ -561,8 +560,8 @@ class DjangoStore(BatchedEventsStore):
         raise AssertionError("unreachable")
 
     def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None or self._pid != os.getpid():
-            if self._pid and self._pid != os.getpid():
+        if self._executor is None or self._pid != current_pid():
+            if self._pid and self._pid != current_pid():
                 # Forked (gunicorn --preload): the parent's threads, connections and tasks are not ours.
                 self._connections = set()
                 self._listener = None
@@ -570,7 +569,7 @@ class DjangoStore(BatchedEventsStore):
                     self._counters, interval=self.watcher.interval, max_interval=self.watcher.max_interval
                 )
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="acp-django-store")
-            self._pid = os.getpid()
+            self._pid = current_pid()
         return self._executor
 
 

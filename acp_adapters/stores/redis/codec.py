@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import socket
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -12,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import TypeAdapter
 
 from acp_adapters.core.models import Run, RunStatus
-from acp_adapters.core.process import current_pid
+from acp_adapters.core.process import worker_name
 from acp_adapters.core.store import EventRecord, RunRecord, Signal
 
 __all__ = [
@@ -37,16 +35,6 @@ __all__ = [
 OWNER_FIELD = "~owner"
 WORKER_FIELD = "~worker"
 _OWNER = OWNER_FIELD.encode()
-
-
-def worker_name() -> str:
-    """This process, as a run's hash names the worker executing it: ``host:pid``."""
-    return _worker_name(current_pid())
-
-
-@functools.lru_cache(maxsize=4)
-def _worker_name(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}"
 
 
 def _field_adapter(name: str) -> TypeAdapter[Any]:
