@@ -6,11 +6,14 @@ Every ``ok_*`` / ``acp_error`` / ``stream_events`` helper validates the body aga
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
+
+import httpx
 
 from tests.deployments.base import HttpResult, Target, parse_sse
 from tests.schema import assert_valid
@@ -186,6 +189,30 @@ def run_events(target: Target, run_id: str) -> list[dict[str, Any]]:
     for event in body["events"]:
         check_event(event)
     return list(body["events"])
+
+
+async def concurrent_streams(base_url: str, count: int, parts: int) -> float:
+    """Stream ``count`` runs of ``chunks`` at once, each on a connection of its own, and assert that each
+    carries every event once, in order, with its ``parts`` parts; return the seconds they took."""
+    limits = httpx.Limits(max_connections=count + 50, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+
+        async def stream(i: int) -> None:
+            answer = await http.post(base_url + "/runs", json=run_body("chunks", str(parts), mode="stream"))
+            assert answer.status_code == 200, answer.text
+            events, _ = parse_sse(answer.content)
+            types = [event.data["type"] for event in events]
+            assert types[:2] == ["run.created", "run.in-progress"], (i, types[:3])
+            assert types[-1] == "run.completed", (i, types[-3:])
+            assert [int(event.id) for event in events if event.id is not None] == list(range(len(events)))
+            contents = [
+                event.data["part"]["content"] for event in events if event.data["type"] == "message.part"
+            ]
+            assert contents == [f"{n} " for n in range(parts)]
+
+        started = time.monotonic()
+        await asyncio.gather(*(stream(i) for i in range(count)))
+        return time.monotonic() - started
 
 
 # --- outputs ----------------------------------------------------------------------------------------

@@ -8,23 +8,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.deployments.base import Target, parse_sse
+from tests.deployments.base import Target
 from tests.deployments.celery import starlette_celery
+from tests.helpers import concurrent_streams, message
 from tests.stores.redis_server import RedisServer
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis, pytest.mark.slow]
-
-
-def message(text: str) -> dict[str, Any]:
-    return {"role": "user", "parts": [{"content": text, "content_type": "text/plain"}]}
 
 
 @pytest.fixture(scope="module")
@@ -35,28 +30,8 @@ def deployment() -> Iterator[Target]:
 
 @pytest.mark.anyio
 async def test_two_hundred_concurrent_streams_deliver_every_event_in_order(deployment: Target) -> None:
-    parts = 60
-    limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-
-        async def stream(i: int) -> None:
-            body = {"agent_name": "chunks", "input": [message(str(parts))], "mode": "stream"}
-            answer = await http.post(deployment.base_url + "/runs", json=body)
-            assert answer.status_code == 200, answer.text
-            events, _ = parse_sse(answer.content)
-            types = [event.data["type"] for event in events]
-            assert types[:2] == ["run.created", "run.in-progress"], (i, types[:3])
-            assert types[-1] == "run.completed", (i, types[-3:])
-            assert [int(event.id) for event in events if event.id is not None] == list(range(len(events)))
-            contents = [
-                event.data["part"]["content"] for event in events if event.data["type"] == "message.part"
-            ]
-            assert contents == [f"{n} " for n in range(parts)]
-
-        started = time.monotonic()
-        await asyncio.gather(*(stream(i) for i in range(200)))
-        elapsed = time.monotonic() - started
-    print(f"200 concurrent streams of {parts} parts on Celery in {elapsed:.1f} s")
+    elapsed = await concurrent_streams(deployment.base_url, count=200, parts=60)
+    print(f"200 concurrent streams of 60 parts on Celery in {elapsed:.1f} s")
 
 
 def run_echo(target: Target, text: str) -> dict[str, Any]:

@@ -15,30 +15,13 @@ import pytest
 
 from acp_adapters.core import engine
 from tests.deployments.django import example_sites
+from tests.django.asgi_request import http_scope, receive_body
 from tests.helpers import run_body, sse_data
 
 pytestmark = pytest.mark.django
 
 PARTS = 1000  # chunks yields 1,000 parts without waiting: 64 events to a turn of the loop
 BODY = json.dumps(run_body("chunks", str(PARTS), mode="stream")).encode()
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "POST",
-    "scheme": "http",
-    "path": "/acp/runs",
-    "raw_path": b"/acp/runs",
-    "root_path": "",
-    "query_string": b"",
-    "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
-    "client": ("127.0.0.1", 50000),
-    "server": ("testserver", 80),
-}
-
-
-def scope(method: str, path: str) -> dict[str, Any]:
-    return {**SCOPE, "method": method, "path": path, "raw_path": path.encode()}
 
 
 # Django's handler checks the database connections as each request starts and ends (django_db).
@@ -51,16 +34,6 @@ def test_asgi_the_first_event_leaves_before_the_agent_runs(monkeypatch: pytest.M
     monkeypatch.setattr(engine, "STREAM_START_WAIT", 60.0)
 
     async def call(method: str, path: str, body: bytes, on_body: Callable[[bytes], Awaitable[None]]) -> None:
-        requested = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": body}
-            await asyncio.Event().wait()  # the client stays
-            return {"type": "http.disconnect"}
-
         async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 assert message["status"] == 200
@@ -69,7 +42,7 @@ def test_asgi_the_first_event_leaves_before_the_agent_runs(monkeypatch: pytest.M
                 await on_body(message["body"])
 
         answer: dict[bytes, bytes] = {}
-        await asyncio.wait_for(application(scope(method, path), receive, send), 30)
+        await asyncio.wait_for(application(http_scope(method, path), receive_body(body), send), 30)
 
     async def stream() -> tuple[list[str], bytes]:
         logged_at_first: list[str] = []  # the run's log when the first event is handed to the server

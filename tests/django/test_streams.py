@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.deployments.base import Target, parse_sse, serve
+from tests.django.asgi_request import http_scope, receive_body
 from tests.django.conftest import Served
 from tests.django.probe import open_subscriptions
 from tests.helpers import TERMINAL, get_run, run_body, wait_for
@@ -88,34 +89,10 @@ def test_wsgi_a_dropped_stream_frees_its_subscription(wsgi: Served) -> None:
 def test_asgi_a_dropped_stream_frees_its_subscription(asgi: Served, gone_while: str) -> None:
     from example_django.asgi import application
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/acp/runs",
-        "raw_path": b"/acp/runs",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
     async def drop() -> bytes:
         sent: list[bytes] = []
         during: list[int] = []
         gone = asyncio.Event()
-        requested = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": BODY}
-            await gone.wait()
-            return {"type": "http.disconnect"}
 
         async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.body" and message.get("body"):
@@ -125,7 +102,9 @@ def test_asgi_a_dropped_stream_frees_its_subscription(asgi: Served, gone_while: 
                 if gone_while == "writing":
                     await asyncio.Event().wait()  # a write that never ends, until Django cancels it
 
-        await asyncio.wait_for(application(scope, receive, send), 10)
+        await asyncio.wait_for(
+            application(http_scope("POST", "/acp/runs"), receive_body(BODY, gone), send), 10
+        )
         assert during == [before + 1], during
         return b"".join(sent)
 

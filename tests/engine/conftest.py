@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 
 from acp_adapters import ACPService, AgentRegistry, Settings
 from acp_adapters.core.http import Request, Response, StreamResponse
-from tests.helpers import run_body, sse_data
+from tests.helpers import JSON, run_body, sse_data
+
+
+async def call(
+    service: ACPService,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    owner: str | None = None,
+    headers: Mapping[str, str] = JSON,
+    query: str = "",
+) -> Response | StreamResponse:
+    """``service``'s answer to a request at ``path`` under ``http://test/acp`` (``body`` as given if
+    bytes, else as JSON; none if ``None``)."""
+    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
+    return await service.handle(Request(method, path, "http://test/acp", query, dict(headers), data, owner))
 
 
 class Call:
-    """A tiny client for an ACPService."""
+    """A tiny client for an ACPService (its requests carry no headers)."""
 
     def __init__(self, service: ACPService) -> None:
         self.service = service
@@ -22,9 +38,7 @@ class Call:
     async def __call__(
         self, method: str, path: str, body: Any = None, *, owner: str | None = None, query: str = ""
     ) -> Response | StreamResponse:
-        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
-        request = Request(method, path, "http://test/acp", query, {}, data, owner)
-        return await self.service.handle(request)
+        return await call(self.service, method, path, body, owner=owner, headers={}, query=query)
 
     async def json(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
         response = await self(method, path, body, **kw)

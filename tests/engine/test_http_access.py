@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -16,6 +16,7 @@ from acp_adapters import ACPService, AgentRegistry, Context
 from acp_adapters.core.errors import AuthenticationRequired, PermissionRequired
 from acp_adapters.core.http import Request, Response, StreamResponse
 from acp_adapters.models import Message, MessagePart
+from tests.engine.conftest import call
 from tests.helpers import JSON, run_body
 
 pytestmark = pytest.mark.anyio
@@ -41,19 +42,6 @@ def registry() -> AgentRegistry:
         yield answer.message if answer is not None else "none"
 
     return agents
-
-
-async def call(
-    service: ACPService,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    owner: str | None = None,
-    headers: Mapping[str, str] = JSON,
-) -> Response | StreamResponse:
-    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
-    return await service.handle(Request(method, path, "http://test/acp", "", dict(headers), data, owner))
 
 
 async def answer(service: ACPService, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:

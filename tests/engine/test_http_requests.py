@@ -17,6 +17,7 @@ from acp_adapters import ACPService, AgentRegistry, Context, Settings
 from acp_adapters.core.errors import AuthenticationRequired, TooManyRequests
 from acp_adapters.core.http import Request, Response
 from acp_adapters.models import Message, RunCreateRequest
+from tests.engine.conftest import call
 from tests.helpers import JSON, run_body
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +46,7 @@ async def send(
     headers: Mapping[str, str] = JSON,
     owner: str | None = None,
 ) -> Response:
-    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
-    response = await service.handle(Request(method, path, "http://test/acp", "", dict(headers), data, owner))
+    response = await call(service, method, path, body, owner=owner, headers=headers)
     assert isinstance(response, Response)
     return response
 

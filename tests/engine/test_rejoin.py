@@ -5,7 +5,7 @@ HTTP contract of it in tests/contract/test_rejoin.py."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -17,7 +17,8 @@ from acp_adapters.core.http import Request, Response, StreamResponse
 from acp_adapters.core.rejoin import wants_event_stream
 from acp_adapters.models import Message, MessageAwaitRequest, MessagePart
 from tests.deployments.base import parse_sse
-from tests.helpers import JSON, resume_body, run_body
+from tests.engine.conftest import call
+from tests.helpers import resume_body, run_body
 
 pytestmark = pytest.mark.anyio
 
@@ -71,20 +72,6 @@ def registry() -> AgentRegistry:
         yield answer.message if answer is not None else "none"
 
     return agents
-
-
-async def call(
-    service: ACPService,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    owner: str | None = None,
-    headers: Mapping[str, str] = JSON,
-    query: str = "",
-) -> Response | StreamResponse:
-    data = json.dumps(body).encode() if body is not None else b""
-    return await service.handle(Request(method, path, "http://test/acp", query, dict(headers), data, owner))
 
 
 async def run_id_of(service: ACPService, agent: str, owner: str | None = None) -> str:

@@ -8,7 +8,6 @@ requests of one run spread over the workers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -17,13 +16,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
 from example_agents import DEMO_SETTINGS
-from tests.deployments.base import Target, parse_sse
+from tests.deployments.base import Target
 from tests.deployments.redis import django_gunicorn_redis, flask_gunicorn_redis, starlette_uvicorn_redis
+from tests.helpers import concurrent_streams, message
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -40,10 +39,6 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Target]:
     with FACTORIES[request.param]() as target:
         target.name = request.param
         yield target
-
-
-def message(text: str) -> dict[str, Any]:
-    return {"role": "user", "parts": [{"content": text, "content_type": "text/plain"}]}
 
 
 def run_hash(target: Target, run_id: str) -> dict[bytes, bytes]:
@@ -125,28 +120,8 @@ def test_runs_are_cancelled_through_other_workers(deployment: Target) -> None:
 
 @pytest.mark.anyio
 async def test_two_hundred_concurrent_streams_deliver_every_event_in_order(deployment: Target) -> None:
-    parts = 60
-    limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-
-        async def stream(i: int) -> None:
-            body = {"agent_name": "chunks", "input": [message(str(parts))], "mode": "stream"}
-            answer = await http.post(deployment.base_url + "/runs", json=body)
-            assert answer.status_code == 200, answer.text
-            events, _ = parse_sse(answer.content)
-            types = [event.data["type"] for event in events]
-            assert types[:2] == ["run.created", "run.in-progress"], (i, types[:3])
-            assert types[-1] == "run.completed", (i, types[-3:])
-            assert [int(event.id) for event in events if event.id is not None] == list(range(len(events)))
-            contents = [
-                event.data["part"]["content"] for event in events if event.data["type"] == "message.part"
-            ]
-            assert contents == [f"{n} " for n in range(parts)]
-
-        started = time.monotonic()
-        await asyncio.gather(*(stream(i) for i in range(200)))
-        elapsed = time.monotonic() - started
-    print(f"{deployment.name}: 200 concurrent streams of {parts} parts in {elapsed:.1f} s")
+    elapsed = await concurrent_streams(deployment.base_url, count=200, parts=60)
+    print(f"{deployment.name}: 200 concurrent streams of 60 parts in {elapsed:.1f} s")
 
 
 # Last: it kills workers.
