@@ -29,6 +29,8 @@ import jsonschema
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from tests.deployments.base import TLS
+
 __all__ = ["REGISTRY", "SchemaCheckingTransport", "definition_for", "schema_errors", "validate"]
 
 BUNDLE = Path(__file__).parent / "schema" / "a2a-v1.0.json"
@@ -160,7 +162,7 @@ class SchemaCheckingTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._transport = transport or httpx.AsyncHTTPTransport()
+        self._transport = transport or httpx.AsyncHTTPTransport(verify=TLS)
         self.errors: list[str] = []
         self.checked: dict[str, int] = {}
 

@@ -13,6 +13,7 @@ from a2a.types.a2a_pb2 import CancelTaskRequest, GetTaskRequest, TaskState
 
 from tests.a2a.deployments import A2ATarget
 from tests.a2a.helpers import JSONRPC, client_for, poll, send, text_of, user
+from tests.deployments.base import TLS
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +25,7 @@ def _acp_input(text: str) -> list[dict[str, Any]]:
 
 
 async def _acp_run(a2a: A2ATarget, agent: str, text: str, mode: str = "sync", **extra: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         answer = await http.post(
             a2a.acp.base_url + "/runs",
             json={"agent_name": agent, "input": _acp_input(text), "mode": mode, **extra},
@@ -35,7 +36,7 @@ async def _acp_run(a2a: A2ATarget, agent: str, text: str, mode: str = "sync", **
 
 
 async def _acp_get(a2a: A2ATarget, run_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         answer = await http.get(f"{a2a.acp.base_url}/runs/{run_id}")
     assert answer.status_code == 200, answer.text
     run: dict[str, Any] = answer.json()
@@ -79,7 +80,7 @@ async def test_an_input_request_made_over_a2a_is_answered_over_acp(a2a: A2ATarge
     async with client_for(a2a.agent("awaiter"), JSONRPC) as client:
         [item] = await send(client, user("start"))
         resume = {"await_resume": {"type": "message", "message": _acp_input("over acp")[0]}, "mode": "sync"}
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
             answer = await http.post(f"{a2a.acp.base_url}/runs/{item.task.id}", json=resume)
         assert answer.status_code == 200 and answer.json()["status"] == "completed"
         task = await client.get_task(GetTaskRequest(id=item.task.id))
@@ -118,7 +119,7 @@ async def test_an_a2a_task_started_at_once_can_be_followed_over_acp(a2a: A2ATarg
         task = await poll(client, item.task.id)
     assert task.status.state == S.TASK_STATE_COMPLETED
     events_url = f"{a2a.acp.base_url}/runs/{item.task.id}/events"
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         events = (await http.get(events_url)).json()["events"]
     assert events[0]["type"] == "run.created"
     assert events[-1]["type"] == "run.completed"

@@ -27,6 +27,7 @@ from google.protobuf.json_format import MessageToDict  # type: ignore[import-unt
 
 from tests.a2a.deployments import A2ATarget
 from tests.a2a.helpers import JSONRPC, REST, client_for, poll, send, text_of, user
+from tests.deployments.base import TLS
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +37,7 @@ S = TaskState
 
 # discovery ----------------------------------------------------------------------------------------
 async def test_every_agent_has_a_card_with_its_interfaces(a2a: A2ATarget) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         card = await A2ACardResolver(http, a2a.agent("mime-types")).get_agent_card()
     assert card.name == "mime-types"
     assert card.description
@@ -51,7 +52,7 @@ async def test_every_agent_has_a_card_with_its_interfaces(a2a: A2ATarget) -> Non
 
 
 async def test_an_unknown_agent_has_no_card(a2a: A2ATarget) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         answer = await http.get(a2a.agent("no-such-agent") + "/.well-known/agent-card.json")
     assert answer.status_code == 404
     assert answer.json()["error"]["status"] == "NOT_FOUND"

@@ -17,7 +17,7 @@ from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError
 
 from tests.a2a.deployments import A2ATarget
 from tests.a2a.helpers import JSONRPC, client_for, send, strict_v03, text_of, user
-from tests.deployments.base import parse_sse
+from tests.deployments.base import TLS, parse_sse
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ async def test_cancel_and_resubscribe(a2a: A2ATarget) -> None:
 
 async def _rpc(url: str, method: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     body = {"jsonrpc": "2.0", "id": "r1", "method": method, "params": params}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         answer = await http.post(url, json=body, headers=headers or {})
     assert answer.status_code == 200
     return answer
@@ -103,7 +103,7 @@ async def test_v03_names_without_a_header_answer_in_v03(a2a: A2ATarget) -> None:
 
 async def test_v03_stream_items_and_final(a2a: A2ATarget) -> None:
     body = {"jsonrpc": "2.0", "id": 7, "method": "message/stream", "params": {"message": _message("2")}}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         answer = await http.post(a2a.agent("chunks"), json=body)
     assert answer.headers["content-type"].startswith("text/event-stream")
     events, _ = parse_sse(answer.content)

@@ -16,7 +16,7 @@ from google.protobuf.json_format import ParseDict  # type: ignore[import-untyped
 
 from tests.a2a.deployments import A2ATarget
 from tests.a2a.helpers import card_v1, strict_v1
-from tests.deployments.base import parse_sse
+from tests.deployments.base import TLS, parse_sse
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +29,7 @@ def _message(text: str = "hi", **extra: Any) -> dict[str, Any]:
 
 
 async def _post(url: str, body: Any, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=60) as http:
         if isinstance(body, (bytes, str)):
             return await http.post(
                 url, content=body, headers={"content-type": "application/json", **(headers or {})}
@@ -55,7 +55,7 @@ def _reason(error: dict[str, Any]) -> str:
 # valid answers --------------------------------------------------------------------------------------
 async def test_answers_are_valid_v1(a2a: A2ATarget) -> None:
     url = a2a.agent("artifact-producer")
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         card = (await http.get(url + "/.well-known/agent-card.json")).json()
     card_v1(card)
     assert card["url"] == url and card["preferredTransport"] == "JSONRPC"  # for 0.3 clients
@@ -82,7 +82,7 @@ async def test_answers_are_valid_v1(a2a: A2ATarget) -> None:
 
 async def test_rest_answers_are_valid_v1(a2a: A2ATarget) -> None:
     url = a2a.agent("echo")
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         sent = await http.post(url + "/message:send", json={"message": _message()}, headers=V1)
         assert sent.status_code == 200 and sent.headers["content-type"] == "application/a2a+json"
         task = strict_v1(sent.json(), SendMessageResponse).task
@@ -95,7 +95,7 @@ async def test_rest_answers_are_valid_v1(a2a: A2ATarget) -> None:
 
 async def test_list_answers_always_carry_their_paging_fields(a2a: A2ATarget) -> None:
     empty_context = str(uuid.uuid4())
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         rest = await http.get(a2a.agent("echo") + "/tasks", params={"contextId": empty_context})
     assert rest.status_code == 200
     assert rest.json() == {"tasks": [], "nextPageToken": "", "pageSize": 50, "totalSize": 0}
@@ -217,7 +217,7 @@ async def test_limits_are_a2a_errors(a2a: A2ATarget) -> None:
 def _post_whole(url: str, body: bytes) -> httpx.Response:
     # A blocking client, as the ACP contract suite posts a body over the limit: a server may answer
     # before it has read it all and close the connection (Django under ASGI does).
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(verify=TLS, timeout=60) as http:
         return http.post(url, content=body, headers={"content-type": "application/json", **V1})
 
 
@@ -234,7 +234,7 @@ async def test_a_body_over_max_body_size(a2a: A2ATarget) -> None:
 
 async def test_a_body_that_is_not_json_is_refused(a2a: A2ATarget) -> None:
     form = {"content-type": "application/x-www-form-urlencoded"}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         rpc = await http.post(a2a.agent("echo"), content=b"a=1", headers=form)
         rest = await http.post(a2a.agent("echo") + "/message:send", content=b"a=1", headers=form)
     assert rpc.status_code == 200 and rpc.json()["error"]["code"] == -32600
@@ -244,7 +244,7 @@ async def test_a_body_that_is_not_json_is_refused(a2a: A2ATarget) -> None:
 # HTTP+JSON errors -----------------------------------------------------------------------------------
 async def test_rest_errors_are_status_with_error_info(a2a: A2ATarget) -> None:
     url = a2a.agent("echo")
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(verify=TLS, timeout=30) as http:
         missing = await http.get(f"{url}/tasks/{uuid.uuid4()}")
         bad = await http.post(url + "/message:send", json={"message": {"parts": "nope"}})
         not_json = await http.post(
