@@ -52,25 +52,32 @@ def on_redis(
             delete_prefix(redis_url, prefix)
 
 
-def starlette_uvicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
+def starlette_uvicorn_redis(
+    redis_url: str = REDIS_URL, *, env: Mapping[str, str] | None = None
+) -> contextlib.AbstractContextManager[Target]:
     command = ["{python}", "-m", "uvicorn", "example_starlette.app:app", "--workers", str(WORKERS)]
     command += ["--host", "{host}", "--port", "{port}"]
-    return on_redis(command, name="starlette-uvicorn-redis", redis_url=redis_url)
+    return on_redis(command, name="starlette-uvicorn-redis", env=env, redis_url=redis_url)
 
 
-def flask_gunicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
+def flask_gunicorn_redis(
+    redis_url: str = REDIS_URL, *, env: Mapping[str, str] | None = None
+) -> contextlib.AbstractContextManager[Target]:
     return on_redis(
         gunicorn_command("example_flask.app:app", workers=WORKERS),
         name="flask-gunicorn-redis",
+        env=env,
         redis_url=redis_url,
     )
 
 
-def django_gunicorn_redis(redis_url: str = REDIS_URL) -> contextlib.AbstractContextManager[Target]:
+def django_gunicorn_redis(
+    redis_url: str = REDIS_URL, *, env: Mapping[str, str] | None = None
+) -> contextlib.AbstractContextManager[Target]:
     return on_redis(
         gunicorn_command("example_django.wsgi:application", workers=WORKERS),
         name="django-gunicorn-redis",
-        env={"DJANGO_SETTINGS_MODULE": "example_django.settings"},
+        env={"DJANGO_SETTINGS_MODULE": "example_django.settings", **(env or {})},
         redis_url=redis_url,
     )
 
