@@ -34,7 +34,8 @@ DEFAULT = ("starlette", "flask", "django-wsgi", "django-asgi")
 
 
 async def _first_event_ms(server: Server, n: int) -> float:
-    job = {"host": "127.0.0.1", "port": server.port, "mount": server.deployment.mount, "n": n, "timeout": 60}
+    job = {"kind": "stream", "host": "127.0.0.1", "port": server.port, "mount": server.deployment.mount}
+    job.update(n=n, timeout=60)
     result: dict[str, Any] = await _stream(job)
     if result["failures"] or result["first_event_ms"] is None:
         raise SystemExit(f"{server.deployment.name}: {result['errors']}")
