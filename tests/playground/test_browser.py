@@ -218,6 +218,12 @@ def test_a_late_cancel_answer_does_not_undo_the_streamed_end(playground: Playgro
     card = playground.send("too slow", "stream")
     card.get_by_role("button", name="Cancel").click()
     playground.status_of(card, "cancelled")
+    # The handler has the answer once route.fetch() returns, which can be after the stream's end
+    # reached the page; Playwright runs it only while this thread waits in a Playwright call.
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
     [(route, answer)] = held
     assert answer.json()["status"] == "cancelling"
     route.fulfill(response=answer)
