@@ -27,11 +27,12 @@ def flask_celery() -> Iterator[Target]:
     env = celery_env(REDIS_URL, ACP_STORE=store_url(prefix), ACP_DEMO_TOKENS="alice=token-a")
     try:
         with (
-            celery_workers(env, count=1),
+            celery_workers(env, count=1, wait=False) as workers,
             serve(
                 gunicorn_command("example_flask.app:app", workers=2), env=env, name="flask-celery"
             ) as target,
         ):
+            workers.wait_all()
             yield target
     finally:
         with contextlib.suppress(Exception):

@@ -80,6 +80,12 @@ class CeleryWorkers:
 
     def start(self, name: str) -> WorkerProcess:
         """Start one more worker named ``name`` and wait until it is ready."""
+        worker = self.spawn(name)
+        self.wait_ready(worker)
+        return worker
+
+    def spawn(self, name: str) -> WorkerProcess:
+        """Start one more worker named ``name``, without waiting for it (see :meth:`wait_ready`)."""
         fd, log_name = tempfile.mkstemp(prefix=f"acp-celery-{name}-", suffix=".log")
         log = Path(log_name)
         command = [
@@ -101,12 +107,20 @@ class CeleryWorkers:
             )
         worker = WorkerProcess(name, process, log)
         self.workers.append(worker)
+        return worker
+
+    def wait_ready(self, worker: WorkerProcess) -> None:
+        """Wait until ``worker`` takes jobs (fail if it exits or takes more than ``READY_TIMEOUT``)."""
         deadline = time.monotonic() + READY_TIMEOUT
         while not worker.ready():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ServerStartError(f"Celery worker {name} did not start:\n{log_tail(log)}")
+            if worker.process.poll() is not None or time.monotonic() > deadline:
+                raise ServerStartError(f"Celery worker {worker.name} did not start:\n{log_tail(worker.log)}")
             time.sleep(0.1)
-        return worker
+
+    def wait_all(self) -> None:
+        """Wait until every worker takes jobs."""
+        for worker in self.workers:
+            self.wait_ready(worker)
 
     def kill(self, worker: WorkerProcess, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the worker's process group (its pool's children too, for prefork)."""
@@ -132,10 +146,17 @@ class CeleryWorkers:
 
 @contextlib.contextmanager
 def celery_workers(
-    env: Mapping[str, str], *, count: int = WORKERS, pool: str = "threads", concurrency: int = CONCURRENCY
+    env: Mapping[str, str],
+    *,
+    count: int = WORKERS,
+    pool: str = "threads",
+    concurrency: int = CONCURRENCY,
+    wait: bool = True,
 ) -> Iterator[CeleryWorkers]:
-    """Start ``count`` Celery workers of the examples with ``env`` added to the environment; stop them
-    on exit (their logs are deleted unless a worker failed to start)."""
+    """Start ``count`` Celery workers of the examples with ``env`` added to the environment, all at
+    once, and wait until each is ready (unless ``wait`` is false: the caller then calls
+    :meth:`CeleryWorkers.wait_all`, having started its web server meanwhile); stop them on
+    exit (their logs are deleted unless a worker failed to start)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
@@ -143,7 +164,9 @@ def celery_workers(
     workers = CeleryWorkers(environment, pool=pool, concurrency=concurrency)
     try:
         for index in range(count):
-            workers.start(f"w{index + 1}-{uuid.uuid4().hex[:6]}")
+            workers.spawn(f"w{index + 1}-{uuid.uuid4().hex[:6]}")
+        if wait:
+            workers.wait_all()
         yield workers
     finally:
         workers.stop()
@@ -193,9 +216,12 @@ def starlette_celery(
     command += ["--host", "{host}", "--port", "{port}"]
     try:
         with (
-            celery_workers(environment, count=workers, pool=pool, concurrency=concurrency) as started,
+            celery_workers(
+                environment, count=workers, pool=pool, concurrency=concurrency, wait=False
+            ) as started,
             serve(command, env=environment, name="starlette-uvicorn-celery") as target,
         ):
+            started.wait_all()
             _describe(target, started, environment)
             target.extra.update(redis_url=redis_url, prefix=prefix)
             yield target
@@ -226,9 +252,10 @@ def django_celery(*, lease_ttl: float = 10.0, workers: int = WORKERS) -> Iterato
         command = gunicorn_command("example_django.wsgi:application", workers=2)
         try:
             with (
-                celery_workers(environment, count=workers) as started,
+                celery_workers(environment, count=workers, wait=False) as started,
                 serve(command, env=environment, name="django-gunicorn-postgres-celery") as target,
             ):
+                started.wait_all()
                 _describe(target, started, environment)
                 target.extra["database_url"] = url
                 yield target
