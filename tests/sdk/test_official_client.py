@@ -27,7 +27,7 @@ from acp_sdk.models import (
     TrajectoryMetadata,
 )
 
-from tests.deployments.base import Target
+from tests.deployments.base import TLS, Target
 from tests.helpers import DEMO_AGENTS
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +38,7 @@ FINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 @asynccontextmanager
 async def client_for(target: Target) -> AsyncIterator[Client]:
-    async with Client(base_url=target.base_url, timeout=TIMEOUT) as client:
+    async with Client(base_url=target.base_url, timeout=TIMEOUT, verify=TLS) as client:
         yield client
 
 
@@ -201,7 +201,7 @@ async def test_session_shared_by_two_servers(target: Target, second_server: Targ
     # The client forwards the session descriptor from one server to the next; each loads the other's
     # history over HTTP (each names the other's exact origin in ACP_TRUSTED_ORIGINS).
     a, b = target.base_url, second_server.base_url
-    async with Client(timeout=TIMEOUT) as client, client.session() as session:
+    async with Client(timeout=TIMEOUT, verify=TLS) as client, client.session() as session:
         first = await session.run_sync("one", agent="echo", base_url=a)
         on_b = await session.run_sync("two", agent="history-echo", base_url=b)
         assert on_b.status == RunStatus.COMPLETED, on_b.error

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from tests.deployments.base import HttpResult, Target, parse_sse
+from tests.deployments.base import TLS, HttpResult, Target, parse_sse
 from tests.helpers import TERMINAL, acp_error, check_event, output_texts, run_body, wait_for
 
 
@@ -20,7 +20,7 @@ def chunks_of(data: bytes, size: int = 1000) -> Iterator[bytes]:
 
 def post_chunked(target: Target, body: bytes) -> HttpResult:
     # An iterator body is sent with Transfer-Encoding: chunked and no Content-Length.
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(verify=TLS, timeout=60) as client:
         response = client.post(target.base_url + "/runs", content=chunks_of(body))
         headers = {name.lower(): value for name, value in response.headers.items()}
         return HttpResult(status=response.status_code, headers=headers, body=response.read())
@@ -39,7 +39,7 @@ def test_chunked_request_body_over_the_limit_is_413(target: Target) -> None:
 
 
 def test_keep_alive_connection_serves_requests_after_a_stream(target: Target) -> None:
-    with httpx.Client(base_url=target.base_url, timeout=30) as client:
+    with httpx.Client(base_url=target.base_url, timeout=30, verify=TLS) as client:
         for i in range(3):
             streamed = client.post("/runs", json=run_body("chunks", "20", mode="stream"))
             events, _ = parse_sse(streamed.content)
@@ -50,7 +50,7 @@ def test_keep_alive_connection_serves_requests_after_a_stream(target: Target) ->
 
 
 def test_run_goes_on_when_the_stream_client_goes_away(target: Target) -> None:
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(verify=TLS, timeout=30) as client:
         request = client.build_request(
             "POST", target.base_url + "/runs", json=run_body("slow-echo", "a", "b", mode="stream")
         )
@@ -75,7 +75,7 @@ def test_run_goes_on_when_the_stream_client_goes_away(target: Target) -> None:
 def test_many_clients_going_away_leave_the_server_healthy(target: Target) -> None:
     run_ids = []
     for i in range(10):
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(verify=TLS, timeout=30) as client:
             body = (
                 run_body("slow-echo", "a", "b", mode="stream")
                 if i % 2
