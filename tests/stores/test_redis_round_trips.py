@@ -323,7 +323,9 @@ async def test_a_write_by_another_process_is_read_from_redis_in_its_place(prefix
         await store.batcher.settle(run.run_id)
         await other.append_events(run.run_id, [event(2)])
         await other.batcher.settle(run.run_id)
-        assert await store.read_events(run.run_id, 0) == [first, event(1)]  # what it wrote, so far
+        # A follower reads what it wrote, so far; a one-shot read (the events list) reads Redis: all of it.
+        assert await store.read_events(run.run_id, 0, timeout=5) == [first, event(1)]
+        assert await store.read_events(run.run_id, 0) == [first, event(1), event(2)]
         assert await store.read_events(run.run_id, 2, timeout=5) == [event(2)]  # then Redis
         await store.append_events(run.run_id, [event(3)])
         await store.batcher.settle(run.run_id)

@@ -346,11 +346,13 @@ class DjangoStore(BatchedEventsStore):
     async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        log = self._logs.get(run_id)
-        if log is not None:  # created here: what is written is read here, not back from the database
+        # A follower (it waits) of a run created here reads what was written here, not back from the
+        # database; a one-shot read (the events list) reads the database, which has every event.
+        log = self._logs.get(run_id) if timeout > 0 else None
+        if log is not None:
             if len(log) > start:
                 return log[start:]
-            if timeout > 0 and await self.watcher.wait(run_id, EVENTS, start, timeout) and len(log) > start:
+            if await self.watcher.wait(run_id, EVENTS, start, timeout) and len(log) > start:
                 return log[start:]
             # The log stopped (another process wrote to the run; it ended) or nothing came: the database.
             timeout = max(0.0, deadline - loop.time())

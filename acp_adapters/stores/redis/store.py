@@ -311,10 +311,12 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         timeout: float = 0.0,
     ) -> list[EventRecord]:
         run_key, key, _ = self._run_keys(run_id)
-        log = self._logs.get(run_id)
+        # A follower (it waits) of a run written here reads what was written here; a one-shot read (the
+        # events list) reads Redis, which has every event, whoever wrote it.
+        log = self._logs.get(run_id) if timeout > 0 else None
         if log is not None and len(log) > start:  # written here: no need to read them back
             return log[start:]
-        if log is not None and timeout > 0:
+        if log is not None:
             return await self._wait_for_events(run_id, key, start, timeout, log)
         entries = await self._redis.script("READ_EVENTS", [key, run_key], [f"0-{start + 1}", "0"])
         if entries or timeout <= 0 or entries is None:  # None: the run is gone
