@@ -13,7 +13,7 @@ import asyncio
 import collections
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any
 
 import pytest
@@ -49,11 +49,22 @@ class CountingConnection(Connection):
     scripts: collections.Counter[str] = collections.Counter()
     _handshake = False
 
+    # redis-py 5.0 opens a connection with on_connect(); 5.3 and later with on_connect_check_health(), which
+    # their on_connect() also calls: count whichever comes first, once.
+    async def on_connect(self) -> None:
+        await self._handshaking(super().on_connect())
+
     async def on_connect_check_health(self, check_health: bool = True) -> None:
+        await self._handshaking(super().on_connect_check_health(check_health))
+
+    async def _handshaking(self, step: Awaitable[None]) -> None:
+        if self._handshake:
+            await step
+            return
         CountingConnection.tally["connections"] += 1
         self._handshake = True
         try:
-            await super().on_connect_check_health(check_health)
+            await step
         finally:
             self._handshake = False
 
