@@ -14,6 +14,10 @@ Rules this module keeps:
 * Cancel and resume reach a run executed in this process directly; with a shared store they may come
   from any process, through the store's signals, which a run listens for once it has executed for
   :data:`LISTEN_AFTER` (a signal sent before waits in the store).
+* A run nobody else can know of before its answer (a sync run without a session or an
+  ``Idempotency-Key``, on a shared store) is written to the store with its first write of its own (its
+  ending, its await) or once it has executed for :data:`LISTEN_AFTER`, whichever comes first
+  (:mod:`.run_writes`): a short sync run is one store write.
 * A stream run's agent starts once its stream's first event has been taken (its reader asks for
   the next), or :data:`STREAM_START_WAIT` after its creation if nobody reads: until the answer's
   headers and first event have left, the loop is the server's (Django's middleware hops back to it
@@ -67,6 +71,7 @@ STREAM_START_WAIT = 0.2
 #: Seconds a run executes before its listener for signals from other processes (a shared store's
 #: cancel and resume) starts: a short run ends before, and so costs no listener (a task, a wait
 #: registered in the store). A signal sent meanwhile waits in the store and is taken at the start.
+#: A run whose creation waits for its first write (see the rules) is written then too.
 LISTEN_AFTER = 0.05
 
 
@@ -218,13 +223,18 @@ class RunEngine:
             created = run.model_copy(update={"output": []})  # the answer's: ``run`` moves on
             # Executed here at once: created in progress, its creation and its start one store step.
             start = starting(run, run_json)
-            started = await self.store.create_and_transition(
-                RunRecord(run=run, owner=owner), first, start.changes, events=[start.event]
-            )
+            later = self._writes_creation_later(request, run_id)
+            if later:  # (see the rules): written with the run's first write
+                record = RunRecord(run=run.model_copy(update={"output": []}), owner=owner)
+                started = True
+            else:
+                started = await self.store.create_and_transition(
+                    RunRecord(run=run, owner=owner), first, start.changes, events=[start.event]
+                )
             if started:
                 for name, value in start.changes.items():  # (the memory store shares ``run``)
                     setattr(run, name, value)
-            if self.store.shared:
+            if self.store.shared and not later:
                 await self.store.renew_leases([run.run_id], self.settings.lease_ttl)
         except BaseException:
             self.active.give_back(agent, owner)
@@ -242,6 +252,8 @@ class RunEngine:
             self._host, agent, run, run_json, request.input, session_context, owner, record_session
         )
         execution.started = started
+        if later:
+            execution.writes.defer_creation(record, first, start.changes, [start.event])
         execution.log_bytes = len(first.data)
         if started:  # (its run.in-progress is logged too)
             execution.log_bytes += len(start.event.data)
@@ -255,6 +267,18 @@ class RunEngine:
             execution.task = self._spawn(self._execute(execution))
         execution.deadline_tick = self._deadlines.watch(self._loop, execution)
         return created
+
+    def _writes_creation_later(self, request: RunCreateRequest, run_id: uuid.UUID | None) -> bool:
+        """Whether a new run's creation waits for its first write (see the rules): a sync run on a
+        shared store whose id nobody else can know before its answer (no ``Idempotency-Key`` fixed
+        it) and that names no session (the session's other requests could find it)."""
+        return (
+            self.store.shared
+            and request.mode is RunMode.SYNC
+            and run_id is None
+            and request.session is None
+            and request.session_id is None
+        )
 
     def _start(self, run_id: uuid.UUID) -> None:
         """Start the agent of a stream run created here, if it waits for that (see the rules)."""
@@ -295,12 +319,15 @@ class RunEngine:
         starting = asyncio.get_running_loop().call_later(LISTEN_AFTER, listen) if self.store.shared else None
         try:
             await execution.execute()
-        except Exception:  # a bug, or a store down for longer than a run waits for it
-            logger.exception("run %s stopped before it could record its outcome", run_id)
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable):  # down for longer than the run waits for it
+                logger.warning("run %s could not record its outcome: %s", run_id, exc)
+            else:  # a bug
+                logger.exception("run %s stopped before it could record its outcome", run_id)
             try:
                 await self._fail(run_id, "the run stopped unexpectedly")
-            except Exception as exc:
-                logger.warning("run %s: could not mark it failed either: %s", run_id, exc)
+            except Exception as again:
+                logger.warning("run %s: could not mark it failed either: %s", run_id, again)
         finally:
             if starting is not None:
                 starting.cancel()
@@ -311,7 +338,14 @@ class RunEngine:
                 execution.settled.set_result(None)
 
     async def _listen(self, execution: RunExecution) -> None:
-        """Pass signals from other processes to a run executing here."""
+        """Pass signals from other processes to a run executing here (once it is in the store)."""
+        if execution.writes.unwritten:
+            try:
+                await execution.writes.write_creation()
+                await self.store.renew_leases([execution.run.run_id], self.settings.lease_ttl)
+            except StoreUnavailable as exc:  # its creation goes with its next write
+                logger.warning("run %s: could not record it yet: %s", execution.run.run_id, exc)
+                return
         while True:
             signal = await self.store.receive_signal(execution.run.run_id)
             if signal.kind == "cancel":
@@ -410,7 +444,10 @@ class RunEngine:
         interval = max(self.settings.lease_ttl / 3, 0.05)
         while True:
             try:
-                await self.store.renew_leases(list(self._executions), self.settings.lease_ttl)
+                executing = [
+                    key for key, execution in self._executions.items() if not execution.writes.unwritten
+                ]
+                await self.store.renew_leases(executing, self.settings.lease_ttl)
                 for run_id in await self.store.find_lost_runs():
                     if run_id not in self._executions:
                         await self._fail(run_id, "the worker running this run was lost", lost=True)

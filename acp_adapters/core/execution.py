@@ -11,8 +11,9 @@ Rules this module keeps:
   events that are serialised once and appended to the store's log.
 * The agent is called by :mod:`.agent_calls` (sync agents in the engine's bounded thread pool); a
   cancel interrupts an async agent where it awaits, a sync one at its next hand-over.
-* Status changes go through ``Store.update_run`` with the statuses they expect: a run a client
-  cancels meanwhile ends ``cancelled``, whatever the agent was doing.
+* Status changes go through ``Store.transition`` with the statuses they expect: a run a client
+  cancels meanwhile ends ``cancelled``, whatever the agent was doing. Every store write of the run goes
+  through its :class:`~.run_writes.RunWrites` (which may hold its creation until its first write).
 * Limits fail a run, they never stop the server: past ``max_run_duration`` the agent is stopped as by
   a cancel and the run is failed at once, even if the agent holds on; an event
   that would take the run's log past ``max_run_log_bytes`` (or the active runs' past
@@ -54,6 +55,7 @@ from .models import (
     utc_now,
 )
 from .run_reports import RunReports
+from .run_writes import RunWrites
 from .settings import Settings
 from .store import EventRecord, Store, StoreUnavailable
 
@@ -104,6 +106,8 @@ class RunExecution:
     ) -> None:
         self.host = host
         self.store: Store = host.store
+        #: Its store writes (its creation among them, when the engine leaves that for its first write).
+        self.writes = RunWrites(host.store, run.run_id)
         self.agent = agent
         self.run = run
         self._json = run_json
@@ -364,10 +368,7 @@ class RunExecution:
         """Append the events; ``with_output``: and the run's output as it is now (its messages complete),
         which a store that writes events behind writes with them, or with the run's next write if that
         comes first (a short run's ending: one write for its last message and its end)."""
-        if with_output:
-            await self.store.append_and_update(self.run.run_id, events, {"output": list(self.run.output)})
-        else:
-            await self.store.append_events(self.run.run_id, events)
+        await self.writes.append(events, list(self.run.output) if with_output else None)
         self.event_count += len(events)
         self._emitted += len(events)
         if self._emitted >= _EVENTS_PER_TURN:
@@ -424,7 +425,7 @@ class RunExecution:
         charged = event is not None and event.type not in ENDING_EVENTS
         if charged:
             self._charge(events)
-        record = await self.store.transition(self.run.run_id, changes, expect=expect, events=events)
+        record = await self.writes.transition(changes, expect, events)
         if record is None:
             if charged:
                 self._add_bytes(-len(events[0].data))
@@ -438,7 +439,7 @@ class RunExecution:
         return True
 
     async def _status_is(self, expect: frozenset[RunStatus] | set[RunStatus]) -> bool:
-        return await self.store.update_run(self.run.run_id, {}, expect=expect) is not None
+        return await self.writes.update({}, expect) is not None
 
     async def _finish(self, status: RunStatus, error: Error | None = None) -> bool:
         end = ending(self.run, status, error, run_json=self._json, with_output=True)
@@ -453,7 +454,9 @@ class RunExecution:
             try:
                 ended = await self._store_step(end.changes, expect, end.event)
             except StoreUnavailable as exc:
-                if waited >= _FINISH_RETRY_FOR:
+                # A run the store does not have yet (see .run_writes) waits for nobody but its caller,
+                # who gets the store's 503 now, as its creation would have given.
+                if waited >= _FINISH_RETRY_FOR or self.writes.unwritten:
                     raise
                 logger.warning(
                     "run %s: could not record that it %s (%s); trying again in %.2g s",

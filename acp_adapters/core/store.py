@@ -167,7 +167,9 @@ class Store(ABC):
     ) -> bool:
         """Store a new run with its first event, and move it at once: :meth:`create_run`, then
         :meth:`transition` with ``changes`` and ``events`` from the status it was created in (the engine
-        creates a run it executes at once already ``in-progress``). Returns whether the move applied.
+        creates a run it executes at once already ``in-progress``; a short sync run, already ended or
+        awaiting, with every event it wrote: see :mod:`~acp_adapters.core.run_writes`). Returns whether
+        the move applied.
 
         The log starts with ``first_event`` then ``events``, as if the two steps were taken. This
         default takes them one after the other (a reader may see the run as created in between, and

@@ -336,6 +336,37 @@ class StoreConformance:
         await store.append_events(run.run_id, [event(2)])
         assert await settled(other, run.run_id, 3) == [first, started, event(2)]
 
+    async def test_create_and_transition_may_create_a_run_already_ended(self, stores: StoreScope) -> None:
+        """A short run written once, at its end (see :mod:`acp_adapters.core.run_writes`): stored ended
+        with every event, it holds no lease, refuses moves, and is kept as any finished run."""
+        store = await stores.open(max_finished_runs=2, lease_ttl=0.3)
+        other = await stores.open(max_finished_runs=2, lease_ttl=0.3)
+        runs = []
+        for i in range(3):
+            run = Run(agent_name="echo")
+            output = [Message(role="agent/echo", parts=[MessagePart(content=f"m{i}")])]
+            changes = {"status": RunStatus.COMPLETED, "output": output, "finished_at": utc_now()}
+            moved, ended = (
+                run.model_copy(update={"status": RunStatus.IN_PROGRESS}),
+                run.model_copy(update=changes),
+            )
+            events = [run_event("run.in-progress", moved), event(2), run_event("run.completed", ended)]
+            first = run_event("run.created", run)
+            assert await store.create_and_transition(RunRecord(run, "alice"), first, changes, events=events)
+            record = await other.get_run(run.run_id)
+            assert record is not None and record.owner == "alice"
+            assert record.run.status is RunStatus.COMPLETED
+            assert [m.model_dump(mode="json") for m in record.run.output] == [
+                m.model_dump(mode="json") for m in output
+            ]
+            assert await other.read_events(run.run_id, 0) == [first, *events]
+            assert await other.update_run(run.run_id, {"status": RunStatus.CANCELLING}, expect=ACTIVE) is None
+            runs.append(run)
+            await asyncio.sleep(0.01)  # distinct finishing times
+        await asyncio.sleep(0.5)  # past the lease a run still going would have held
+        assert await other.find_lost_runs() == []
+        assert [run for run in runs if await other.get_run(run.run_id) is not None] == runs[1:]
+
     async def test_append_and_update_writes_the_changes_with_or_after_the_events(
         self, stores: StoreScope
     ) -> None:

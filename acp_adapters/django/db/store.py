@@ -240,6 +240,11 @@ class DjangoStore(BatchedEventsStore):
         now = self._now()
         run_id = record.run.run_id
         seen = await self._query(db_ops.create_run, record, events, now, self.lease_ttl, self.worker)
+        if record.run.status in ENDED:  # a short run written once, at its end: nothing to keep of it
+            self._bytes_since_trim += sum(len(event.data) for event in events)
+            self._finished_since_trim += 1
+            await self._trim_if_due()
+            return
         self._remember(run_id, seen)
         # The lease just written is this process's: the engine's renewal right after creating the run
         # (and the first look for signals, none yet) need no query.

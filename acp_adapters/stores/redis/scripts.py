@@ -21,6 +21,7 @@ __all__ = [
     "APPEND_EVENTS",
     "CLAIM_KEY",
     "CLAIM_SESSION",
+    "CREATE_ENDED_RUN",
     "CREATE_RUN",
     "EXTEND_SESSION",
     "FIND_LOST_RUNS",
@@ -169,6 +170,29 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+)
+
+#: KEYS: run hash, events stream, signals list, then the bookkeeping (see ``_RETAIN``).
+#: ARGV: the bookkeeping, run id, retention ms, number of events, their type, data, ..., then field,
+#: value, ... (the run as it ended). A run created already ended (a short run written once, at its end):
+#: ``CREATE_RUN`` and the ending of ``UPDATE_RUN`` in one step; no lease, and it is an item at once.
+CREATE_ENDED_RUN = (
+    _NOW_MS
+    + _RETAIN
+    + """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local fields = 8 + 2 * tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], unpack(ARGV, fields))
+for i = 8, fields - 1, 2 do
+  redis.call('XADD', KEYS[2], '0-' .. ((i - 6) / 2), 't', ARGV[i], 'd', ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('ZADD', book.finished, now, ARGV[5])
+retain('run:' .. ARGV[5], usage(KEYS[1], KEYS[2], KEYS[3]), tonumber(ARGV[6]))
+trim()
 return 1
 """
 )

@@ -209,16 +209,42 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         events: Sequence[EventRecord],
     ) -> bool:
         # One script: the run is stored as moved, its log starts with both events.
-        await self._create_run(record, [first_event, *events], changes)
+        status = changes.get("status", record.run.status)
+        if RunStatus(status) in ENDED:  # a short run written once, at its end
+            await self._create_ended_run(record, [first_event, *events], changes)
+        else:
+            await self._create_run(record, [first_event, *events], changes)
         return True
+
+    @staticmethod
+    def _fields(record: RunRecord, changes: Mapping[str, Any]) -> list[Any]:
+        """The hash fields of a new run: the run as moved by ``changes``, its worker and owner."""
+        fields = [*encode_run_fields({**dict(record.run), **changes}), WORKER_FIELD, worker_name()]
+        if record.owner is not None:
+            fields += [OWNER_FIELD, record.owner]
+        return fields
+
+    async def _create_ended_run(
+        self, record: RunRecord, events: Sequence[EventRecord], changes: Mapping[str, Any]
+    ) -> None:
+        run_key, events_key, signals_key = self._run_keys(record.run.run_id)
+        fields = self._fields(record, changes)
+        args: list[Any] = [
+            *self._book_args(),
+            str(record.run.run_id),
+            milliseconds(self.retention),
+            len(events),
+        ]
+        for event in events:
+            args += [event.type, event.data]
+        keys = [run_key, events_key, signals_key, *self._book_keys()]
+        await self._redis.script("CREATE_ENDED_RUN", keys, args + fields)
 
     async def _create_run(
         self, record: RunRecord, events: Sequence[EventRecord], changes: Mapping[str, Any]
     ) -> None:
         run_key, events_key, _ = self._run_keys(record.run.run_id)
-        fields = [*encode_run_fields({**dict(record.run), **changes}), WORKER_FIELD, worker_name()]
-        if record.owner is not None:
-            fields += [OWNER_FIELD, record.owner]
+        fields = self._fields(record, changes)
         args: list[Any] = [str(record.run.run_id), self._live_ttl, milliseconds(self.lease_ttl), len(events)]
         for event in events:
             args += [event.type, event.data]
