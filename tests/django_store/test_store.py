@@ -345,3 +345,24 @@ async def test_a_run_whose_output_holds_nul_is_kept(make_store: StoreFactory) ->
     assert await store.update_run(run.run_id, {"status": RunStatus.COMPLETED, "output": output}) is not None
     record = await other.get_run(run.run_id)
     assert record is not None and record.run.output[0].parts[0].content == "before\x00after"
+
+
+async def test_a_query_that_completes_as_its_task_is_cancelled_still_cancels_the_task(
+    make_store: StoreFactory,
+) -> None:
+    """The task's cancellation wins over the query's result, whatever the Python: with
+    ``asyncio.wait_for`` as the deadline, Python 3.10 and 3.11 returned the result and dropped the
+    cancellation when both came in the same turn of the loop (an engine's lease keeper then never
+    stopped, and closing the engine waited for it forever)."""
+    store = make_store()
+    loop = asyncio.get_running_loop()
+    task: asyncio.Task[int] | None = None
+
+    def query(using: str) -> int:
+        assert task is not None
+        loop.call_soon_threadsafe(task.cancel)  # queued before the query's result
+        return 1
+
+    task = asyncio.ensure_future(store._query(query))
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+import anyio
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
@@ -200,8 +201,8 @@ class DjangoStore(BatchedEventsStore):
         if self.listens and not self.watcher.notified:
             self._connected = asyncio.Event()
             self._ensure_listening()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._connected.wait(), self.timeout)
+            with anyio.move_on_after(self.timeout):
+                await self._connected.wait()
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -348,7 +349,12 @@ class DjangoStore(BatchedEventsStore):
         self._logs.written(run_id, events, count)
         self.watcher.changed(run_id, EVENTS, count)
 
-    async def read_events(self, run_id: uuid.UUID, start: int, timeout: float = 0.0) -> list[EventRecord]:
+    async def read_events(
+        self,
+        run_id: uuid.UUID,
+        start: int,
+        timeout: float = 0.0,  # noqa: ASYNC109 - the Store interface's
+    ) -> list[EventRecord]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         # A follower (it waits) of a run created here reads what was written here, not back from the
@@ -545,9 +551,13 @@ class DjangoStore(BatchedEventsStore):
         # store's threads need none of what it adds: they hold their own connections).
         call = functools.partial(contextvars.copy_context().run, self._run_query, query, retry)
         running = asyncio.get_running_loop().run_in_executor(self._pool(), call)
+        # anyio's deadline, not asyncio.wait_for: on Python 3.10 and 3.11 that returns the result of a
+        # query that completes as its task is cancelled, and swallows the cancellation (the engine's
+        # lease keeper then never stopped, and its close waited for it forever).
         try:
-            return await asyncio.wait_for(running, self.timeout)
-        except asyncio.TimeoutError:
+            with anyio.fail_after(self.timeout):
+                return await running
+        except TimeoutError:
             raise StoreUnavailable(f"the database did not answer within {self.timeout:g}s") from None
 
     def _run_query(self, query: Callable[[], T], retry: bool) -> T:

@@ -22,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
+import anyio
+
 __all__ = ["EVENTS", "SIGNALS", "ChangeWatcher", "Counters"]
 
 logger = logging.getLogger("acp_adapters.django.store")
@@ -65,7 +67,13 @@ class ChangeWatcher:
         # the poll (the change's notification came between its read and its registration).
         self._latest: OrderedDict[uuid.UUID, list[int]] = OrderedDict()
 
-    async def wait(self, run_id: uuid.UUID, kind: int, seen: int, timeout: float | None) -> bool:
+    async def wait(
+        self,
+        run_id: uuid.UUID,
+        kind: int,
+        seen: int,
+        timeout: float | None,  # noqa: ASYNC109 - a deadline its callers compute
+    ) -> bool:
         """Wait until the run's ``kind`` count is above ``seen`` (or the run is gone).
 
         Returns ``False`` if ``timeout`` seconds passed first.
@@ -84,11 +92,9 @@ class ChangeWatcher:
             if timeout is None:
                 await waiter.woken.wait()
                 return True
-            try:
-                await asyncio.wait_for(waiter.woken.wait(), timeout)
-            except asyncio.TimeoutError:
-                return False
-            return True
+            with anyio.move_on_after(timeout):  # (cancel-safe, unlike wait_for on Python 3.10 and 3.11)
+                await waiter.woken.wait()
+            return waiter.woken.is_set()
         finally:
             waiters = self._waiters.get(run_id)
             if waiters is not None:
