@@ -384,8 +384,11 @@ class RunExecution:
             raise RunCancelled()
         timeout = self.host.settings.await_timeout
         try:
-            payload = await asyncio.wait_for(asyncio.shield(self.resume), timeout)
-        except asyncio.TimeoutError:
+            # (anyio's deadline: asyncio.wait_for on Python 3.10 and 3.11 may drop the run task's
+            # cancellation when a resume comes in the same turn, and the run would outlive its engine)
+            with anyio.fail_after(timeout):
+                payload = await asyncio.shield(self.resume)
+        except TimeoutError:
             # Claim the await as a resume would, so that a resume racing the timeout gets a 409.
             claimed = {"status": RunStatus.IN_PROGRESS}
             if await self._transition(claimed, {RunStatus.AWAITING}, announce=False):
