@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from acp_adapters import ACPService, AgentRegistry, Context, Settings
-from acp_adapters.core.http import Request, Response
+from acp_adapters.core.http import Response
 from acp_adapters.core.models import Message, MessageAwaitRequest, MessageAwaitResume
+from tests.engine.conftest import call as service_call
 from tests.helpers import resume_body, run_body
 from tests.stores.backends import StoreScope
 
@@ -56,8 +57,7 @@ def registry() -> AgentRegistry:
 
 
 async def call(service: ACPService, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else b""
-    response = await service.handle(Request(method, path, "http://test/acp", "", {}, data, None))
+    response = await service_call(service, method, path, body, headers={})
     assert isinstance(response, Response)
     return response.status, json.loads(response.body) if response.body else None
 

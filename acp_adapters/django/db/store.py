@@ -243,8 +243,7 @@ class DjangoStore(BatchedEventsStore):
         seen = await self._query(db_ops.create_run, record, events, now, self.lease_ttl, self.worker)
         if record.run.status in ENDED:  # a short run written once, at its end: nothing to keep of it
             self._bytes_since_trim += sum(len(event.data) for event in events)
-            self._finished_since_trim += 1
-            await self._trim_if_due()
+            await self._finished()
             return
         self._remember(run_id, seen)
         # The lease just written is this process's: the engine's renewal right after creating the run
@@ -300,8 +299,7 @@ class DjangoStore(BatchedEventsStore):
             self._no_signal_yet.discard(run_id)
             self._logs.forget(run_id)
             if "status" in changes:
-                self._finished_since_trim += 1
-                await self._trim_if_due()
+                await self._finished()
         else:
             self._remember(run_id, written)
         return record
@@ -311,6 +309,11 @@ class DjangoStore(BatchedEventsStore):
         self._seen.move_to_end(run_id)
         if len(self._seen) > 10_000:
             self._seen.popitem(last=False)
+
+    async def _finished(self) -> None:
+        """A run has ended in this process: it counts towards the next trim."""
+        self._finished_since_trim += 1
+        await self._trim_if_due()
 
     async def _trim_if_due(self) -> None:
         """:meth:`trim` once this process has finished a tenth of ``max_finished_runs`` runs or written a

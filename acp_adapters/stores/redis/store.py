@@ -234,9 +234,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             str(record.run.run_id),
             milliseconds(self.retention),
             len(events),
+            *_event_args(events),
         ]
-        for event in events:
-            args += [event.type, event.data]
         keys = [run_key, events_key, signals_key, *self._book_keys()]
         await self._redis.script("CREATE_ENDED_RUN", keys, args + fields)
 
@@ -246,8 +245,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
         run_key, events_key, _ = self._run_keys(record.run.run_id)
         fields = self._fields(record, changes)
         args: list[Any] = [str(record.run.run_id), self._live_ttl, milliseconds(self.lease_ttl), len(events)]
-        for event in events:
-            args += [event.type, event.data]
+        args += _event_args(events)
         # Its signals are heard from before it exists: its worker need not look for any when it starts.
         run_id = record.run.run_id
         token = self._redis.notifier.expect(str(run_id))
@@ -299,8 +297,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             self._redis.channel("events", run_id),
             len(queued),
         ]
-        for event in queued:
-            args += [event.type, event.data]
+        args += _event_args(queued)
         args += [
             len(queued_fields),
             *queued_fields,
@@ -309,8 +306,7 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             len(fields),
             *fields,
         ]
-        for event in events:
-            args += [event.type, event.data]
+        args += _event_args(events)
         keys = [*self._run_keys(run_id), self._key("leases"), *self._book_keys()]
         reply = await self._redis.script("UPDATE_RUN", keys, args)
         applied = bool(reply) and len(reply) > 1
@@ -483,3 +479,8 @@ class RedisStore(RedisSessions, BatchedEventsStore):
             if gone:
                 await client.zrem(self._key("leases"), *gone)
         return lost
+
+
+def _event_args(events: Sequence[EventRecord]) -> list[Any]:
+    """Events as a script's arguments: type, data, type, data, ..."""
+    return [item for event in events for item in (event.type, event.data)]
